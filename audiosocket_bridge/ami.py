@@ -1,0 +1,275 @@
+"""AMI sink and listener: transcripts out to Asterisk, call registrations in.
+
+Out (per call, on the call's channel from the CallDirectory):
+  every final  -> Setvar TRANSCRIPT_FULL_n (changed parts only), TRANSCRIPT_PARTS,
+                  TRANSCRIPT_SEGMENTS, TRANSCRIPT (latest utterance, set last),
+                  then `UserEvent: Transcript` (Final: 1)
+  partials     -> `UserEvent: Transcript` (Final: 0), if enabled for the call
+  call end     -> `UserEvent: TranscriptEnd`
+In: `UserEvent: AudioSocketStart` events (dialplan UserEvent() app; needs read
+class `user`) register uuid -> channel + options in the CallDirectory.
+
+One sender thread owns the AMI session. Sink methods only enqueue (never
+block the event loop). While AMI is down, items wait in the Outbox (see its
+drop policy) and the thread reconnects with exponential backoff.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+from whisper.stream_types import TranscriptEvent
+
+from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
+from .ami_outbox import Outbox, OutboxItem
+from .ami_protocol import (START_EVENT, AmiLineTooLong, CallCaptionState, caption_event, end_event,
+                           registration_from_event)
+from .directory import CallDirectory, Registration
+from .sinks import CallInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "transcriber"
+    secret: str = field(default="", repr=False)  # never logged
+    partials: bool = False  # bridge default for partial captions; per-call option overrides
+    events: str = "user"  # Login `Events:` mask: only what the listener needs
+    connect_timeout_s: float = 5.0
+    action_timeout_s: float = 5.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_pending: int = 2000  # outbox bound, enforced on partial captions only
+    drain_timeout_s: float = 5.0  # on close: time to flush what is queued
+
+    @classmethod
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "AmiConfig":
+        """AMI_HOST, AMI_PORT, AMI_USERNAME, AMI_SECRET (or AMI_SECRET_FILE); overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict = {}
+        for key, name, convert in (("host", "AMI_HOST", str), ("port", "AMI_PORT", int),
+                                   ("username", "AMI_USERNAME", str), ("secret", "AMI_SECRET", str)):
+            if env.get(name):
+                values[key] = convert(env[name])
+        if "secret" not in values and env.get("AMI_SECRET_FILE"):
+            with open(env["AMI_SECRET_FILE"], encoding="utf-8") as handle:
+                values["secret"] = handle.read().strip()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+class Backoff:
+    """Exponential reconnect delay: initial, 2x, 4x, ... capped at max."""
+
+    def __init__(self, initial_s: float, max_s: float) -> None:
+        self.initial_s, self.max_s = initial_s, max_s
+        self._next_s = initial_s
+
+    def next_delay_s(self) -> float:
+        delay, self._next_s = self._next_s, min(self.max_s, self._next_s * 2)
+        return delay
+
+    def reset(self) -> None:
+        self._next_s = self.initial_s
+
+
+class AmiSink:
+    """A Sink (see sinks.py). ``start()`` is synchronous; ``close()`` is async."""
+
+    def __init__(self, config: AmiConfig, directory: CallDirectory, *,
+                 connection_factory: Optional[Callable[[], AmiConnection]] = None) -> None:
+        self.config = config
+        self.directory = directory
+        self.counters: Counter = Counter()
+        self.state = "idle"  # idle | connecting | connected | down | auth-failed | closed
+        self.last_error: Optional[str] = None
+        self._factory = connection_factory or (lambda: AmiConnection(
+            connect_timeout_s=config.connect_timeout_s, action_timeout_s=config.action_timeout_s))
+        self._outbox = Outbox(config.max_pending)
+        self._calls: dict[str, CallCaptionState] = {}  # event-loop thread only
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._drain_deadline = 0.0
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ami-sink", daemon=True)
+            self._thread.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    @property
+    def pending(self) -> int:
+        return len(self._outbox)
+
+    # -- Sink
+    async def call_started(self, call: CallInfo) -> None:
+        self._calls.setdefault(call.uuid, CallCaptionState())
+
+    async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
+        try:
+            self._enqueue_transcript(call, event)
+        except Exception:
+            log.exception("AMI sink: could not queue %s for call %s", event.kind, call.uuid)
+
+    async def call_ended(self, call: CallInfo) -> None:
+        state = self._calls.pop(call.uuid, CallCaptionState())
+        channel = self._registration(call).channel
+        self._outbox.put(OutboxItem(call.uuid, [end_event(call.uuid, channel, len(state.finals),
+                                                          call.end_reason)], final=True))
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close_sync)
+
+    def close_sync(self) -> None:
+        self._drain_deadline = time.monotonic() + self.config.drain_timeout_s
+        self._stop.set()
+        self._outbox.wake()
+        if self._thread is not None:
+            self._thread.join(self.config.drain_timeout_s + self.config.connect_timeout_s + 2.0)
+        unsent = self._outbox.finals_pending()
+        if unsent:
+            log.warning("AMI sink closed with %d final item(s) unsent (transcripts are in storage)",
+                        unsent)
+        self._log_drop_counts()
+
+    # -- queueing (event-loop thread)
+    def _enqueue_transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
+        registration = self._registration(call)
+        speaker = getattr(registration.options, "speaker", None)
+        caption = caption_event(call.uuid, registration.channel, event, speaker)
+        if event.is_final:
+            state = self._calls.setdefault(call.uuid, CallCaptionState())
+            actions = state.final_setvars(registration.channel, event.text) + [caption]
+            self._outbox.put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
+        elif self._partials_enabled(registration):
+            self._outbox.put(OutboxItem(call.uuid, [caption], final=False,
+                                        segment=event.segment_index))
+
+    def _registration(self, call: CallInfo) -> Registration:
+        found = self.directory.get(call.uuid)
+        return found if found is not None and found.channel else call.registration
+
+    def _partials_enabled(self, registration: Registration) -> bool:
+        per_call = registration.options.partials
+        return self.config.partials if per_call is None else per_call
+
+    # -- sender thread
+    def _run(self) -> None:
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+        while not self._finished():
+            connection = self._open_session()
+            if connection is None:
+                if self._stop.is_set():
+                    break  # closing while AMI is down: nothing more can be delivered
+                self._stop.wait(backoff.next_delay_s())
+                continue
+            backoff.reset()
+            self._pump(connection)
+            self._connected.clear()
+            connection.close()
+        self.state = "closed"
+
+    def _finished(self) -> bool:
+        return self._stop.is_set() and (not len(self._outbox)
+                                        or time.monotonic() > self._drain_deadline)
+
+    def _open_session(self) -> Optional[AmiConnection]:
+        cfg = self.config
+        self.state = "connecting"
+        connection = self._factory()
+        connection.register_event("UserEvent", self._on_user_event)
+        try:
+            connection.connect(cfg.host, cfg.port)
+            connection.login(cfg.username, cfg.secret, events=cfg.events)
+        except ManagerAuthException as exc:
+            self._fail("auth-failed", f"AMI login as {cfg.username!r} at {cfg.host}:{cfg.port} "
+                       f"rejected: {exc} (check manager.conf secret/permit/read/write)")
+            connection.close()
+            return None
+        except ManagerException as exc:
+            self._fail("down", f"AMI at {cfg.host}:{cfg.port} unavailable: {_reason(exc)}")
+            connection.close()
+            return None
+        self.counters["sessions"] += 1
+        log.info("AMI connected to %s:%d as %r (%d item(s) pending)", cfg.host, cfg.port,
+                 cfg.username, len(self._outbox))
+        self._log_drop_counts()
+        self.state, self.last_error = "connected", None
+        self._connected.set()
+        return connection
+
+    def _fail(self, state: str, message: str) -> None:
+        if message != self.last_error:  # once per failure streak, not per retry
+            (log.error if state == "auth-failed" else log.warning)("%s", message)
+        self.counters[state] += 1
+        self.state, self.last_error = state, message
+
+    def _pump(self, connection: AmiConnection) -> None:
+        while connection.connected() and not self._finished():
+            item = self._outbox.get(timeout_s=0.2)
+            if item is not None and not self._send_item(connection, item):
+                self._outbox.put_back(item)
+                return
+
+    def _send_item(self, connection: AmiConnection, item: OutboxItem) -> bool:
+        """False if the session failed; `item.next_index` marks where to resume."""
+        for action in item.pending_actions:
+            try:
+                response = connection.send_action(action)
+            except AmiLineTooLong:
+                log.exception("AMI action skipped")
+                self.counters["skipped"] += 1
+            except (ManagerException, AmiTimeout) as exc:
+                log.warning("AMI session lost while sending %s: %s", action.get("Action"),
+                            _reason(exc))
+                return False
+            else:
+                self._count_response(action, response)
+            item.next_index += 1
+        return True
+
+    def _count_response(self, action: dict, response) -> None:
+        if response.get_header("Response") == "Success":
+            self.counters["sent"] += 1
+            return
+        # e.g. "No such channel" once the call has hung up: expected, not retried
+        self.counters["rejected"] += 1
+        log.debug("AMI %s %s rejected: %s", action.get("Action"), action.get("Variable", ""),
+                  response.get_header("Message"))
+
+    def _log_drop_counts(self) -> None:
+        stats = self._outbox.stats
+        if stats.dropped_partials or stats.superseded_partials or stats.finals_over_bound:
+            log.info("AMI outbox: %d partial(s) dropped, %d superseded, %d final(s) over bound, "
+                     "max depth %d", stats.dropped_partials, stats.superseded_partials,
+                     stats.finals_over_bound, stats.max_depth)
+
+    # -- listener (AMI event thread)
+    def _on_user_event(self, event, _manager) -> None:
+        try:
+            registration = registration_from_event(event.headers)
+        except ValueError as exc:
+            log.warning("ignoring malformed %s event: %s", START_EVENT, exc)
+            return
+        if registration is not None:
+            self.directory.register(registration)
+            self.counters["registrations"] += 1
+            log.info("registered call %s on %s (%s)", registration.uuid, registration.channel,
+                     registration.options)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc.args[-1]) if exc.args else type(exc).__name__

@@ -1,0 +1,265 @@
+"""AMI wire format and transcript-to-action mapping (pure: no sockets, no threads).
+
+Asterisk reads AMI input into ``char inbuf[1025]`` (main/manager.c, get_input):
+a line that has no CR/LF within 1024 bytes is discarded and the whole action
+is answered with "Failed to parse message: line too long". So every line we
+send, CR LF included, must fit in AMI_MAX_LINE_BYTES. Values are stripped of
+CR/LF (they would otherwise end the header and inject new ones) and then
+truncated or chunked on UTF-8 character boundaries.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from whisper.stream_types import TranscriptEvent
+
+from .directory import CallOptions, Registration
+from .protocol import canonical_uuid
+
+AMI_MAX_LINE_BYTES = 1024  # including the trailing CR LF
+EOL = "\r\n"
+
+# Setvar's longest header is "Variable: TRANSCRIPT_FULL_NNN"; the value line is
+# "Value: <text>", so the value budget is the line budget minus that prefix.
+SETVAR_VALUE_MAX_BYTES = AMI_MAX_LINE_BYTES - len("Value: ") - len(EOL)
+
+TRANSCRIPT_EVENT = "Transcript"
+TRANSCRIPT_END_EVENT = "TranscriptEnd"
+START_EVENT = "AudioSocketStart"
+
+
+class AmiLineTooLong(ValueError):
+    """An action line would exceed AMI_MAX_LINE_BYTES and be discarded by Asterisk."""
+
+
+# -- encoding ---------------------------------------------------------------
+
+def clean_value(value: object) -> str:
+    """One header value: CR/LF/TAB become spaces (a CR/LF would end the header early)."""
+    text = str(value)
+    for ch in "\r\n\t":
+        text = text.replace(ch, " ")
+    return text.strip()
+
+
+def truncate_utf8(text: str, max_bytes: int) -> str:
+    """Longest prefix of `text` whose UTF-8 encoding fits in `max_bytes`."""
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    return data[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def header_line(key: str, value: object) -> str:
+    return f"{key}: {clean_value(value)}{EOL}"
+
+
+def encode_action(headers: Mapping[str, object]) -> bytes:
+    """Serialise one action; list values repeat the header. Raises AmiLineTooLong."""
+    lines = []
+    for key, value in headers.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            line = header_line(key, item)
+            if len(line.encode("utf-8")) > AMI_MAX_LINE_BYTES:
+                raise AmiLineTooLong(f"AMI header {key!r} is {len(line.encode())} bytes "
+                                     f"(limit {AMI_MAX_LINE_BYTES} incl. CR LF)")
+            lines.append(line)
+    return ("".join(lines) + EOL).encode("utf-8")
+
+
+def redacted(headers: Mapping[str, object]) -> dict[str, object]:
+    """For logging: never show a secret."""
+    return {k: ("***" if k.lower() in ("secret", "key") else v) for k, v in headers.items()}
+
+
+# -- decoding ---------------------------------------------------------------
+
+def parse_header_lines(lines: Iterable[str]) -> tuple[dict, str]:
+    """Headers of one received message, plus any trailing free-form data.
+
+    `ChanVariable: name=value` (Asterisk 12+) and the older
+    `ChanVariable(PJSIP/x-1): name=value` may repeat; they are collected into
+    one dict under the key "ChanVariable".
+    """
+    headers: dict = {}
+    lines = list(lines)
+    for n, line in enumerate(lines):
+        key, sep, value = line.partition(":")
+        if not line.endswith(EOL) or not sep:
+            return headers, "".join(lines[n:])
+        key, value = key.strip(), value.strip()
+        if key.startswith("ChanVariable"):
+            name, _, var_value = value.partition("=")
+            headers.setdefault("ChanVariable", {})[name.strip()] = var_value.strip()
+        else:
+            headers[key] = value
+    return headers, ""
+
+
+# -- transcript -> actions --------------------------------------------------
+
+def seconds_text(seconds: float) -> str:
+    return f"{seconds:.2f}"
+
+
+def chunk_text(text: str, max_bytes: int = SETVAR_VALUE_MAX_BYTES) -> list[str]:
+    """Split on spaces into pieces of at most `max_bytes` UTF-8 bytes each.
+
+    Greedy from the start, so appending text to `text` only ever changes the
+    last piece(s): earlier pieces stay identical and need not be re-sent.
+    A single word longer than `max_bytes` is cut on a character boundary.
+    """
+    pieces: list[str] = []
+    current = ""
+    for word in clean_value(text).split():
+        candidate = f"{current} {word}" if current else word
+        if len(candidate.encode("utf-8")) <= max_bytes:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        while len(word.encode("utf-8")) > max_bytes:
+            head = truncate_utf8(word, max_bytes)
+            pieces.append(head)
+            word = word[len(head):]
+        current = word
+    if current:
+        pieces.append(current)
+    return pieces
+
+
+def setvar(channel: str, variable: str, value: object) -> dict[str, str]:
+    text = truncate_utf8(clean_value(value), SETVAR_VALUE_MAX_BYTES)
+    return {"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": text}
+
+
+def full_transcript_setvars(channel: str, parts: list[str], previous: list[str]) -> list[dict]:
+    """Setvars for TRANSCRIPT_FULL_1..N that changed since `previous`, then TRANSCRIPT_PARTS."""
+    actions = [setvar(channel, f"TRANSCRIPT_FULL_{i}", part)
+               for i, part in enumerate(parts, start=1)
+               if i > len(previous) or previous[i - 1] != part]
+    if len(parts) != len(previous) or actions:
+        actions.append(setvar(channel, "TRANSCRIPT_PARTS", len(parts)))
+    return actions
+
+
+def caption_event(uuid: str, channel: Optional[str], event: TranscriptEvent,
+                  speaker: Optional[str] = None) -> dict[str, str]:
+    """`UserEvent: Transcript` action for one partial or final."""
+    headers = {
+        "Action": "UserEvent",
+        "UserEvent": TRANSCRIPT_EVENT,
+        "Uuid": uuid,
+        "Channel": channel or "",
+        "Final": "1" if event.is_final else "0",
+        "Segment": str(event.segment_index),
+        "Start": seconds_text(event.start_s),
+        "End": seconds_text(event.end_s),
+        "Language": event.language or "",
+    }
+    if speaker:
+        headers["Speaker"] = speaker
+    budget = AMI_MAX_LINE_BYTES - len("Text: ") - len(EOL)
+    headers["Text"] = truncate_utf8(clean_value(event.text), budget)
+    return headers
+
+
+def end_event(uuid: str, channel: Optional[str], segments: int, reason: Optional[str]) -> dict:
+    return {"Action": "UserEvent", "UserEvent": TRANSCRIPT_END_EVENT, "Uuid": uuid,
+            "Channel": channel or "", "Segments": str(segments), "Reason": reason or ""}
+
+
+@dataclass
+class CallCaptionState:
+    """What has been queued for one call so far (drives the TRANSCRIPT_FULL diff)."""
+
+    finals: list[str] = dataclasses.field(default_factory=list)
+    sent_parts: list[str] = dataclasses.field(default_factory=list)
+    channel: Optional[str] = None
+
+    def final_setvars(self, channel: Optional[str], text: str) -> list[dict]:
+        """Setvars for one new final: call-so-far variables first, TRANSCRIPT last.
+
+        TRANSCRIPT is written last so a dialplan that sees it change also sees
+        consistent TRANSCRIPT_FULL_* / TRANSCRIPT_SEGMENTS values. Without a
+        channel nothing can be set; once one is known every part is (re)sent.
+        """
+        cleaned = clean_value(text)
+        if cleaned:
+            self.finals.append(cleaned)
+        if not channel:
+            return []
+        if channel != self.channel:
+            self.channel, self.sent_parts = channel, []
+        parts = chunk_text(" ".join(self.finals))
+        actions = full_transcript_setvars(channel, parts, self.sent_parts)
+        self.sent_parts = parts
+        actions.append(setvar(channel, "TRANSCRIPT_SEGMENTS", len(self.finals)))
+        actions.append(setvar(channel, "TRANSCRIPT", cleaned))
+        return actions
+
+
+# -- AudioSocketStart UserEvent -> Registration ------------------------------
+
+_TRUE = {"1", "yes", "true", "on", "y"}
+_FALSE = {"0", "no", "false", "off", "n"}
+
+
+def parse_bool(text: Optional[str]) -> Optional[bool]:
+    if text is None or not text.strip():
+        return None
+    value = text.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def parse_float(text: Optional[str]) -> Optional[float]:
+    return float(text) if text is not None and text.strip() else None
+
+
+def _blank_to_none(text: Optional[str]) -> Optional[str]:
+    return text.strip() if text and text.strip() else None
+
+
+def call_options(fields: Mapping[str, str]) -> CallOptions:
+    """CallOptions from case-insensitive option fields (UserEvent headers or AGI params).
+
+    Keys: language, prompt, partials, mode (transcribe|ivr), noinputtimeout /
+    no_input_timeout (seconds), speaker (only kept if CallOptions has that field).
+    """
+    lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
+    mode = (_blank_to_none(lower.get("mode")) or CallOptions().mode).lower()
+    if mode not in ("transcribe", "ivr"):
+        raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
+    values = dict(
+        language=_blank_to_none(lower.get("language")),
+        prompt=_blank_to_none(lower.get("prompt")),
+        partials=parse_bool(lower.get("partials")),
+        mode=mode,
+        no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
+    )
+    if "speaker" in {f.name for f in dataclasses.fields(CallOptions)}:
+        values["speaker"] = _blank_to_none(lower.get("speaker"))
+    return CallOptions(**values)
+
+
+def registration_from_event(headers: Mapping[str, object]) -> Optional[Registration]:
+    """Registration from an `Event: UserEvent` / `UserEvent: AudioSocketStart` message.
+
+    Returns None for other events. Raises ValueError for a malformed one.
+    The channel snapshot (Channel, Uniqueid, Linkedid) comes from the channel
+    that ran UserEvent() in the dialplan.
+    """
+    fields = {k.lower(): str(v) for k, v in headers.items() if isinstance(v, str)}
+    if fields.get("userevent", "").lower() != START_EVENT.lower():
+        return None
+    return Registration(uuid=canonical_uuid(fields.get("uuid", "")),
+                        channel=_blank_to_none(fields.get("channel")),
+                        uniqueid=_blank_to_none(fields.get("uniqueid")),
+                        linkedid=_blank_to_none(fields.get("linkedid")),
+                        options=call_options(fields))

@@ -1,0 +1,165 @@
+"""Per-connection call state, as pure logic (no sockets, no asyncio, no engine).
+
+The server feeds decoded frames to `Call.handle()`; the Call tracks the UUID,
+sample rate (from the audio kind; it may change mid-call), DTMF digits, and a
+bounded audio queue between the network and the engine.
+"""
+from __future__ import annotations
+
+import enum
+import uuid as uuid_lib
+from collections import deque
+from dataclasses import dataclass
+from typing import Optional
+
+from .protocol import Audio, Dtmf, ErrorFrame, Frame, Hangup, UuidFrame
+
+DEFAULT_SAMPLE_RATE_HZ = 8000
+BYTES_PER_SAMPLE = 2
+
+
+class CallError(Exception):
+    """The client broke the call flow (e.g. audio before the UUID)."""
+
+
+class CallState(enum.Enum):
+    AWAITING_UUID = "awaiting-uuid"
+    ACTIVE = "active"
+    ENDED = "ended"
+
+
+class Outcome(enum.Enum):
+    """What the server should do after a frame."""
+
+    NOTHING = "nothing"
+    STARTED = "started"  # UUID known: open the engine stream, tell the sinks
+    AUDIO = "audio"  # audio was queued
+    ENDED = "ended"  # the client hung up
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    pcm: bytes
+    sample_rate_hz: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / (BYTES_PER_SAMPLE * self.sample_rate_hz)
+
+
+class AudioQueue:
+    """Bounded FIFO of audio chunks; when full, the oldest audio is dropped.
+
+    Dropping the oldest keeps the transcript close to live if the engine side
+    ever stalls; the drop counters make the loss visible.
+    """
+
+    def __init__(self, max_s: float = 10.0) -> None:
+        self.max_s = max_s
+        self._chunks: deque[AudioChunk] = deque()
+        self._queued_s = 0.0
+        self.dropped_chunks = 0
+        self.dropped_s = 0.0
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    @property
+    def queued_s(self) -> float:
+        return self._queued_s
+
+    def put(self, chunk: AudioChunk) -> None:
+        self._chunks.append(chunk)
+        self._queued_s += chunk.duration_s
+        while self._queued_s > self.max_s and len(self._chunks) > 1:
+            dropped = self._chunks.popleft()
+            self._queued_s -= dropped.duration_s
+            self.dropped_chunks += 1
+            self.dropped_s += dropped.duration_s
+
+    def take_all(self) -> list[AudioChunk]:
+        chunks = list(self._chunks)
+        self._chunks.clear()
+        self._queued_s = 0.0
+        return chunks
+
+
+class Call:
+    """One AudioSocket connection's call.
+
+    Times (`dtmf`, `rate_changes`) are seconds of audio received so far, the
+    same clock as the engine's transcript times.
+    """
+
+    def __init__(self, peer: str, *, queue_max_s: float = 10.0) -> None:
+        self.peer = peer
+        self.state = CallState.AWAITING_UUID
+        self.uuid: Optional[str] = None
+        self.sample_rate_hz = DEFAULT_SAMPLE_RATE_HZ
+        self.rate_changes: list[tuple[float, int]] = []
+        self.dtmf: list[tuple[float, str]] = []
+        self.audio_s = 0.0
+        self.audio_bytes = 0
+        self.end_reason: Optional[str] = None
+        self.peer_error_code: Optional[int] = None
+        self.queue = AudioQueue(queue_max_s)
+
+    @classmethod
+    def raw(cls, peer: str, *, queue_max_s: float = 10.0) -> "Call":
+        """A raw-mode call: no UUID on the wire, so one is generated."""
+        call = cls(peer, queue_max_s=queue_max_s)
+        call._start(str(uuid_lib.uuid4()))
+        return call
+
+    @property
+    def active(self) -> bool:
+        return self.state is CallState.ACTIVE
+
+    def handle(self, frame: Frame) -> Outcome:
+        """Apply one decoded frame; raises CallError on a flow violation."""
+        if self.state is CallState.ENDED:
+            return Outcome.NOTHING
+        if isinstance(frame, UuidFrame):
+            return self._on_uuid(frame.uuid)
+        if isinstance(frame, Hangup):
+            self.end("hangup")
+            return Outcome.ENDED
+        if self.state is CallState.AWAITING_UUID:
+            raise CallError(f"{type(frame).__name__.lower()} message before the UUID message")
+        if isinstance(frame, Audio):
+            self._on_audio(frame)
+            return Outcome.AUDIO
+        if isinstance(frame, Dtmf):
+            self.dtmf.append((round(self.audio_s, 3), frame.digit))
+            return Outcome.NOTHING
+        if isinstance(frame, ErrorFrame):
+            self.peer_error_code = frame.code
+            return Outcome.NOTHING
+        raise CallError(f"unexpected frame {frame!r}")
+
+    def end(self, reason: str) -> bool:
+        """Mark the call ended; the first reason wins.  True if this call ended it."""
+        if self.state is CallState.ENDED:
+            return False
+        self.state = CallState.ENDED
+        self.end_reason = reason
+        return True
+
+    def _on_uuid(self, call_uuid: str) -> Outcome:
+        if self.state is not CallState.AWAITING_UUID:
+            raise CallError("second UUID message on one connection")
+        self._start(call_uuid)
+        return Outcome.STARTED
+
+    def _start(self, call_uuid: str) -> None:
+        self.uuid = call_uuid
+        self.state = CallState.ACTIVE
+
+    def _on_audio(self, frame: Audio) -> None:
+        if frame.sample_rate_hz != self.sample_rate_hz:
+            self.rate_changes.append((round(self.audio_s, 3), frame.sample_rate_hz))
+            self.sample_rate_hz = frame.sample_rate_hz
+        chunk = AudioChunk(frame.pcm, frame.sample_rate_hz)
+        self.audio_s += chunk.duration_s
+        self.audio_bytes += len(frame.pcm)
+        self.queue.put(chunk)

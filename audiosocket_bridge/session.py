@@ -1,0 +1,306 @@
+"""One AudioSocket connection: socket I/O around a pure `Call`.
+
+Three tasks per connection, so the network never waits for the model:
+  reader     socket -> decoder -> Call (audio lands in the Call's bounded queue)
+  feeder     Call queue -> engine stream.push() (after the registration wait)
+  dispatcher engine events (marshalled onto the loop) -> sinks, in order
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from whisper.stream_types import StreamOptions, TranscriptEvent
+
+from .calls import Call, CallError, CallState, Outcome
+from .directory import CallDirectory, CallOptions, Registration
+from .protocol import FrameDecoder, ProtocolError, RawAudioDecoder, encode_hangup
+from .sinks import CallInfo, SinkGroup
+
+log = logging.getLogger(__name__)
+
+READ_CHUNK_BYTES = 65536
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    max_frame_bytes: int = 32768
+    idle_timeout_s: float = 30.0
+    raw: bool = False
+    raw_sample_rate_hz: int = 16000
+    language: Optional[str] = None
+    initial_prompt: Optional[str] = None
+    partials: bool = True
+    queue_max_s: float = 10.0
+    registration_wait_s: float = 0.0
+    ivr_no_input_timeout_s: float = 10.0
+    flush_timeout_s: float = 30.0
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def peer_label(writer: asyncio.StreamWriter) -> str:
+    peer = writer.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
+def set_nodelay(writer: asyncio.StreamWriter) -> None:
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def send_hangup_and_close(writer: asyncio.StreamWriter) -> None:
+    """A hangup message in one write (Asterisk reads the 3-byte header in one read)."""
+    try:
+        if not writer.is_closing():
+            writer.write(encode_hangup())
+            await asyncio.wait_for(writer.drain(), 2.0)
+    except (OSError, asyncio.TimeoutError):
+        pass
+    await close_writer(writer)
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 2.0)
+    except (OSError, asyncio.TimeoutError):
+        pass
+
+
+def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOptions:
+    return StreamOptions(
+        language=options.language or settings.language,
+        initial_prompt=options.prompt or settings.initial_prompt,
+        partials=settings.partials if options.partials is None else options.partials,
+    )
+
+
+class CallSession:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
+                 engine, sinks: SinkGroup, directory: CallDirectory, settings: SessionSettings,
+                 claim_uuid: Callable[[str], bool], release_uuid: Callable[[str], None]) -> None:
+        self.reader, self.writer = reader, writer
+        self.engine, self.sinks, self.directory, self.settings = engine, sinks, directory, settings
+        self._claim_uuid, self._release_uuid = claim_uuid, release_uuid
+        self.peer = peer_label(writer)
+        if settings.raw:
+            self.call = Call.raw(self.peer, queue_max_s=settings.queue_max_s)
+            self.decoder = RawAudioDecoder(settings.raw_sample_rate_hz)
+        else:
+            self.call = Call(self.peer, queue_max_s=settings.queue_max_s)
+            self.decoder = FrameDecoder(settings.max_frame_bytes)
+        self.info: Optional[CallInfo] = None
+        self.stream = None
+        self._audio_ready = asyncio.Event()
+        self._events: asyncio.Queue = asyncio.Queue()
+        self._reader_task: Optional[asyncio.Task] = None
+        self._feeder_task: Optional[asyncio.Task] = None
+        self._dispatcher_task: Optional[asyncio.Task] = None
+        self._ivr_timer: Optional[asyncio.Task] = None
+        self._hangup_on_close = False
+        self._claimed = False
+        self._finals = 0
+
+    # ------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        set_nodelay(self.writer)
+        if self.call.active:
+            self._on_started()
+        self._reader_task = asyncio.create_task(self._read_loop())
+        await asyncio.wait([self._reader_task])
+        await self._close_socket()
+        await self._flush()
+
+    def stop(self, reason: str) -> None:
+        """End the call from our side (shutdown, IVR): hangup frame, close, flush."""
+        if self.call.end(reason):
+            self._hangup_on_close = True
+            log.info("call %s from %s: ending (%s)", self.call.uuid or "-", self.peer, reason)
+        self._audio_ready.set()
+        if self._reader_task:
+            self._reader_task.cancel()
+
+    # ------------------------------------------------------------ reader
+    async def _read_loop(self) -> None:
+        while self.call.state is not CallState.ENDED:
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_CHUNK_BYTES),
+                                              self.settings.idle_timeout_s)
+            except asyncio.TimeoutError:
+                self._fail_quietly("idle-timeout",
+                                   f"no data for {self.settings.idle_timeout_s:g} s")
+                return
+            except OSError as error:
+                self._end("closed", f"read error: {error}")
+                return
+            if not self._consume(data):
+                return
+
+    def _consume(self, data: bytes) -> bool:
+        """Decode and apply one read; False when the connection must stop."""
+        try:
+            if not data:
+                self.decoder.finish()
+                self._end("closed", "connection closed by peer")
+                return False
+            for frame in self.decoder.feed(data):
+                if not self._apply(frame):
+                    return False
+        except (ProtocolError, CallError) as error:
+            self._fail_quietly(f"error: {error}", f"bad input: {error}")
+            return False
+        return True
+
+    def _apply(self, frame) -> bool:
+        outcome = self.call.handle(frame)
+        if outcome is Outcome.STARTED:
+            self._on_started()
+        elif outcome is Outcome.AUDIO:
+            self._audio_ready.set()
+        elif outcome is Outcome.ENDED:
+            self._end("hangup", "hangup message received")
+        return self.call.active
+
+    def _end(self, reason: str, detail: str) -> None:
+        if self.call.end(reason):
+            log.info("call %s from %s: %s", self.call.uuid or "-", self.peer, detail)
+        self._audio_ready.set()
+
+    def _fail_quietly(self, reason: str, detail: str) -> None:
+        """Our side ends it: one log line, a hangup message, clean close."""
+        if self.call.end(reason):
+            level = logging.WARNING if reason.startswith("error") else logging.INFO
+            log.log(level, "call %s from %s: %s; closing", self.call.uuid or "-", self.peer, detail)
+            self._hangup_on_close = True
+        self._audio_ready.set()
+
+    async def _close_socket(self) -> None:
+        if self._hangup_on_close:
+            await send_hangup_and_close(self.writer)
+        else:
+            await close_writer(self.writer)
+
+    # ------------------------------------------------------------ start / feed
+    def _on_started(self) -> None:
+        uuid = self.call.uuid
+        if not self._claim_uuid(uuid):
+            raise CallError(f"UUID {uuid} is already in a live call")
+        self._claimed = True
+        self.info = CallInfo(uuid=uuid, peer=self.peer, started_at=_utc_now(),
+                             sample_rate_hz=self.call.sample_rate_hz,
+                             registration=Registration(uuid), dtmf=self.call.dtmf)
+        self._feeder_task = asyncio.create_task(self._feed())
+
+    async def _feed(self) -> None:
+        try:
+            await self._announce()
+            if self._open_stream():
+                await self._push_until_ended()
+        except Exception as error:
+            log.exception("call %s: feeding the engine failed", self.call.uuid)
+            self.stop(f"error: {error}")
+
+    async def _announce(self) -> None:
+        registration = await self.directory.wait_for(self.call.uuid, self.settings.registration_wait_s)
+        self.info.registration = registration or Registration(self.call.uuid)
+        await self.sinks.call_started(self.info)
+
+    async def _push_until_ended(self) -> None:
+        while True:
+            for chunk in self.call.queue.take_all():
+                self.stream.push(chunk.pcm, chunk.sample_rate_hz)
+            if not self.call.active:
+                return
+            self._audio_ready.clear()
+            await self._audio_ready.wait()
+
+    def _open_stream(self) -> bool:
+        options = self.info.registration.options
+        loop = asyncio.get_running_loop()
+
+        def on_event(event: TranscriptEvent) -> None:  # engine thread: must not block
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+        try:
+            self.stream = self.engine.open_stream(self.call.uuid, stream_options(self.settings, options),
+                                                  on_event)
+        except Exception as error:
+            log.exception("call %s: could not open an engine stream", self.call.uuid)
+            self.stop(f"error: engine: {error}")
+            return False
+        self._dispatcher_task = asyncio.create_task(self._dispatch())
+        if options.mode == "ivr":
+            timeout_s = options.no_input_timeout_s or self.settings.ivr_no_input_timeout_s
+            self._ivr_timer = asyncio.create_task(self._ivr_no_input(timeout_s))
+        return True
+
+    # ------------------------------------------------------------ events
+    async def _dispatch(self) -> None:
+        while True:
+            event = await self._events.get()
+            if event is None:
+                return
+            self.info.sample_rate_hz = self.call.sample_rate_hz
+            await self.sinks.transcript(self.info, event)
+            if event.is_final:
+                self._on_final(event)
+
+    def _on_final(self, event: TranscriptEvent) -> None:
+        if event.text.strip():
+            self._finals += 1
+        if self.info.registration.options.mode == "ivr" and self._finals == 1 and event.text.strip():
+            self.stop("ivr-final")
+
+    async def _ivr_no_input(self, timeout_s: float) -> None:
+        await asyncio.sleep(timeout_s)
+        if self._finals == 0:
+            self.stop("ivr-no-input")
+
+    # ------------------------------------------------------------ flush
+    async def _flush(self) -> None:
+        """After the socket is gone: last words to the sinks, then call_ended."""
+        try:
+            if self._feeder_task:
+                await self._feeder_task
+            await self._close_stream()
+            if self.info is not None:
+                self._finish_info()
+                await self.sinks.call_ended(self.info)
+        finally:
+            if self._ivr_timer:
+                self._ivr_timer.cancel()
+            if self._claimed:
+                self._release_uuid(self.call.uuid)
+
+    async def _close_stream(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.stream.close()),
+                                   self.settings.flush_timeout_s)
+        except asyncio.TimeoutError:
+            log.warning("call %s: engine did not flush within %g s", self.call.uuid,
+                        self.settings.flush_timeout_s)
+        except Exception:
+            log.exception("call %s: closing the engine stream failed", self.call.uuid)
+        self._events.put_nowait(None)
+        await self._dispatcher_task
+
+    def _finish_info(self) -> None:
+        self.info.ended_at = _utc_now()
+        self.info.end_reason = self.call.end_reason
+        self.info.sample_rate_hz = self.call.sample_rate_hz
+        queue = self.call.queue
+        if queue.dropped_chunks:
+            log.warning("call %s: dropped %d audio chunks (%.2f s) between network and engine",
+                        self.call.uuid, queue.dropped_chunks, queue.dropped_s)

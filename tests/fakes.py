@@ -1,0 +1,87 @@
+"""FakeEngine: a stand-in for whisper.streaming.StreamingEngine in server tests
+that do NOT check transcription.  It implements the engine interface of the
+spec (open_stream / push / close future / stop) and emits events on its own
+thread like the real engine, but the "text" is synthetic: one final per
+`final_every_s` seconds of audio pushed ("segment 0", "segment 1", ...).
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Optional
+
+from whisper.stream_types import StreamOptions, TranscriptEvent
+
+
+def _event(stream_id: str, kind: str, index: int, start_s: float, end_s: float) -> TranscriptEvent:
+    return TranscriptEvent(stream_id=stream_id, kind=kind, segment_index=index,
+                           text=f"segment {index}", start_s=start_s, end_s=end_s, language="en",
+                           avg_logprob=-0.1, no_speech_prob=0.01)
+
+
+class FakeStream:
+    def __init__(self, engine: "FakeEngine", stream_id: str, options: StreamOptions, on_event) -> None:
+        self.engine, self.stream_id, self.options, self.on_event = engine, stream_id, options, on_event
+        self.pushed_bytes = 0
+        self.pushed_s = 0.0
+        self.rates_hz: list[int] = []
+        self.closed = False
+        self._segment_start_s = 0.0
+        self._index = 0
+        self._lock = threading.Lock()
+
+    def push(self, pcm: bytes, sample_rate_hz: int) -> None:
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("push after close")
+            self.pushed_bytes += len(pcm)
+            self.pushed_s += len(pcm) / 2 / sample_rate_hz
+            if not self.rates_hz or self.rates_hz[-1] != sample_rate_hz:
+                self.rates_hz.append(sample_rate_hz)
+            if self.pushed_s - self._segment_start_s >= self.engine.final_every_s:
+                self._emit_final(self.pushed_s)
+
+    def close(self) -> Future:
+        with self._lock:
+            self.closed = True
+            if self.pushed_s > self._segment_start_s:
+                self._emit_final(self.pushed_s)
+            return self.engine.submit(lambda: None)
+
+    def _emit_final(self, end_s: float) -> None:
+        events = [_event(self.stream_id, "final", self._index, self._segment_start_s, end_s)]
+        if self.options.partials:
+            events.insert(0, _event(self.stream_id, "partial", self._index, self._segment_start_s, end_s))
+        for event in events:
+            self.engine.submit(self.on_event, event)
+        self._index += 1
+        self._segment_start_s = end_s
+
+
+class FakeEngine:
+    def __init__(self, final_every_s: float = 1.0, flush_delay_s: float = 0.0) -> None:
+        self.final_every_s = final_every_s
+        self.flush_delay_s = flush_delay_s
+        self.streams: dict[str, FakeStream] = {}
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-engine")
+
+    def start(self) -> None:
+        return None
+
+    def open_stream(self, stream_id: str, options: StreamOptions, on_event) -> FakeStream:
+        stream = FakeStream(self, stream_id, options, on_event)
+        self.streams[stream_id] = stream
+        return stream
+
+    def submit(self, function, *args) -> Future:
+        def run():
+            if self.flush_delay_s:
+                threading.Event().wait(self.flush_delay_s)
+            return function(*args)
+        return self._thread.submit(run)
+
+    def stream(self, stream_id: str) -> Optional[FakeStream]:
+        return self.streams.get(stream_id)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._thread.shutdown(wait=True)

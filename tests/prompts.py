@@ -1,0 +1,49 @@
+"""Real telephone speech for tests and benchmarks: Debian's Asterisk English prompts and their texts."""
+from __future__ import annotations
+
+import gzip
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List
+
+SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en")
+TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str  # e.g. "agent-pass" or "digits/1"
+    path: Path
+    text: str  # the reference transcript
+
+
+def _references() -> Dict[str, str]:
+    refs = {}
+    with gzip.open(TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.startswith(";") or ":" not in line:
+                continue
+            name, text = line.split(":", 1)
+            refs[name.strip()] = text.strip()
+    return refs
+
+
+def english_prompts() -> List[Prompt]:
+    """Every prompt with a WAV file and a spoken reference (bracketed descriptions of tones excluded)."""
+    prompts = []
+    for name, text in sorted(_references().items()):
+        path = SOUNDS_DIR / f"{name}.wav"
+        if not text or text.startswith("[") or not path.exists():
+            continue
+        spoken = re.sub(r"\[[^\]]*\]", " ", text).strip()
+        if spoken:
+            prompts.append(Prompt(name, path, spoken))
+    return prompts
+
+
+def prompt(name: str) -> Prompt:
+    for candidate in english_prompts():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)

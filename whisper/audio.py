@@ -1,0 +1,200 @@
+"""Audio input: WAV loading, resampling to 16 kHz, and Whisper's log-mel spectrogram."""
+from __future__ import annotations
+
+import functools
+import wave
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+SAMPLE_RATE_HZ = 16000
+N_FFT = 400  # 25 ms window
+HOP_LENGTH = 160  # 10 ms hop
+CHUNK_LENGTH_S = 30
+N_SAMPLES = CHUNK_LENGTH_S * SAMPLE_RATE_HZ  # 480000 samples in a 30 s chunk
+N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s chunk
+N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's conv stride halves the frame rate
+FRAMES_PER_SECOND = SAMPLE_RATE_HZ // HOP_LENGTH  # 100 mel frames per second
+TOKENS_PER_SECOND = SAMPLE_RATE_HZ // N_SAMPLES_PER_TOKEN  # 50 audio positions per second
+
+SUPPORTED_RATES_HZ = (8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000)
+
+AudioInput = Union[str, Path, np.ndarray, torch.Tensor]
+
+
+class AudioError(ValueError):
+    """Raised for audio the engine cannot use: unreadable, empty, or of an unsupported format."""
+
+
+def load_audio(path: Union[str, Path], sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Read a PCM WAV file as mono float32 in [-1, 1], resampled to ``sr``."""
+    path = Path(path)
+    try:
+        with wave.open(str(path), "rb") as wav:
+            n_channels, sample_width, rate_hz = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            raw = wav.readframes(wav.getnframes())
+    except FileNotFoundError:
+        raise
+    except (wave.Error, EOFError) as exc:
+        raise AudioError(f"{path}: not a readable PCM WAV file ({exc})") from exc
+    samples = pcm_to_float(raw, sample_width, path)
+    if n_channels > 1:
+        samples = samples[: len(samples) // n_channels * n_channels].reshape(-1, n_channels).mean(axis=1)
+    if samples.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    return resample(samples, rate_hz, sr)
+
+
+def pcm_to_float(raw: bytes, sample_width: int, source: object = "audio") -> np.ndarray:
+    """Convert little-endian integer PCM (8-bit unsigned, 16/24/32-bit signed) to float32."""
+    if sample_width == 1:
+        return (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    if sample_width == 2:
+        return np.frombuffer(raw[: len(raw) // 2 * 2], "<i2").astype(np.float32) / 32768.0
+    if sample_width == 3:
+        triplets = np.frombuffer(raw[: len(raw) // 3 * 3], np.uint8).reshape(-1, 3).astype(np.int32)
+        values = triplets[:, 0] | (triplets[:, 1] << 8) | (triplets[:, 2] << 16)
+        values = np.where(values >= 1 << 23, values - (1 << 24), values)
+        return values.astype(np.float32) / float(1 << 23)
+    if sample_width == 4:
+        return np.frombuffer(raw[: len(raw) // 4 * 4], "<i4").astype(np.float32) / float(1 << 31)
+    raise AudioError(f"{source}: unsupported sample width of {sample_width} bytes")
+
+
+def int16_to_float(pcm: bytes) -> np.ndarray:
+    """Signed-linear 16-bit little-endian (Asterisk's slin) to float32."""
+    if len(pcm) % 2:
+        raise AudioError(f"16-bit PCM must have an even byte count, got {len(pcm)} bytes")
+    return np.frombuffer(pcm, "<i2").astype(np.float32) / 32768.0
+
+
+def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
+    """Band-limited resampling with a Kaiser-windowed sinc filter (no extra dependency)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if from_hz == to_hz or samples.size == 0:
+        return samples
+    if from_hz <= 0 or to_hz <= 0:
+        raise AudioError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
+    up, down = _reduced_ratio(to_hz, from_hz)
+    kernels, half = _sinc_kernels(up, down)  # (up, 2*half): one kernel per fractional phase
+    padded = torch.from_numpy(np.pad(samples, (half, half)))
+    windows = padded.unfold(0, 2 * half, 1)  # windows[i] covers input samples i-half+1 .. i+half
+    n_out = (samples.size * up + down - 1) // down
+    out = torch.empty(n_out)
+    for block_start in range(0, n_out, _RESAMPLE_BLOCK):
+        k = torch.arange(block_start, min(n_out, block_start + _RESAMPLE_BLOCK))
+        base, phase = (k * down) // up, (k * down) % up  # output k sits at input time base + phase/up
+        out[k] = (windows[base + 1] * kernels[phase]).sum(dim=1)
+    return out.numpy()
+
+
+_RESAMPLE_BLOCK = 1 << 15
+
+
+def _reduced_ratio(a: int, b: int) -> tuple[int, int]:
+    from math import gcd
+
+    g = gcd(a, b)
+    return a // g, b // g
+
+
+@functools.lru_cache(maxsize=32)
+def _sinc_kernels(up: int, down: int, zero_crossings: int = 16) -> tuple[torch.Tensor, int]:
+    """Kernels h(phase/up - j) for taps j = -half+1 .. half, in input-sample units."""
+    cutoff = 0.95 * min(1.0, up / down)  # fraction of the input Nyquist kept
+    half = int(np.ceil(zero_crossings / cutoff))
+    taps = torch.arange(-half + 1, half + 1, dtype=torch.float64)
+    frac = torch.arange(up, dtype=torch.float64)[:, None] / up
+    t = frac - taps[None, :]
+    beta = 8.0
+    window = torch.special.i0(beta * torch.sqrt(torch.clamp(1 - (t / half) ** 2, min=0.0)))
+    kernel = cutoff * torch.special.sinc(cutoff * t) * window / torch.special.i0(torch.tensor(beta, dtype=torch.float64))
+    return kernel.float(), half
+
+
+def pad_or_trim(array: Union[np.ndarray, torch.Tensor], length: int = N_SAMPLES, *, axis: int = -1):
+    """Pad with zeros or trim along ``axis`` to exactly ``length``, as the encoder expects."""
+    if torch.is_tensor(array):
+        if array.shape[axis] > length:
+            array = array.index_select(axis, torch.arange(length, device=array.device))
+        if array.shape[axis] < length:
+            pad_widths = [0, 0] * array.ndim
+            pad_widths[(array.ndim - 1 - (axis % array.ndim)) * 2 + 1] = length - array.shape[axis]
+            array = F.pad(array, pad_widths)
+        return array
+    if array.shape[axis] > length:
+        array = array.take(indices=range(length), axis=axis)
+    if array.shape[axis] < length:
+        pad_widths = [(0, 0)] * array.ndim
+        pad_widths[axis] = (0, length - array.shape[axis])
+        array = np.pad(array, pad_widths)
+    return array
+
+
+def _hz_to_mel(freq_hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    freq_hz = np.asarray(freq_hz, dtype=np.float64)
+    linear = freq_hz / f_sp
+    log = min_log_mel + np.log(np.maximum(freq_hz, 1e-10) / min_log_hz) / logstep
+    return np.where(freq_hz >= min_log_hz, log, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    mels = np.asarray(mels, dtype=np.float64)
+    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+@functools.lru_cache(maxsize=None)
+def _mel_filters_np(n_mels: int) -> np.ndarray:
+    fft_freqs_hz = np.linspace(0, SAMPLE_RATE_HZ / 2, N_FFT // 2 + 1)
+    mel_points = np.linspace(_hz_to_mel(0.0), _hz_to_mel(SAMPLE_RATE_HZ / 2), n_mels + 2)
+    edges_hz = _mel_to_hz(mel_points)
+    widths_hz = np.diff(edges_hz)
+    ramps = edges_hz[:, None] - fft_freqs_hz[None, :]
+    lower = -ramps[:-2] / widths_hz[:-1, None]
+    upper = ramps[2:] / widths_hz[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (edges_hz[2 : n_mels + 2] - edges_hz[:n_mels]))[:, None]  # Slaney area normalisation
+    return weights.astype(np.float32)
+
+
+def mel_filters(device: Union[str, torch.device], n_mels: int) -> torch.Tensor:
+    """The (n_mels, 201) Slaney-normalised mel filterbank Whisper was trained with."""
+    if n_mels not in (80, 128):
+        raise ValueError(f"unsupported n_mels: {n_mels} (Whisper uses 80 or 128)")
+    return torch.from_numpy(_mel_filters_np(n_mels)).to(device)
+
+
+@functools.lru_cache(maxsize=8)
+def _hann_window(device: torch.device) -> torch.Tensor:
+    return torch.hann_window(N_FFT, device=device)
+
+
+def log_mel_spectrogram(
+    audio: AudioInput, n_mels: int = 80, padding: int = 0, device: Union[str, torch.device, None] = None
+) -> torch.Tensor:
+    """Whisper's input features: (n_mels, n_frames) log10 mel power, clamped to 8 dB below peak."""
+    if not torch.is_tensor(audio):
+        if isinstance(audio, (str, Path)):
+            audio = load_audio(audio)
+        audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    if device is not None:
+        audio = audio.to(device)
+    if padding > 0:
+        audio = F.pad(audio, (0, padding))
+    if audio.shape[-1] == 0:
+        raise AudioError("empty audio: nothing to transcribe")
+    stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=_hann_window(audio.device), return_complex=True)
+    magnitudes = stft[..., :-1].abs() ** 2
+    mel_spec = mel_filters(audio.device, n_mels) @ magnitudes
+    log_spec = torch.clamp(mel_spec, min=1e-10).log10()
+    peak = log_spec.amax(dim=(-2, -1), keepdim=True)
+    log_spec = torch.maximum(log_spec, peak - 8.0)
+    return (log_spec + 4.0) / 4.0

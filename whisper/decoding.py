@@ -1,0 +1,431 @@
+"""Decoding one 30 s (or shorter) window: options, logit filters, greedy and beam search, language ID."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Categorical
+
+from .audio import CHUNK_LENGTH_S, N_FRAMES
+from .text_metrics import compression_ratio
+from .tokenizer import Tokenizer, get_tokenizer
+
+if TYPE_CHECKING:
+    from .model import DecoderCache, Whisper
+
+
+@dataclass(frozen=True)
+class DecodingOptions:
+    task: str = "transcribe"  # or "translate"
+    language: Optional[str] = None  # None: detect (multilingual models)
+    temperature: float = 0.0
+    sample_len: Optional[int] = None  # most tokens to sample
+    best_of: Optional[int] = None  # independent samples when temperature > 0
+    beam_size: Optional[int] = None  # beams when temperature == 0
+    patience: Optional[float] = None  # beam search: finished candidates to collect, as a multiple of beam_size
+    length_penalty: Optional[float] = None  # None: rank by sum logprob / length
+    prompt: Optional[Union[str, List[int]]] = None  # previous text, for context
+    prefix: Optional[Union[str, List[int]]] = None  # forced start of the current window's text
+    suppress_tokens: Optional[Union[str, Iterable[int]]] = "-1"  # "-1": the non-speech symbol set
+    suppress_blank: bool = True
+    without_timestamps: bool = False
+    max_initial_timestamp: Optional[float] = 1.0
+    fp16: bool = True  # ignored on the CPU, where we always compute in float32
+
+
+@dataclass(frozen=True)
+class DecodingResult:
+    audio_features: Tensor
+    language: str
+    language_probs: Optional[Dict[str, float]] = None
+    tokens: List[int] = field(default_factory=list)
+    text: str = ""
+    avg_logprob: float = np.nan
+    no_speech_prob: float = np.nan
+    temperature: float = np.nan
+    compression_ratio: float = np.nan
+
+
+class LogitFilter:
+    """Edits next-token logits in place (e.g. to forbid tokens) given the tokens so far."""
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        raise NotImplementedError
+
+
+class SuppressBlank(LogitFilter):
+    """At the first sampled position, forbid a bare space and end-of-text."""
+
+    def __init__(self, tokenizer: Tokenizer, sample_begin: int):
+        self.blank = tokenizer.encode(" ") + [tokenizer.eot]
+        self.sample_begin = sample_begin
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        if tokens.shape[1] == self.sample_begin:
+            logits[:, self.blank] = -np.inf
+
+
+class SuppressTokens(LogitFilter):
+    def __init__(self, suppress_tokens: Sequence[int]):
+        self.suppress_tokens = list(suppress_tokens)
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        logits[:, self.suppress_tokens] = -np.inf
+
+
+class ApplyTimestampRules(LogitFilter):
+    """Timestamps come in non-decreasing pairs around each text segment and stay inside the audio."""
+
+    def __init__(self, tokenizer: Tokenizer, sample_begin: int, max_initial_timestamp_index: Optional[int],
+                 last_timestamp_index: Optional[int] = None):  # fmt: skip
+        self.tokenizer = tokenizer
+        self.sample_begin = sample_begin
+        self.max_initial_timestamp_index = max_initial_timestamp_index
+        self.last_timestamp_index = last_timestamp_index
+
+    def apply(self, logits: Tensor, tokens: Tensor) -> None:
+        ts_begin, eot = self.tokenizer.timestamp_begin, self.tokenizer.eot
+        logits[:, self.tokenizer.no_timestamps] = -np.inf
+        if self.last_timestamp_index is not None:
+            logits[:, ts_begin + self.last_timestamp_index + 1 :] = -np.inf
+        for row in range(tokens.shape[0]):
+            self._apply_pairing(logits[row], tokens[row, self.sample_begin :].tolist(), ts_begin, eot)
+        if tokens.shape[1] == self.sample_begin:
+            logits[:, :ts_begin] = -np.inf  # the text must start with a timestamp
+            if self.max_initial_timestamp_index is not None:
+                logits[:, ts_begin + self.max_initial_timestamp_index + 1 :] = -np.inf
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        timestamp_logprob = logprobs[:, ts_begin:].logsumexp(dim=-1)
+        max_text_logprob = logprobs[:, :ts_begin].max(dim=-1).values
+        logits[timestamp_logprob > max_text_logprob, :ts_begin] = -np.inf
+
+    @staticmethod
+    def _apply_pairing(logits: Tensor, sampled: List[int], ts_begin: int, eot: int) -> None:
+        last_was_ts = len(sampled) >= 1 and sampled[-1] >= ts_begin
+        penultimate_was_ts = len(sampled) < 2 or sampled[-2] >= ts_begin
+        if last_was_ts:
+            if penultimate_was_ts:  # a pair just closed: text must follow
+                logits[ts_begin:] = -np.inf
+            else:  # an opening timestamp: another timestamp or the end must follow
+                logits[:eot] = -np.inf
+        timestamps = [t for t in sampled if t >= ts_begin]
+        if timestamps:
+            floor = timestamps[-1] if last_was_ts and not penultimate_was_ts else timestamps[-1] + 1
+            logits[ts_begin:floor] = -np.inf
+
+
+class TokenDecoder:
+    def reset(self) -> None:
+        pass
+
+    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> Tuple[Tensor, bool, Optional[Tensor]]:
+        """Append the next token to each row; returns (tokens, all finished, cache rows to keep or None)."""
+        raise NotImplementedError
+
+    def finalize(self, tokens: Tensor, sum_logprobs: Tensor) -> Tuple[List[List[Tensor]], List[List[float]]]:
+        raise NotImplementedError
+
+
+class GreedyDecoder(TokenDecoder):
+    """Argmax at temperature 0, otherwise sampling from the tempered distribution."""
+
+    def __init__(self, temperature: float, eot: int):
+        self.temperature, self.eot = temperature, eot
+
+    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> Tuple[Tensor, bool, None]:
+        if self.temperature == 0:
+            next_tokens = logits.argmax(dim=-1)
+        else:
+            next_tokens = Categorical(logits=logits / self.temperature).sample()
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        current = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
+        still_running = tokens[:, -1] != self.eot
+        sum_logprobs += current * still_running
+        next_tokens[~still_running] = self.eot
+        tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
+        return tokens, bool((tokens[:, -1] == self.eot).all()), None
+
+    def finalize(self, tokens: Tensor, sum_logprobs: Tensor):
+        tokens = F.pad(tokens, (0, 1), value=self.eot)  # every sequence ends with eot
+        return tokens, sum_logprobs.tolist()
+
+
+class BeamSearchDecoder(TokenDecoder):
+    """Beam search per audio; stops once ``beam_size * patience`` finished candidates are collected."""
+
+    def __init__(self, beam_size: int, eot: int, patience: Optional[float] = None):
+        self.beam_size, self.eot = beam_size, eot
+        self.patience = patience or 1.0
+        self.max_candidates = round(beam_size * self.patience)
+        if self.max_candidates <= 0:
+            raise ValueError(f"invalid beam size {beam_size} with patience {patience}")
+        self.finished: List[Dict[Tuple[int, ...], float]] = []
+
+    def reset(self) -> None:
+        self.finished = []
+
+    def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> Tuple[Tensor, bool, Tensor]:
+        n_audio = tokens.shape[0] // self.beam_size
+        if not self.finished:
+            self.finished = [{} for _ in range(n_audio)]
+        logprobs = F.log_softmax(logits.float(), dim=-1)
+        top_logprobs, top_tokens = logprobs.topk(self.beam_size + 1, dim=-1)
+        next_tokens, source_rows, new_sums = [], [], []
+        for audio in range(n_audio):
+            candidates: Dict[Tuple[int, ...], Tuple[float, int]] = {}
+            for row in range(audio * self.beam_size, (audio + 1) * self.beam_size):
+                prefix = tuple(tokens[row].tolist())
+                for logprob, token in zip(top_logprobs[row].tolist(), top_tokens[row].tolist()):
+                    candidates[prefix + (token,)] = (sum_logprobs[row].item() + logprob, row)
+            kept, newly_finished = 0, {}
+            for sequence, (score, row) in sorted(candidates.items(), key=lambda kv: -kv[1][0]):
+                if kept == self.beam_size:
+                    break  # only endings that outrank a surviving beam count as finished
+                if sequence[-1] == self.eot:
+                    newly_finished[sequence[:-1]] = score
+                else:
+                    next_tokens.append(sequence)
+                    source_rows.append(row)
+                    new_sums.append(score)
+                    kept += 1
+            for sequence, score in newly_finished.items():
+                if len(self.finished[audio]) >= self.max_candidates:
+                    break
+                self.finished[audio].setdefault(sequence, score)
+            while kept < self.beam_size:  # every continuation ended: pad with finished copies
+                next_tokens.append(tuple(tokens[audio * self.beam_size].tolist()) + (self.eot,))
+                source_rows.append(audio * self.beam_size)
+                new_sums.append(-np.inf)
+                kept += 1
+        tokens = torch.tensor(next_tokens, device=tokens.device)
+        sum_logprobs.copy_(torch.tensor(new_sums, device=sum_logprobs.device))
+        done = all(len(f) >= self.max_candidates for f in self.finished)
+        return tokens, done, torch.tensor(source_rows, device=tokens.device)
+
+    def finalize(self, tokens: Tensor, sum_logprobs: Tensor):
+        n_audio = tokens.shape[0] // self.beam_size
+        sequences, scores = [], []
+        for audio in range(n_audio):
+            finished = dict(self.finished[audio]) if self.finished else {}
+            if len(finished) < self.beam_size:  # fall back to unfinished beams, best first
+                rows = range(audio * self.beam_size, (audio + 1) * self.beam_size)
+                for row in sorted(rows, key=lambda r: -sum_logprobs[r].item()):
+                    if sum_logprobs[row].item() > -np.inf:
+                        finished.setdefault(tuple(tokens[row].tolist()), sum_logprobs[row].item())
+                    if len(finished) >= self.beam_size:
+                        break
+            sequences.append([torch.tensor(seq) for seq in finished])
+            scores.append(list(finished.values()))
+        return sequences, scores
+
+
+def rank_by_likelihood(
+    sequences: List[Tensor], sum_logprobs: List[float], length_penalty: Optional[float]
+) -> int:
+    """Index of the best candidate: sum logprob over a length penalty (Google NMT's when given)."""
+
+    def score(length: int, logprob: float) -> float:
+        if length_penalty is None:
+            return logprob / max(length, 1)
+        return logprob / (((5 + length) / 6) ** length_penalty)
+
+    return int(np.argmax([score(len(s), lp) for s, lp in zip(sequences, sum_logprobs)]))
+
+
+@torch.no_grad()
+def detect_language(
+    model: "Whisper", mel: Tensor, tokenizer: Optional[Tokenizer] = None
+) -> Tuple[Tensor, Union[Dict[str, float], List[Dict[str, float]]]]:
+    """Most likely language token per audio, and the probability of every language."""
+    if tokenizer is None:
+        tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+    if not model.is_multilingual:
+        raise ValueError("this model is English-only: it has no language tokens to detect with")
+    single = mel.ndim == 2
+    if single:
+        mel = mel.unsqueeze(0)
+    features = mel if mel.shape[-1] == model.dims.n_audio_state else model.embed_audio(mel)
+    cache = model.decoder.new_cache(features)
+    sot = torch.full((features.shape[0], 1), tokenizer.sot, device=features.device)
+    logits = model.decoder(sot, cache)[0][:, 0]
+    mask = torch.ones(logits.shape[-1], dtype=torch.bool)
+    mask[list(tokenizer.all_language_tokens)] = False
+    logits[:, mask] = -np.inf
+    language_tokens = logits.argmax(dim=-1)
+    probs = logits.softmax(dim=-1).cpu()
+    codes = tokenizer.all_language_codes
+    language_probs = [
+        {code: probs[i, token].item() for code, token in zip(codes, tokenizer.all_language_tokens)}
+        for i in range(features.shape[0])
+    ]
+    if single:
+        return language_tokens[0], language_probs[0]
+    return language_tokens, language_probs
+
+
+class DecodingTask:
+    """Composes the tokenizer, logit filters, a token decoder and ranking for one decode call."""
+
+    def __init__(self, model: "Whisper", options: DecodingOptions):
+        self.model = model
+        language = options.language or ("en" if not model.is_multilingual else None)
+        self.tokenizer = get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages, language=language or "en", task=options.task
+        )
+        self.options = self._verify(options)
+        self.n_group = options.beam_size or options.best_of or 1
+        self.n_ctx = model.dims.n_text_ctx
+        self.sample_len = options.sample_len or self.n_ctx // 2
+        self.initial_tokens = self._initial_tokens()
+        self.sample_begin = len(self.initial_tokens)
+        self.sot_index = self.initial_tokens.index(self.tokenizer.sot)
+        if options.beam_size is not None:
+            self.decoder: TokenDecoder = BeamSearchDecoder(options.beam_size, self.tokenizer.eot, options.patience)
+        else:
+            self.decoder = GreedyDecoder(options.temperature, self.tokenizer.eot)
+
+    @staticmethod
+    def _verify(options: DecodingOptions) -> DecodingOptions:
+        if options.beam_size is not None and options.best_of is not None:
+            raise ValueError("beam_size and best_of can't be given together")
+        if options.temperature == 0 and options.best_of is not None:
+            raise ValueError("best_of with greedy sampling (temperature 0) is not compatible")
+        if options.patience is not None and options.beam_size is None:
+            raise ValueError("patience requires beam_size to be given")
+        if options.length_penalty is not None and not 0 <= options.length_penalty <= 1:
+            raise ValueError("length_penalty (alpha) should be between 0 and 1")
+        if options.task not in ("transcribe", "translate"):
+            raise ValueError(f"unknown task {options.task!r}: use 'transcribe' or 'translate'")
+        return options
+
+    def _as_tokens(self, text_or_tokens: Union[str, List[int]]) -> List[int]:
+        if isinstance(text_or_tokens, str):
+            return self.tokenizer.encode(" " + text_or_tokens.strip())
+        return list(text_or_tokens)
+
+    def _initial_tokens(self) -> Tuple[int, ...]:
+        tokens = list(self.tokenizer.sot_sequence)
+        if self.options.without_timestamps:
+            tokens.append(self.tokenizer.no_timestamps)
+        if self.options.prefix:
+            prefix = self._as_tokens(self.options.prefix)
+            tokens += prefix[-(self.n_ctx // 2 - self.sample_len) :] if self.sample_len < self.n_ctx // 2 else prefix
+        if self.options.prompt:
+            prompt = self._as_tokens(self.options.prompt)
+            tokens = [self.tokenizer.sot_prev] + prompt[-(self.n_ctx // 2 - 1) :] + tokens
+        return tuple(tokens)
+
+    def _suppress_tokens(self) -> List[int]:
+        spec = self.options.suppress_tokens
+        tokens: List[int] = []
+        if isinstance(spec, str):
+            tokens = [int(t) for t in spec.split(",") if t.strip()]
+        elif spec is not None:
+            tokens = list(spec)
+        if -1 in tokens:
+            tokens = [t for t in tokens if t >= 0] + list(self.tokenizer.non_speech_tokens)
+        tk = self.tokenizer
+        tokens += [tk.transcribe, tk.translate, tk.sot, tk.sot_prev, tk.sot_lm, tk.no_speech]
+        return sorted(set(tokens))
+
+    def _logit_filters(self, n_audio_frames: int) -> List[LogitFilter]:
+        filters: List[LogitFilter] = []
+        if self.options.suppress_blank:
+            filters.append(SuppressBlank(self.tokenizer, self.sample_begin))
+        if self.options.suppress_tokens:
+            filters.append(SuppressTokens(self._suppress_tokens()))
+        if not self.options.without_timestamps:
+            precision_s = CHUNK_LENGTH_S / self.model.dims.n_audio_ctx  # 0.02 s per position
+            max_initial = None
+            if self.options.max_initial_timestamp:
+                max_initial = round(self.options.max_initial_timestamp / precision_s)
+            last_index = None if n_audio_frames >= N_FRAMES else n_audio_frames // 2
+            filters.append(ApplyTimestampRules(self.tokenizer, self.sample_begin, max_initial, last_index))
+        return filters
+
+    def _languages(self, features: Tensor) -> Tuple[List[str], Optional[List[Dict[str, float]]]]:
+        n_audio = features.shape[0]
+        if self.options.language is not None or not self.model.is_multilingual:
+            return [self.options.language or "en"] * n_audio, None
+        tokens, probs = detect_language(self.model, features, self.tokenizer)
+        codes = [max(p, key=p.get) for p in probs]
+        return codes, probs
+
+    @torch.no_grad()
+    def run(self, mel: Tensor) -> List[DecodingResult]:
+        n_frames = mel.shape[-1] if mel.shape[-2] == self.model.dims.n_mels else 2 * mel.shape[-2]
+        features = mel if mel.shape[-2] != self.model.dims.n_mels else self.model.embed_audio(mel)
+        languages, language_probs = self._languages(features)
+        n_audio = features.shape[0]
+        tokens = torch.tensor([list(self.initial_tokens)], device=features.device).repeat(n_audio, 1)
+        if self.model.is_multilingual and self.options.language is None:
+            tokens[:, self.sot_index + 1] = torch.tensor(
+                [self.tokenizer.to_language_token(code) for code in languages], device=features.device
+            )
+        tokens = tokens.repeat_interleave(self.n_group, dim=0)
+        cache = self.model.decoder.new_cache(features.repeat_interleave(self.n_group, dim=0))
+        tokens, sum_logprobs, no_speech_probs = self._main_loop(tokens, cache, n_frames)
+        return self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs)
+
+    def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
+        filters = self._logit_filters(n_frames)
+        sum_logprobs = torch.zeros(tokens.shape[0], device=tokens.device)
+        no_speech_probs: List[float] = []
+        self.decoder.reset()
+        step_tokens = tokens
+        for step in range(self.sample_len):
+            logits, _ = self.model.decoder(step_tokens, cache)
+            if step == 0:
+                probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
+                no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
+            logits = logits[:, -1].clone()
+            for logit_filter in filters:
+                logit_filter.apply(logits, tokens)
+            tokens, done, keep_rows = self.decoder.update(tokens, logits, sum_logprobs)
+            if keep_rows is not None:
+                cache.reorder(keep_rows)
+            if done or tokens.shape[-1] > self.n_ctx:
+                break
+            step_tokens = tokens[:, -1:]
+        return tokens, sum_logprobs, no_speech_probs
+
+    def _results(self, features, tokens, sum_logprobs, no_speech_probs, languages, language_probs):
+        n_audio = features.shape[0]
+        no_speech = no_speech_probs[:: self.n_group]
+        candidates, scores = self.decoder.finalize(tokens, sum_logprobs)
+        if isinstance(candidates, Tensor):  # greedy/sampling: n_group rows per audio
+            candidates = [list(candidates[i * self.n_group : (i + 1) * self.n_group]) for i in range(n_audio)]
+            scores = [scores[i * self.n_group : (i + 1) * self.n_group] for i in range(n_audio)]
+        results = []
+        for i in range(n_audio):
+            texts = [self._text_tokens(seq) for seq in candidates[i]]
+            best = rank_by_likelihood(texts, scores[i], self.options.length_penalty)
+            best_tokens = texts[best]
+            text = self.tokenizer.decode(best_tokens).strip()
+            results.append(DecodingResult(
+                audio_features=features[i], language=languages[i],
+                language_probs=language_probs[i] if language_probs else None, tokens=best_tokens, text=text,
+                avg_logprob=scores[i][best] / (len(best_tokens) + 1), no_speech_prob=no_speech[i],
+                temperature=self.options.temperature, compression_ratio=compression_ratio(text),
+            ))  # fmt: skip
+        return results
+
+    def _text_tokens(self, sequence: Tensor) -> List[int]:
+        sampled = sequence[self.sample_begin :].tolist()
+        return sampled[: sampled.index(self.tokenizer.eot)] if self.tokenizer.eot in sampled else sampled
+
+
+def decode(
+    model: "Whisper", mel: Tensor, options: Optional[DecodingOptions] = None, **kwargs
+) -> Union[DecodingResult, List[DecodingResult]]:
+    """Decode one (n_mels, frames) or a batch (batch, n_mels, frames) of log-mel windows."""
+    options = replace(options or DecodingOptions(), **kwargs)
+    single = mel.ndim == 2
+    if single:
+        mel = mel.unsqueeze(0)
+    results = DecodingTask(model, options).run(mel.to(model.device))
+    return results[0] if single else results

@@ -1,0 +1,295 @@
+"""The Whisper encoder-decoder transformer, with fused projections and an explicit KV cache."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+KV = Tuple[Tensor, Tensor]
+
+
+@dataclass(frozen=True)
+class ModelDimensions:
+    n_mels: int
+    n_audio_ctx: int
+    n_audio_state: int
+    n_audio_head: int
+    n_audio_layer: int
+    n_vocab: int
+    n_text_ctx: int
+    n_text_state: int
+    n_text_head: int
+    n_text_layer: int
+
+
+class LayerNorm(nn.LayerNorm):
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.float()).type(x.dtype)
+
+
+class Linear(nn.Linear):
+    def forward(self, x: Tensor) -> Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.weight.to(x.dtype), bias)
+
+
+class Conv1d(nn.Conv1d):
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        return super()._conv_forward(x, weight.to(x.dtype), None if bias is None else bias.to(x.dtype))
+
+
+def sinusoids(length: int, channels: int, max_timescale: float = 10000) -> Tensor:
+    """The encoder's fixed sinusoidal position embedding."""
+    log_timescale_increment = np.log(max_timescale) / (channels // 2 - 1)
+    inv_timescales = torch.exp(-log_timescale_increment * torch.arange(channels // 2))
+    scaled_time = torch.arange(length)[:, None] * inv_timescales[None, :]
+    return torch.cat([torch.sin(scaled_time), torch.cos(scaled_time)], dim=1)
+
+
+def _split_heads(x: Tensor, n_head: int) -> Tensor:
+    batch, length, state = x.shape
+    return x.view(batch, length, n_head, state // n_head).transpose(1, 2)
+
+
+def _merge_heads(x: Tensor) -> Tensor:
+    batch, n_head, length, head_dim = x.shape
+    return x.transpose(1, 2).reshape(batch, length, n_head * head_dim)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, n_head: int, causal: bool) -> Tensor:
+    """Scaled dot-product attention over (batch, length, state) tensors."""
+    out = F.scaled_dot_product_attention(
+        _split_heads(q, n_head), _split_heads(k, n_head), _split_heads(v, n_head), is_causal=causal
+    )
+    return _merge_heads(out)
+
+
+def attention_weights(q: Tensor, k: Tensor, n_head: int) -> Tensor:
+    """Softmax attention weights (batch, head, q_len, k_len), used for word-level alignment."""
+    scale = (q.shape[-1] // n_head) ** -0.5
+    qk = _split_heads(q, n_head) @ _split_heads(k, n_head).transpose(-1, -2) * scale
+    return qk.float().softmax(dim=-1)
+
+
+class SelfAttention(nn.Module):
+    """Self-attention with one fused q/k/v projection (the key part's bias is zero)."""
+
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = Linear(n_state, 3 * n_state)
+        self.out = Linear(n_state, n_state)
+
+    def forward(self, x: Tensor, past: Optional[KV] = None, causal: bool = False) -> Tuple[Tensor, KV]:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)
+        # With a cache, the new queries come after every cached key, so no mask is needed for one step;
+        # several new tokens at once need the causal mask offset by the cache length.
+        if past is not None and x.shape[1] > 1:
+            mask = torch.ones(x.shape[1], k.shape[1], dtype=torch.bool, device=x.device).tril(k.shape[1] - x.shape[1])
+            out = F.scaled_dot_product_attention(
+                _split_heads(q, self.n_head), _split_heads(k, self.n_head), _split_heads(v, self.n_head), attn_mask=mask
+            )
+            return self.out(_merge_heads(out)), (k, v)
+        is_causal = causal and past is None and x.shape[1] > 1
+        return self.out(attention(q, k, v, self.n_head, is_causal)), (k, v)
+
+
+class CrossAttention(nn.Module):
+    """Decoder-to-encoder attention; keys/values are projected once per audio and cached."""
+
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.n_head = n_head
+        self.query = Linear(n_state, n_state)
+        self.kv = Linear(n_state, 2 * n_state)
+        self.out = Linear(n_state, n_state)
+
+    def project(self, audio_features: Tensor) -> KV:
+        k, v = self.kv(audio_features).chunk(2, dim=-1)
+        return k.contiguous(), v.contiguous()
+
+    def forward(self, x: Tensor, kv: KV, want_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+        q = self.query(x)
+        weights = attention_weights(q, kv[0], self.n_head) if want_weights else None
+        return self.out(attention(q, kv[0], kv[1], self.n_head, causal=False)), weights
+
+
+class MLP(nn.Sequential):
+    def __init__(self, n_state: int):
+        super().__init__(Linear(n_state, 4 * n_state), nn.GELU(), Linear(4 * n_state, n_state))
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn_ln = LayerNorm(n_state)
+        self.attn = SelfAttention(n_state, n_head)
+        self.mlp_ln = LayerNorm(n_state)
+        self.mlp = MLP(n_state)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.attn_ln(x))[0]
+        return x + self.mlp(self.mlp_ln(x))
+
+
+class DecoderBlock(nn.Module):
+    def __init__(self, n_state: int, n_head: int):
+        super().__init__()
+        self.attn_ln = LayerNorm(n_state)
+        self.attn = SelfAttention(n_state, n_head)
+        self.cross_attn_ln = LayerNorm(n_state)
+        self.cross_attn = CrossAttention(n_state, n_head)
+        self.mlp_ln = LayerNorm(n_state)
+        self.mlp = MLP(n_state)
+
+    def forward(
+        self, x: Tensor, cross_kv: KV, past: Optional[KV], want_weights: bool
+    ) -> Tuple[Tensor, KV, Optional[Tensor]]:
+        attn_out, self_kv = self.attn(self.attn_ln(x), past, causal=True)
+        x = x + attn_out
+        cross_out, weights = self.cross_attn(self.cross_attn_ln(x), cross_kv, want_weights)
+        x = x + cross_out
+        return x + self.mlp(self.mlp_ln(x)), self_kv, weights
+
+
+class AudioEncoder(nn.Module):
+    def __init__(self, n_mels: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
+        super().__init__()
+        self.conv1 = Conv1d(n_mels, n_state, kernel_size=3, padding=1)
+        self.conv2 = Conv1d(n_state, n_state, kernel_size=3, stride=2, padding=1)
+        self.register_buffer("positional_embedding", sinusoids(n_ctx, n_state))
+        self.blocks = nn.ModuleList(EncoderBlock(n_state, n_head) for _ in range(n_layer))
+        self.ln_post = LayerNorm(n_state)
+
+    def forward(self, mel: Tensor) -> Tensor:
+        """mel: (batch, n_mels, n_frames) with n_frames <= 3000; shorter inputs give shorter outputs."""
+        x = F.gelu(self.conv1(mel))
+        x = F.gelu(self.conv2(x)).permute(0, 2, 1)
+        if x.shape[1] > self.positional_embedding.shape[0]:
+            raise ValueError(f"audio too long for the encoder: {x.shape[1]} positions")
+        x = (x + self.positional_embedding[: x.shape[1]]).to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return self.ln_post(x)
+
+
+class DecoderCache:
+    """Per-layer cross-attention K/V (fixed per audio) and self-attention K/V (grows per token)."""
+
+    def __init__(self, cross_kv: List[KV]):
+        self.cross_kv = cross_kv
+        self.self_kv: List[Optional[KV]] = [None] * len(cross_kv)
+
+    @property
+    def length(self) -> int:
+        first = self.self_kv[0]
+        return 0 if first is None else first[0].shape[1]
+
+    def reorder(self, rows: Tensor) -> None:
+        """Select batch rows of the self-attention cache (beam search reorders within an audio's group,
+        so the cross-attention rows, identical within a group, stay as they are)."""
+        self.self_kv = [None if kv is None else (kv[0][rows], kv[1][rows]) for kv in self.self_kv]
+
+    def select_audio(self, rows: Tensor) -> None:
+        """Keep only ``rows`` of everything: used when finished audios leave a batch."""
+        self.reorder(rows)
+        self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
+
+    def truncate(self, length: int) -> None:
+        self.self_kv = [None if kv is None else (kv[0][:, :length], kv[1][:, :length]) for kv in self.self_kv]
+
+
+class TextDecoder(nn.Module):
+    def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):
+        super().__init__()
+        self.token_embedding = nn.Embedding(n_vocab, n_state)
+        self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
+        self.blocks = nn.ModuleList(DecoderBlock(n_state, n_head) for _ in range(n_layer))
+        self.ln = LayerNorm(n_state)
+
+    def new_cache(self, audio_features: Tensor) -> DecoderCache:
+        return DecoderCache([block.cross_attn.project(audio_features) for block in self.blocks])
+
+    def forward(
+        self, tokens: Tensor, cache: DecoderCache, want_weights: bool = False
+    ) -> Tuple[Tensor, List[Optional[Tensor]]]:
+        """Logits for ``tokens`` (batch, new_len) following what ``cache`` holds; updates the cache."""
+        offset = cache.length
+        x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + tokens.shape[-1]]
+        x = x.to(cache.cross_kv[0][0].dtype)
+        weights: List[Optional[Tensor]] = []
+        for i, block in enumerate(self.blocks):
+            x, cache.self_kv[i], w = block(x, cache.cross_kv[i], cache.self_kv[i], want_weights)
+            weights.append(w)
+        x = self.ln(x)
+        logits = (x @ self.token_embedding.weight.to(x.dtype).T).float()
+        return logits, weights
+
+
+class Whisper(nn.Module):
+    def __init__(self, dims: ModelDimensions):
+        super().__init__()
+        self.dims = dims
+        self.encoder = AudioEncoder(
+            dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer
+        )
+        self.decoder = TextDecoder(
+            dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer
+        )
+        # By default use the last half of the decoder layers' heads for time alignment.
+        heads = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+        heads[dims.n_text_layer // 2 :] = True
+        self.register_buffer("alignment_heads", heads, persistent=False)
+        self.name = "custom"
+
+    def set_alignment_heads(self, layer_head_pairs) -> None:
+        heads = torch.zeros(self.dims.n_text_layer, self.dims.n_text_head, dtype=torch.bool)
+        for layer, head in layer_head_pairs:
+            heads[layer, head] = True
+        self.alignment_heads = heads.to(self.alignment_heads.device)
+
+    def embed_audio(self, mel: Tensor) -> Tensor:
+        return self.encoder(mel.to(self.dtype))
+
+    def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
+        return self.decoder(tokens, self.decoder.new_cache(audio_features))[0]
+
+    def forward(self, mel: Tensor, tokens: Tensor) -> Tensor:
+        return self.logits(tokens, self.embed_audio(mel))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.decoder.token_embedding.weight.dtype
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.dims.n_vocab >= 51865
+
+    @property
+    def num_languages(self) -> int:
+        return self.dims.n_vocab - 51765 - int(self.is_multilingual)
+
+    def detect_language(self, mel: Tensor, tokenizer=None):
+        from .decoding import detect_language
+
+        return detect_language(self, mel, tokenizer)
+
+    def decode(self, mel: Tensor, options=None, **kwargs):
+        from .decoding import decode
+
+        return decode(self, mel, options, **kwargs)
+
+    def transcribe(self, audio, **kwargs):
+        from .transcribe import transcribe
+
+        return transcribe(self, audio, **kwargs)

@@ -1,0 +1,2 @@
+def transcribe(*a, **k):
+    raise NotImplementedError
