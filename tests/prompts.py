@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import gzip
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
@@ -30,15 +29,16 @@ def _references() -> Dict[str, str]:
 
 
 def english_prompts() -> List[Prompt]:
-    """Every prompt with a WAV file and a spoken reference (bracketed descriptions of tones excluded)."""
+    """Every prompt with a WAV file and a plain spoken reference.
+
+    References with brackets are left out: they describe tones ("[beep]") or spell symbols
+    ("dash [-]"), which no transcript writes the same way.
+    """
     prompts = []
     for name, text in sorted(_references().items()):
         path = SOUNDS_DIR / f"{name}.wav"
-        if not text or text.startswith("[") or not path.exists():
-            continue
-        spoken = re.sub(r"\[[^\]]*\]", " ", text).strip()
-        if spoken:
-            prompts.append(Prompt(name, path, spoken))
+        if text and "[" not in text and path.exists():
+            prompts.append(Prompt(name, path, text))
     return prompts
 
 

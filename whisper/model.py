@@ -27,8 +27,12 @@ class ModelDimensions:
 
 
 class LayerNorm(nn.LayerNorm):
+    """Normalises in float32 whatever the activations' precision (float16/bfloat16 would lose range)."""
+
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.float()).type(x.dtype)
+        return F.layer_norm(
+            x.float(), self.normalized_shape, self.weight.float(), self.bias.float(), self.eps
+        ).type(x.dtype)
 
 
 class Linear(nn.Linear):
@@ -255,7 +259,9 @@ class Whisper(nn.Module):
         self.alignment_heads = heads.to(self.alignment_heads.device)
 
     def embed_audio(self, mel: Tensor) -> Tensor:
-        return self.encoder(mel.to(self.dtype))
+        """Encoder states in the decoder's precision (the encoder may run in bfloat16, see load_model)."""
+        encoder_dtype = self.encoder.conv1.weight.dtype
+        return self.encoder(mel.to(encoder_dtype)).to(self.dtype)
 
     def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
         return self.decoder(tokens, self.decoder.new_cache(audio_features))[0]

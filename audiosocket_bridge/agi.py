@@ -1,0 +1,200 @@
+"""FastAGI server: transcripts into the dialplan after a call, options in before it.
+
+Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before/after):
+  agi://127.0.0.1:4573/transcript?uuid=${ID}[&wait=3]
+      Sets TRANSCRIPT (whole call so far, cut to one AGI line), TRANSCRIPT_FULL_1..N +
+      TRANSCRIPT_PARTS (all of it, in chunks), TRANSCRIPT_SEGMENTS and, last,
+      TRANSCRIPT_STATUS = OK | PENDING (still live after `wait` s) | NOTFOUND.
+      Needs no AMI. SET VARIABLE also works on a hung-up channel (h / hangup handler).
+  agi://127.0.0.1:4573/register?uuid=${ID}&language=de&partials=0&mode=ivr&prompt=...
+      Registers the channel (agi_channel, agi_uniqueid, CHANNEL(linkedid)) and per-call
+      options in the CallDirectory; sets AUDIOSOCKET_REGISTER = OK | ERROR.
+Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
+
+Why not pyst2's AGI: asterisk.fastagi imports SocketServer (Python 2 only), AGI()
+installs a SIGHUP handler (fails off the main thread), writes str to the socket and
+does not escape quotes or newlines, and it is blocking. The codec in agi_protocol.py
+is smaller than an adapter overriding all of that.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Optional
+
+from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
+                           parse_request, parse_response, set_variable)
+from .ami_protocol import call_options, chunk_text
+from .directory import CallDirectory, Registration
+from .protocol import canonical_uuid
+
+log = logging.getLogger(__name__)
+
+DEFAULT_AGI_HOST = "127.0.0.1"
+DEFAULT_AGI_PORT = 4573
+MAX_WAIT_S = 30.0
+
+
+class AgiHangup(ConnectionError):
+    """Asterisk closed the FastAGI connection."""
+
+
+@dataclass(frozen=True)
+class TranscriptResult:
+    status: str  # OK | PENDING | NOTFOUND
+    text: str = ""
+    segments: int = 0
+
+
+def transcript_variables(result: TranscriptResult) -> list[tuple[str, str]]:
+    """Channel variables in the order they are set: TRANSCRIPT_STATUS last."""
+    parts = chunk_text(result.text)
+    variables = [(f"TRANSCRIPT_FULL_{i}", part) for i, part in enumerate(parts, start=1)]
+    variables += [("TRANSCRIPT_PARTS", str(len(parts))),
+                  ("TRANSCRIPT_SEGMENTS", str(result.segments)),
+                  ("TRANSCRIPT", result.text),
+                  ("TRANSCRIPT_STATUS", result.status)]
+    return variables
+
+
+class AgiSession:
+    """One FastAGI connection, Asterisk side at the other end."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.hung_up = False
+
+    async def read_request(self) -> AgiRequest:
+        env: dict[str, str] = {}
+        while True:
+            line = await self._read_line()
+            if not line.strip():
+                return parse_request(env)
+            pair = parse_env_line(line)
+            if pair:
+                env[pair[0]] = pair[1]
+
+    async def command(self, line: bytes) -> AgiResponse:
+        self.writer.write(line)
+        await self.writer.drain()
+        while True:
+            text = (await self._read_line()).strip()
+            if text == HANGUP_LINE:  # the caller hung up; dead-channel commands still work
+                self.hung_up = True
+            elif text:
+                return parse_response(text)
+
+    async def set_variable(self, name: str, value: object) -> AgiResponse:
+        return await self.command(set_variable(name, value))
+
+    async def get_variable(self, name: str) -> Optional[str]:
+        response = await self.command(get_variable(name))
+        return response.data if response.ok and response.result == 1 else None
+
+    async def _read_line(self) -> str:
+        raw = await self.reader.readline()
+        if not raw:
+            raise AgiHangup("FastAGI connection closed by Asterisk")
+        return raw.decode("utf-8", errors="replace")
+
+
+class FastAgiServer:
+    def __init__(self, host: str, port: int, storage, live_calls, directory: CallDirectory, *,
+                 transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0) -> None:
+        self.host, self.port = host, port
+        self.storage, self.live_calls, self.directory = storage, live_calls, directory
+        self.transcript_wait_s = transcript_wait_s
+        self.request_timeout_s = request_timeout_s
+        self._server: Optional[asyncio.base_events.Server] = None
+        self._tasks: set[asyncio.Task] = set()
+        self._scripts = {"transcript": self._transcript, "register": self._register}
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("FastAGI listening on %s:%d", self.host, self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._tasks.add(task)
+        try:
+            await self._serve(AgiSession(reader, writer))
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with suppress(Exception):
+                await writer.wait_closed()
+
+    async def _serve(self, session: AgiSession) -> None:
+        try:
+            request = await asyncio.wait_for(session.read_request(), self.request_timeout_s)
+            script = self._scripts.get(request.script)
+            if script is None:
+                log.warning("unknown FastAGI script %r", request.script)
+                await session.set_variable("AGI_ERROR", f"unknown script {request.script}")
+                return
+            await asyncio.wait_for(script(session, request),
+                                   self.request_timeout_s + self.transcript_wait_s)
+        except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
+            log.info("FastAGI session ended early: %s", exc or type(exc).__name__)
+        except Exception:
+            log.exception("FastAGI session failed")
+
+    # -- scripts
+    async def _transcript(self, session: AgiSession, request: AgiRequest) -> None:
+        try:
+            uuid = canonical_uuid(request.params.get("uuid", ""))
+            wait_s = min(MAX_WAIT_S, max(0.0, float(request.params.get("wait",
+                                                                       self.transcript_wait_s))))
+        except ValueError as exc:
+            log.warning("transcript AGI on %s: bad parameters: %s", request.channel, exc)
+            result = TranscriptResult("NOTFOUND")
+        else:
+            result = await self.lookup(uuid, wait_s)
+        for name, value in transcript_variables(result):
+            await session.set_variable(name, value)
+
+    async def lookup(self, uuid: str, wait_s: float) -> TranscriptResult:
+        """The call's transcript, waiting up to `wait_s` for a live call's last final."""
+        live = self.live_calls.get(uuid)
+        if live is not None and not await self.live_calls.wait_ended(uuid, wait_s):
+            finals = self.live_calls.finals(uuid)
+            return TranscriptResult("PENDING", _join(f.text for f in finals), len(finals))
+        loop = asyncio.get_running_loop()
+        text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
+        if text is not None:
+            segments = await loop.run_in_executor(None, self.storage.get_segments, uuid)
+            return TranscriptResult("OK", text, len(segments))
+        if live is not None:  # ended, but storage has nothing (e.g. storage failing)
+            finals = self.live_calls.finals(uuid)
+            return TranscriptResult("OK", _join(f.text for f in finals), len(finals))
+        return TranscriptResult("NOTFOUND")
+
+    async def _register(self, session: AgiSession, request: AgiRequest) -> None:
+        try:
+            uuid = canonical_uuid(request.params.get("uuid", ""))
+            options = call_options(request.params)
+        except ValueError as exc:
+            log.warning("register AGI on %s: bad parameters: %s", request.channel, exc)
+            await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
+            return
+        linkedid = await session.get_variable("CHANNEL(linkedid)")
+        self.directory.register(Registration(uuid=uuid, channel=request.channel,
+                                             uniqueid=request.uniqueid, linkedid=linkedid or None,
+                                             options=options))
+        log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
+        await session.set_variable("AUDIOSOCKET_REGISTER", "OK")
+
+
+def _join(texts) -> str:
+    return " ".join(t.strip() for t in texts if t.strip())

@@ -1,0 +1,105 @@
+"""Pure AMI encoding, chunking and registration parsing."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ami_builders import CHANNEL_A, UUID_A, event
+
+from audiosocket_bridge.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
+                                             call_options, caption_event, chunk_text, encode_action,
+                                             parse_header_lines, registration_from_event)
+
+
+def _lines(payload: bytes) -> list[bytes]:
+    return [line + b"\n" for line in payload.split(b"\n") if line]
+
+
+def test_encode_strips_cr_lf_so_values_cannot_inject_headers_or_actions():
+    payload = encode_action({"Action": "UserEvent", "Text": "hi\r\n\r\nAction: Originate"})
+    assert payload.count(b"\r\n\r\n") == 1 and payload.endswith(b"\r\n\r\n")
+    assert b"Text: hi    Action: Originate\r\n" in payload
+
+
+def test_encode_refuses_a_line_asterisk_would_discard():
+    with pytest.raises(AmiLineTooLong):
+        encode_action({"Action": "Setvar", "Value": "x" * AMI_MAX_LINE_BYTES})
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=5000))
+def test_chunks_fit_the_setvar_line_and_keep_every_word(text):
+    parts = chunk_text(text)
+    for part in parts:
+        assert len(f"Value: {part}\r\n".encode()) <= AMI_MAX_LINE_BYTES
+    assert "".join(parts).replace(" ", "") == "".join(text.split())
+
+
+@given(st.lists(st.text(alphabet="abcdé€ ", min_size=1, max_size=400), min_size=2, max_size=12))
+def test_appending_text_only_changes_the_last_chunks(utterances):
+    before = chunk_text(" ".join(utterances[:-1]))
+    after = chunk_text(" ".join(utterances))
+    assert after[:max(0, len(before) - 1)] == before[:max(0, len(before) - 1)]
+
+
+def test_final_setvars_resend_only_changed_parts_and_set_transcript_last():
+    state = CallCaptionState()
+    long_utterance = " ".join(["word"] * 300)  # ~1500 bytes: two parts
+    first = state.final_setvars(CHANNEL_A, long_utterance)
+    assert [a["Variable"] for a in first] == ["TRANSCRIPT_FULL_1", "TRANSCRIPT_FULL_2",
+                                              "TRANSCRIPT_PARTS", "TRANSCRIPT_SEGMENTS", "TRANSCRIPT"]
+    second = state.final_setvars(CHANNEL_A, "and more")
+    assert [a["Variable"] for a in second] == ["TRANSCRIPT_FULL_2", "TRANSCRIPT_PARTS",
+                                               "TRANSCRIPT_SEGMENTS", "TRANSCRIPT"]
+    assert second[-1]["Value"] == "and more" and second[-2]["Value"] == "2"
+    assert all(len(encode_action(a)) < 2 * AMI_MAX_LINE_BYTES for a in first + second)
+
+
+def test_final_without_channel_is_remembered_and_sent_once_the_channel_is_known():
+    state = CallCaptionState()
+    assert state.final_setvars(None, "hello") == []
+    actions = state.final_setvars(CHANNEL_A, "world")
+    full = {a["Variable"]: a["Value"] for a in actions}
+    assert full["TRANSCRIPT_FULL_1"] == "hello world" and full["TRANSCRIPT_SEGMENTS"] == "2"
+
+
+def test_caption_event_headers():
+    headers = caption_event(UUID_A, CHANNEL_A, event("final", 3, "Hello\nthere"), speaker="caller")
+    assert headers == {"Action": "UserEvent", "UserEvent": "Transcript", "Uuid": UUID_A,
+                       "Channel": CHANNEL_A, "Final": "1", "Segment": "3", "Start": "1.24",
+                       "End": "2.50", "Language": "en", "Speaker": "caller", "Text": "Hello there"}
+
+
+def test_caption_text_is_truncated_to_the_line_limit_on_a_character_boundary():
+    headers = caption_event(UUID_A, CHANNEL_A, event("partial", 0, "€" * 1000))
+    assert len(encode_action(headers).split(b"\r\n")[-3]) <= AMI_MAX_LINE_BYTES - 2
+    assert headers["Text"] == "€" * len(headers["Text"])
+
+
+def test_parse_collects_modern_and_legacy_chanvariable_headers():
+    headers, data = parse_header_lines(["Event: UserEvent\r\n", "ChanVariable: A=1\r\n",
+                                        "ChanVariable(PJSIP/a-1): B=x=y\r\n", "Uniqueid: 1.2\r\n"])
+    assert headers == {"Event": "UserEvent", "ChanVariable": {"A": "1", "B": "x=y"},
+                       "Uniqueid": "1.2"}
+    assert data == ""
+
+
+def test_registration_from_audiosocketstart_event():
+    registration = registration_from_event({
+        "Event": "UserEvent", "Channel": CHANNEL_A, "Uniqueid": "1718.1", "Linkedid": "1718.0",
+        "UserEvent": "AudioSocketStart", "Uuid": UUID_A.upper(), "Language": "de",
+        "Partials": "1", "Mode": "ivr", "Prompt": "Hallo Welt", "NoInputTimeout": "7.5",
+        "ChanVariable": {"X": "1"}})
+    assert registration.uuid == UUID_A and registration.channel == CHANNEL_A
+    assert (registration.uniqueid, registration.linkedid) == ("1718.1", "1718.0")
+    options = registration.options
+    assert (options.language, options.partials, options.mode, options.prompt,
+            options.no_input_timeout_s) == ("de", True, "ivr", "Hallo Welt", 7.5)
+
+
+def test_other_user_events_are_ignored_and_bad_ones_rejected():
+    assert registration_from_event({"Event": "UserEvent", "UserEvent": "Transcript"}) is None
+    with pytest.raises(ValueError):
+        registration_from_event({"UserEvent": "AudioSocketStart", "Uuid": "not-a-uuid"})
+    with pytest.raises(ValueError):
+        call_options({"mode": "karaoke"})
