@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import wave
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
@@ -198,3 +198,52 @@ def log_mel_spectrogram(
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)
     return (log_spec + 4.0) / 4.0
+
+
+class StreamingResampler:
+    """The same band-limited resampling as ``resample``, fed in pieces (e.g. 20 ms frames) with state."""
+
+    def __init__(self, from_hz: int, to_hz: int = SAMPLE_RATE_HZ):
+        if from_hz <= 0 or to_hz <= 0:
+            raise AudioError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
+        self.from_hz, self.to_hz = from_hz, to_hz
+        self.up, self.down = _reduced_ratio(to_hz, from_hz)
+        self.kernels, self.half = _sinc_kernels(self.up, self.down)
+        self._buffer = np.zeros(self.half, dtype=np.float32)  # zero history, as the offline pad
+        self._buffer_start = -self.half  # input index of _buffer[0]
+        self._next_out = 0
+        self._n_in = 0
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32)
+        if self.up == self.down:
+            return samples
+        self._n_in += samples.size
+        self._buffer = np.concatenate([self._buffer, samples])
+        return self._emit(self._buffer_start + self._buffer.size - self.half)
+
+    def flush(self) -> np.ndarray:
+        """Outputs still owed for the input so far, as if silence followed."""
+        if self.up == self.down:
+            return np.zeros(0, dtype=np.float32)
+        self._buffer = np.concatenate([self._buffer, np.zeros(self.half, dtype=np.float32)])
+        total_out = (self._n_in * self.up + self.down - 1) // self.down
+        return self._emit(self._n_in, limit=total_out)
+
+    def _emit(self, usable_in: int, limit: Optional[int] = None) -> np.ndarray:
+        # Output k needs input up to base(k) + half, where base(k) = k * down // up.
+        last = ((usable_in) * self.up - 1) // self.down if usable_in > 0 else -1
+        if limit is not None:
+            last = min(last, limit - 1)
+        if last < self._next_out:
+            return np.zeros(0, dtype=np.float32)
+        k = torch.arange(self._next_out, last + 1)
+        base, phase = (k * self.down) // self.up, (k * self.down) % self.up
+        buffer = torch.from_numpy(self._buffer)
+        windows = buffer.unfold(0, 2 * self.half, 1)
+        out = (windows[base + 1 - self.half - self._buffer_start] * self.kernels[phase]).sum(dim=1).numpy()
+        self._next_out = last + 1
+        keep_from = (self._next_out * self.down) // self.up + 1 - self.half  # first input the next output needs
+        drop = max(0, keep_from - self._buffer_start)
+        self._buffer, self._buffer_start = self._buffer[drop:], self._buffer_start + drop
+        return out

@@ -1,0 +1,108 @@
+"""Bridge settings from flags, AUDIOSOCKET_* environment variables and an INI file.
+
+Precedence: command-line flag > environment > config file > default.
+"""
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, fields
+from typing import Any, Mapping, Optional
+
+from .storage import DEFAULT_STORAGE_URL
+
+ENV_PREFIX = "AUDIOSOCKET_"
+FILE_SECTION = "bridge"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    listen: str = "127.0.0.1:8300"
+    model: str = "tiny.en"
+    language: Optional[str] = None
+    device: Optional[str] = None
+    storage: str = DEFAULT_STORAGE_URL
+    log_level: str = "INFO"
+    max_calls: int = 100
+    max_frame_bytes: int = 32768
+    idle_timeout: float = 30.0
+    raw: bool = False
+    partials: bool = True
+    ami_host: Optional[str] = None
+    ami_port: int = 5038
+    ami_user: str = "transcriber"
+    ami_secret: Optional[str] = None
+    agi_listen: Optional[str] = None
+    registration_wait: float = 1.0
+    shutdown_deadline: float = 30.0
+
+    def __repr__(self) -> str:  # the AMI secret must never reach a log
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        if shown["ami_secret"]:
+            shown["ami_secret"] = "***"
+        return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def _field_types() -> dict[str, type]:
+    defaults = BridgeConfig()
+    types = {}
+    for f in fields(BridgeConfig):
+        value = getattr(defaults, f.name)
+        types[f.name] = type(value) if value is not None else str
+    return types
+
+
+def parse_value(name: str, text: str) -> Any:
+    kind = _field_types()[name]
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError(f"{name}: expected a boolean, got {text!r}")
+    return kind(text.strip())
+
+
+def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    found = {}
+    for name in _field_types():
+        key = ENV_PREFIX + name.upper()
+        if environ.get(key, "") != "":
+            found[name] = parse_value(name, environ[key])
+    return found
+
+
+def from_file(path: str) -> dict[str, Any]:
+    parser = configparser.ConfigParser()
+    with open(path, encoding="utf-8") as handle:
+        parser.read_file(handle)
+    if not parser.has_section(FILE_SECTION):
+        return {}
+    found = {}
+    for key, value in parser.items(FILE_SECTION):
+        name = key.replace("-", "_")
+        if name not in _field_types():
+            raise ValueError(f"{path}: unknown setting {key!r} in [{FILE_SECTION}]")
+        found[name] = parse_value(name, value)
+    return found
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
+            config_file: Optional[str] = None) -> BridgeConfig:
+    """Merge the sources; `flags` holds only options given on the command line."""
+    merged: dict[str, Any] = {}
+    if config_file:
+        merged.update(from_file(config_file))
+    merged.update(from_env(environ))
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    return BridgeConfig(**merged)
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """'host:port', ':port', 'host' or '[v6]:port'."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        return text.strip("[]"), default_port
+    return (host.strip("[]") or "127.0.0.1"), int(port)

@@ -1,0 +1,105 @@
+"""Utterance boundaries from per-frame speech decisions: a pure policy over a stream's 20 ms frames."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+
+from .vad import FRAME_MS
+
+
+@dataclass(frozen=True)
+class EndpointOptions:
+    trailing_silence_s: float = 0.5  # silence that ends an utterance
+    min_speech_s: float = 0.2  # shorter bursts (clicks, coughs) are not utterances
+    start_speech_s: float = 0.1  # consecutive speech that opens an utterance
+    max_utterance_s: float = 12.0  # longer speech is cut, at the quietest recent frame
+    cut_search_s: float = 2.0  # how far back from the limit to look for a quiet cut point
+    pre_roll_s: float = 0.3  # audio kept before the first speech frame
+    post_roll_s: float = 0.2  # audio kept after the last speech frame
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """An utterance that is over: frames [start_frame, end_frame) of the stream."""
+
+    start_frame: int
+    end_frame: int
+    cut: bool  # True when ended by the length limit rather than by silence
+
+
+def _frames(seconds: float) -> int:
+    return max(1, round(seconds * 1000 / FRAME_MS))
+
+
+class Endpointer:
+    """Feeds on (is_speech, level) per frame; reports finished utterances and the open one's start."""
+
+    def __init__(self, options: EndpointOptions = EndpointOptions()):
+        self.options = options
+        self.frame = 0  # index of the next frame
+        self.start_frame: Optional[int] = None  # open utterance (including pre-roll)
+        self.last_speech_frame = -1
+        self.speech_frames = 0  # speech frames inside the open utterance
+        self._run = 0  # consecutive speech frames while idle
+        self._levels: List[float] = []  # levels of the open utterance's frames, to find a cut point
+
+    @property
+    def in_utterance(self) -> bool:
+        return self.start_frame is not None
+
+    def push(self, is_speech: np.ndarray, level_dbfs: np.ndarray) -> List[Boundary]:
+        boundaries: List[Boundary] = []
+        for speech, level in zip(is_speech.tolist(), level_dbfs.tolist()):
+            boundary = self._step(speech, level)
+            if boundary is not None:
+                boundaries.append(boundary)
+            self.frame += 1
+        return boundaries
+
+    def _step(self, speech: bool, level: float) -> Optional[Boundary]:
+        options = self.options
+        if self.start_frame is None:
+            self._run = self._run + 1 if speech else 0
+            if self._run >= _frames(options.start_speech_s):
+                first_speech = self.frame - self._run + 1
+                self.start_frame = max(0, first_speech - _frames(options.pre_roll_s))
+                self._levels = [-100.0] * (self.frame - self.start_frame)
+                self.speech_frames = self._run
+                self.last_speech_frame = self.frame
+            return None
+        self._levels.append(level)
+        if speech:
+            self.speech_frames += 1
+            self.last_speech_frame = self.frame
+        if self.frame - self.last_speech_frame >= _frames(options.trailing_silence_s):
+            return self._close(self.last_speech_frame + 1 + _frames(options.post_roll_s), cut=False)
+        if self.frame + 1 - self.start_frame >= _frames(options.max_utterance_s):
+            return self._cut()
+        return None
+
+    def _close(self, end_frame: int, cut: bool) -> Optional[Boundary]:
+        start, enough = self.start_frame, self.speech_frames >= _frames(self.options.min_speech_s)
+        self.start_frame, self._run, self.speech_frames, self._levels = None, 0, 0, []
+        if start is None or not enough:
+            return None
+        return Boundary(start, min(end_frame, self.frame + 1), cut)
+
+    def _cut(self) -> Optional[Boundary]:
+        """End at the quietest frame of the last few seconds; the rest opens the next utterance."""
+        search = _frames(self.options.cut_search_s)
+        recent = np.asarray(self._levels[-search:])
+        cut_frame = self.frame + 1 - len(recent) + int(recent.argmin())
+        start = self.start_frame
+        assert start is not None
+        kept_levels = self._levels[cut_frame - start :]
+        self.start_frame, self._levels = cut_frame, kept_levels
+        self.speech_frames = max(1, self.speech_frames // 2)
+        return Boundary(start, cut_frame, cut=True)
+
+    def flush(self) -> Optional[Boundary]:
+        """End of stream: the open utterance, if it had enough speech, ends here."""
+        if self.start_frame is None:
+            return None
+        return self._close(min(self.frame, self.last_speech_frame + 1 + _frames(self.options.post_roll_s)), cut=False)
