@@ -22,7 +22,7 @@ import torch
 from .audio import N_SAMPLES, SAMPLE_RATE_HZ, StreamingResampler, int16_to_float, log_mel_spectrogram, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .endpointing import Boundary, EndpointOptions, Endpointer
-from .hallucination import GuardOptions, needs_fallback, rejection_reason
+from .stream_guards import GuardOptions, needs_fallback, rejection_reason
 from .stream_types import EventCallback, StreamOptions, TranscriptEvent, Word
 from .vad import FRAME_SAMPLES, VadOptions, VoiceActivityDetector
 
@@ -270,6 +270,12 @@ class StreamingEngine:
         if self._thread is not None:
             self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
             self._thread = None
+
+    def step(self) -> None:
+        """One scheduler tick on the caller's thread: for deterministic simulations (engine not started)."""
+        if self._thread is not None:
+            raise RuntimeError("step() is for an engine whose scheduler thread is not running")
+        self._tick()
 
     # -- scheduler --------------------------------------------------------------------------
     def _wake(self) -> None:

@@ -1,0 +1,170 @@
+"""N concurrent real-time streams on one engine: final latency, first-partial time, WER, CPU, RSS.
+
+    python benchmarks/streaming_load.py                 # N = 1 2 4 8 16 32, tiny.en
+    python benchmarks/streaming_load.py --streams 16 --utterances 5
+
+Each stream plays 8 kHz Asterisk English prompts (10 by default, a different set per stream) with
+1.2 s pauses, in 20 ms frames on a real-time clock, as app_audiosocket does. Final latency is the
+time a final arrives minus the time the utterance's last frame was pushed.
+"""
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import whisper  # noqa: E402
+from prompts import english_prompts  # noqa: E402
+from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim  # noqa: E402
+from whisper.stream_sim import play_realtime, silence  # noqa: E402
+from whisper.stream_types import StreamOptions  # noqa: E402
+from whisper.streaming import EngineOptions, StreamingEngine  # noqa: E402
+
+PAUSE_S = 1.2
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def pick_prompts(n_streams: int, per_stream: int):
+    """Prompts of 1-6 s, a different rotation per stream."""
+    usable = []
+    for p in english_prompts():
+        with wave.open(str(p.path)) as w:
+            if 1.0 <= w.getnframes() / w.getframerate() <= 6.0 and len(p.text.split()) >= 2:
+                usable.append(p)
+    step = max(1, len(usable) // max(1, n_streams))
+    return [[usable[(s * step + k * 7) % len(usable)] for k in range(per_stream)] for s in range(n_streams)]
+
+
+def stream_audio(prompts):
+    pcm, ends, starts = b"", [], []
+    for p in prompts:
+        with wave.open(str(p.path)) as w:
+            audio = w.readframes(w.getnframes())
+        starts.append(len(pcm) // 320)  # 20 ms frame index at 8 kHz
+        pcm += audio
+        ends.append(len(pcm) // 320 - 1 + (1 if len(pcm) % 320 else 0))
+        pcm += silence(PAUSE_S, 8000)
+    return pcm, starts, ends
+
+
+def wer(refs, hyps) -> float:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    errors = total = 0
+    for ref, hyp in zip(refs, hyps):
+        r, h = normalize(ref).split(), normalize(hyp).split()
+        d = list(range(len(h) + 1))
+        for i in range(1, len(r) + 1):
+            prev, d[0] = d[0], i
+            for j in range(1, len(h) + 1):
+                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+        errors, total = errors + d[len(h)], total + len(r)
+    return errors / max(total, 1)
+
+
+def run(model, n_streams: int, per_stream: int):
+    sets = pick_prompts(n_streams, per_stream)
+    engine = StreamingEngine(model, EngineOptions())
+    engine.start()
+    rss_before = rss_mib()
+    events = {i: [] for i in range(n_streams)}
+    pushed = {}
+
+    def on_event(i):
+        return lambda e: events[i].append((time.monotonic(), e))
+
+    streams = [engine.open_stream(f"s{i}", StreamOptions(), on_event(i)) for i in range(n_streams)]
+    audio = [stream_audio(s) for s in sets]
+    peak_rss = [rss_before]
+
+    def play(i):
+        pushed[i] = play_realtime(streams[i], audio[i][0], 8000)
+
+    threads = [threading.Thread(target=play, args=(i,)) for i in range(n_streams)]
+    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    for i, t in enumerate(threads):
+        t.start()
+        time.sleep(0.37 / max(1, n_streams))  # calls don't all start on the same frame
+    while any(t.is_alive() for t in threads):
+        peak_rss.append(rss_mib())
+        time.sleep(0.5)
+    for s in streams:
+        s.close().result(timeout=120)
+    cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    stats = engine.stats()
+    engine.stop()
+    latencies, first_partials, refs, hyps = [], [], [], []
+    for i in range(n_streams):
+        pcm, starts, ends = audio[i]
+        finals = [(t, e) for t, e in events[i] if e.is_final]
+        refs.append(" ".join(p.text for p in sets[i]))
+        hyps.append(" ".join(e.text for _, e in finals))
+        for k, end_frame in enumerate(ends):
+            end_s = (end_frame + 1) * 0.02
+            match = next(((t, e) for t, e in finals if e.end_s >= end_s - 0.25 and e.start_s <= end_s), None)
+            if match:
+                latencies.append(match[0] - pushed[i][min(end_frame, len(pushed[i]) - 1)])
+            start_s = starts[k] * 0.02
+            partial = next((t for t, e in events[i] if not e.is_final and e.start_s <= start_s + 0.5 and e.end_s > start_s), None)
+            if partial:
+                first_partials.append(partial - pushed[i][starts[k]])
+    cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    return {
+        "n": n_streams, "utterances": n_streams * per_stream, "matched": len(latencies),
+        "p50": np.percentile(latencies, 50) if latencies else float("nan"),
+        "p95": np.percentile(latencies, 95) if latencies else float("nan"),
+        "first_partial_p50": np.percentile(first_partials, 50) if first_partials else float("nan"),
+        "wer": wer(refs, hyps), "cpu_cores": cpu_s / (wall1 - wall0),
+        "rss_per_stream_mib": (max(peak_rss) - rss_before) / n_streams,
+        "partials_skipped": stats.partials_skipped, "refs": refs, "sets": sets,
+    }
+
+
+def offline_wer(model, sets) -> float:
+    refs, hyps = [], []
+    for prompts in sets:
+        for p in prompts:
+            mel = log_mel_spectrogram(pad_or_trim(load_audio(p.path)))
+            hyps.append(whisper.decode(model, mel, without_timestamps=True).text)
+            refs.append(p.text)
+    return wer(refs, hyps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--utterances", type=int, default=10)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    model = whisper.load_model(args.model)
+    print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {torch.get_num_threads()} threads")
+    print(f"{'N':>3} {'p50 s':>6} {'p95 s':>6} {'1st partial s':>13} {'WER':>6} {'offline WER':>11} "
+          f"{'CPU cores':>9} {'RSS/stream MiB':>14} {'matched':>8} {'partials skipped':>16}")
+    for n in args.streams:
+        r = run(model, n, args.utterances)
+        off = offline_wer(model, r["sets"])
+        print(f"{n:>3} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['first_partial_p50']:>13.2f} {r['wer']:>6.1%} {off:>11.1%} "
+              f"{r['cpu_cores']:>9.2f} {r['rss_per_stream_mib']:>14.1f} {r['matched']:>4}/{r['utterances']:<3} "
+              f"{r['partials_skipped']:>16}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

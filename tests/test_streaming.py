@@ -1,0 +1,178 @@
+"""The streaming engine on real weights (tiny.en) and real telephone prompts."""
+from __future__ import annotations
+
+import subprocess
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from prompts import prompt
+from whisper.stream_sim import play_realtime, silence, simulate
+from whisper.stream_types import StreamOptions
+from whisper.streaming import EngineOptions, StreamingEngine
+
+UTTERANCES = ["agent-pass", "auth-thankyou", "conf-onlyperson", "vm-goodbye", "pbx-invalid"]
+
+
+def wav_pcm(path: Path) -> tuple[bytes, int]:
+    with wave.open(str(path)) as wav:
+        return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def joined(names: list[str], pause_s: float = 1.2) -> tuple[bytes, list[tuple[float, float]]]:
+    """8 kHz PCM of the prompts with pauses between, and each prompt's (start_s, end_s)."""
+    pcm, spans, t = b"", [], 0.0
+    for name in names:
+        audio, rate = wav_pcm(prompt(name).path)
+        assert rate == 8000
+        spans.append((t, t + len(audio) / 2 / rate))
+        pcm += audio + silence(pause_s, 8000)
+        t = len(pcm) / 2 / 8000
+    return pcm, spans
+
+
+def normalized_wer(references: list[str], hypotheses: list[str]) -> float:
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    normalize = EnglishTextNormalizer()
+    errors = words = 0
+    for ref, hyp in zip(references, hypotheses):
+        r, h = normalize(ref).split(), normalize(hyp).split()
+        d = list(range(len(h) + 1))
+        for i in range(1, len(r) + 1):
+            prev, d[0] = d[0], i
+            for j in range(1, len(h) + 1):
+                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+        errors, words = errors + d[len(h)], words + len(r)
+    return errors / max(words, 1)
+
+
+@pytest.fixture(scope="module")
+def sim_engine(tiny_model):
+    return StreamingEngine(tiny_model, EngineOptions())
+
+
+def test_one_final_per_utterance_in_order_with_matching_text(sim_engine):
+    pcm, spans = joined(UTTERANCES)
+    events = simulate(sim_engine, pcm, 8000)
+    finals = [e for e in events if e.is_final]
+    assert [e.segment_index for e in finals] == list(range(len(UTTERANCES)))
+    wer = normalized_wer([prompt(n).text for n in UTTERANCES], [e.text for e in finals])
+    assert wer <= 0.15, [e.text for e in finals]
+    for event, (start_s, end_s) in zip(finals, spans):
+        assert start_s - 0.4 <= event.start_s <= start_s + 0.5
+        assert end_s - 0.3 <= event.end_s <= end_s + 0.6
+
+
+def test_partials_precede_their_final(sim_engine):
+    pcm, _ = joined(["conf-onlyperson", "agent-pass"])
+    events = simulate(sim_engine, pcm, 8000)
+    for index in (0, 1):
+        kinds = [e.kind for e in events if e.segment_index == index]
+        assert kinds[-1] == "final" and kinds.count("final") == 1
+        assert "partial" in kinds, f"no partial for segment {index}"
+    seen_final = set()
+    for event in events:
+        assert event.segment_index not in seen_final, "an event came after its segment's final"
+        if event.is_final:
+            seen_final.add(event.segment_index)
+
+
+def test_close_flushes_an_utterance_cut_off_mid_speech(sim_engine):
+    audio, _ = wav_pcm(prompt("conf-onlyperson").path)
+    events = simulate(sim_engine, audio, 8000)  # no trailing silence at all
+    finals = [e for e in events if e.is_final]
+    assert len(finals) == 1
+    assert "conference" in finals[0].text.lower()
+
+
+def test_final_words_have_times_inside_the_utterance(sim_engine):
+    pytest.importorskip("whisper.timing")
+    pcm, spans = joined(["agent-pass"])
+    final = [e for e in simulate(sim_engine, pcm, 8000) if e.is_final][0]
+    assert final.words, "no word timestamps"
+    starts = [w.start_s for w in final.words]
+    assert starts == sorted(starts)
+    assert all(final.start_s - 0.05 <= w.start_s <= w.end_s <= final.end_s + 0.05 for w in final.words)
+
+
+def _tone(freqs_hz: list[float], seconds: float, rate: int = 8000, level: float = 0.3) -> bytes:
+    t = np.arange(int(seconds * rate)) / rate
+    signal = sum(np.sin(2 * np.pi * f * t) for f in freqs_hz) * level / len(freqs_hz)
+    return (signal * 32767).astype("<i2").tobytes()
+
+
+def test_silence_tones_and_dtmf_give_no_words(sim_engine):
+    beep, _ = wav_pcm(Path("/usr/share/asterisk/sounds/en/beep.wav"))
+    dtmf = b"".join(_tone([697, 1209], 0.15) + silence(0.1, 8000) for _ in range(8))
+    dial_tone = _tone([350, 440], 3.0)
+    busy = b"".join(_tone([480, 620], 0.5) + silence(0.5, 8000) for _ in range(4))
+    pcm = silence(2.0, 8000) + beep + silence(1.0, 8000) + dtmf + dial_tone + busy + silence(2.0, 8000)
+    events = simulate(sim_engine, pcm, 8000)
+    assert [e.text for e in events if e.text] == []
+
+
+def test_low_noise_gives_no_words(sim_engine):
+    rng = np.random.default_rng(7)
+    noise = (rng.normal(0, 0.003, 8000 * 5) * 32767).astype("<i2").tobytes()
+    assert [e.text for e in simulate(sim_engine, noise, 8000) if e.text] == []
+
+
+def test_sample_rate_change_mid_stream(sim_engine):
+    first, _ = wav_pcm(prompt("agent-pass").path)
+    second, _ = wav_pcm(prompt("conf-onlyperson").path)
+    # Asterisk's slin16 for the second prompt: resample 8 -> 16 kHz with sox.
+    wide = subprocess.run(
+        ["sox", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-", "-t", "raw", "-r", "16000", "-"],
+        input=second, capture_output=True, check=True,
+    ).stdout
+    events = []
+    stream = sim_engine.open_stream("rates", StreamOptions(partials=False), events.append)
+    stream.push(first + silence(1.2, 8000), 8000)
+    stream.push(wide + silence(1.2, 16000), 16000)
+    future = stream.close()
+    while not future.done():
+        sim_engine.step()
+    finals = [e.text.lower() for e in events if e.is_final]
+    assert len(finals) == 2 and "password" in finals[0] and "conference" in finals[1]
+    assert events[1].start_s > events[0].end_s
+
+
+def test_concurrent_streams_each_get_only_their_own_text(tiny_model):
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    engine.start()
+    names = {"s1": ["agent-pass"], "s2": ["conf-onlyperson"], "s3": ["vm-goodbye"], "s4": ["pbx-invalid"]}
+    events = {sid: [] for sid in names}
+    try:
+        streams = {sid: engine.open_stream(sid, StreamOptions(), events[sid].append) for sid in names}
+        threads = [
+            threading.Thread(target=play_realtime, args=(streams[sid], joined(names[sid])[0], 8000)) for sid in names
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for stream in streams.values():
+            stream.close().result(timeout=30)
+    finally:
+        engine.stop()
+    for sid, prompt_names in names.items():
+        finals = [e for e in events[sid] if e.is_final]
+        assert all(e.stream_id == sid for e in events[sid])
+        assert len(finals) == 1, [e.text for e in finals]
+        assert normalized_wer([prompt(prompt_names[0]).text], [finals[0].text]) <= 0.25, (sid, finals[0].text)
+
+
+def test_engine_stop_flushes_open_streams(tiny_model):
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    engine.start()
+    events = []
+    stream = engine.open_stream("open", StreamOptions(partials=False), events.append)
+    audio, _ = wav_pcm(prompt("agent-pass").path)
+    stream.push(audio, 8000)
+    engine.stop(timeout_s=30)
+    assert [e.kind for e in events] == ["final"]
+    assert "password" in events[0].text.lower()
