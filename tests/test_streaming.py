@@ -176,3 +176,17 @@ def test_engine_stop_flushes_open_streams(tiny_model):
     engine.stop(timeout_s=30)
     assert [e.kind for e in events] == ["final"]
     assert "password" in events[0].text.lower()
+
+
+def test_long_speech_gets_finals_before_the_speaker_stops(sim_engine):
+    names = ["conf-onlyperson", "agent-pass", "vm-goodbye", "conf-getpin", "auth-incorrect"]
+    pcm, spans = joined(names, pause_s=0.3)  # pauses shorter than the endpointer's trailing silence
+    speech_end_s = spans[-1][1]
+    events = simulate(sim_engine, pcm, 8000)
+    finals = [e for e in events if e.is_final]
+    assert len(finals) >= 2
+    assert finals[0].end_s < speech_end_s - 2.0, "nothing was committed before the speech ended"
+    assert [e.segment_index for e in finals] == list(range(len(finals)))
+    assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(finals, finals[1:])), "finals overlap"
+    wer = normalized_wer([" ".join(prompt(n).text for n in names)], [" ".join(e.text for e in finals)])
+    assert wer <= 0.2, [e.text for e in finals]

@@ -98,6 +98,15 @@ class Endpointer:
         self.speech_frames = max(1, self.speech_frames // 2)
         return Boundary(start, cut_frame, cut=True)
 
+    def commit_until(self, frame: int) -> Optional[Boundary]:
+        """Close the open utterance's first part, up to ``frame``; the rest stays open (a commit)."""
+        start = self.start_frame
+        if start is None or not start < frame < self.frame:
+            return None
+        self._levels = self._levels[frame - start :]
+        self.start_frame = frame
+        return Boundary(start, frame, cut=True)
+
     def flush(self) -> Optional[Boundary]:
         """End of stream: the open utterance, if it had enough speech, ends here."""
         if self.start_frame is None:

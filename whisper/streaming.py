@@ -19,10 +19,11 @@ from typing import Deque, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .audio import N_SAMPLES, SAMPLE_RATE_HZ, StreamingResampler, int16_to_float, log_mel_spectrogram, pad_or_trim
+from .audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, StreamingResampler, int16_to_float, log_mel_spectrogram, pad_or_trim
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .endpointing import Boundary, EndpointOptions, Endpointer
 from .stream_guards import GuardOptions, needs_fallback, rejection_reason
+from .timing import find_alignment
 from .stream_types import EventCallback, StreamOptions, TranscriptEvent, Word
 from .vad import FRAME_SAMPLES, VadOptions, VoiceActivityDetector
 
@@ -37,6 +38,11 @@ class EngineOptions:
     max_batch: int = 8  # windows per encoder/decoder batch
     fallback_temperatures: Tuple[float, ...] = (0.2, 0.5)  # tried for unreliable finals
     min_partial_audio_s: float = 0.6
+    # LocalAgreement-2 commits: once an utterance is this long, words that two consecutive partials
+    # agree on, ending at least commit_margin_s before the audio so far, become a final.
+    commit_after_s: float = 5.0
+    commit_margin_s: float = 1.0
+    commit_min_words: int = 3
     max_pending_audio_s: float = 120.0  # per stream, not yet processed; beyond it the oldest audio is dropped
     behind_after_s: float = 2.0  # a final waiting longer than this means the engine is behind
     tick_s: float = 0.02
@@ -88,6 +94,7 @@ class Stream:
         self.segment_index = 0
         self._partial_sent = False  # a partial went out for the current segment
         self._last_partial_frame = 0
+        self._previous_partial_words: List[str] = []
         self.flushed = False
 
     # -- called from any thread -------------------------------------------------------------
@@ -173,6 +180,7 @@ class Stream:
         self.finals.append(_Job(self, "final", self.segment_index, audio, start_s, self._partial_sent))
         self.segment_index += 1
         self._partial_sent = False
+        self._previous_partial_words = []
         self._last_partial_frame = boundary.end_frame
 
     def _flush(self) -> None:
@@ -200,6 +208,27 @@ class Stream:
 
     def mark_partial(self, job: _Job) -> None:
         self._last_partial_frame = self._endpointer.frame
+
+    def agreed_words(self, words: List[str]) -> int:
+        """How many leading words this partial shares with the previous one (LocalAgreement-2)."""
+        previous, self._previous_partial_words = self._previous_partial_words, words
+        normalise = lambda word: "".join(ch for ch in word.lower() if ch.isalnum())  # noqa: E731
+        count = 0
+        for old, new in zip(previous, words):
+            if normalise(old) != normalise(new):
+                break
+            count += 1
+        return count
+
+    def commit(self, job: _Job, end_s: float) -> Optional[_Job]:
+        """Turn the open utterance's audio up to ``end_s`` (stream clock) into a final job."""
+        frame = int(end_s * SAMPLE_RATE_HZ) // FRAME_SAMPLES
+        boundary = self._endpointer.commit_until(frame)
+        if boundary is None:
+            return None
+        self._partial_sent = True  # the committed words were shown as a partial
+        self._finish(boundary)
+        return self.finals.pop()
 
     @property
     def done(self) -> bool:
@@ -329,6 +358,26 @@ class StreamingEngine:
         for job, result in zip(due, self._decode(due)):
             if rejection_reason(result, len(job.audio) / SAMPLE_RATE_HZ, self.options.guard) is None:
                 self._emit(job, result)
+                self._maybe_commit(job, result)
+
+    def _maybe_commit(self, job: _Job, result: DecodingResult) -> None:
+        """Finals before the speaker stops: commit the words two partials agree on (LocalAgreement-2)."""
+        options, stream = self.options, job.stream
+        duration_s = len(job.audio) / SAMPLE_RATE_HZ
+        agreed = stream.agreed_words(result.text.split())
+        if duration_s < options.commit_after_s or agreed < options.commit_min_words:
+            return
+        timings = self._word_timings(job, result)
+        spoken = [t for t in timings if t.word.strip()]
+        committed = [t for t in spoken[:agreed] if t.end <= duration_s - options.commit_margin_s]
+        if len(committed) < options.commit_min_words:
+            return
+        final_job = stream.commit(job, job.start_s + committed[-1].end)
+        if final_job is None:
+            return
+        text = "".join(t.word for t in committed).strip()
+        tokens = [token for t in committed for token in t.tokens]
+        self._emit(final_job, replace(result, text=text, tokens=tokens), timings=committed)
 
     def _run_finals(self, jobs: List[_Job]) -> None:
         started = time.monotonic()
@@ -352,12 +401,16 @@ class StreamingEngine:
             result = self._decode([job], temperature=temperature)[0]
         return result
 
-    def _emit(self, job: _Job, result: DecodingResult) -> None:
+    def _emit(self, job: _Job, result: DecodingResult, timings: Optional[list] = None) -> None:
         stream = job.stream
         duration_s = len(job.audio) / SAMPLE_RATE_HZ
         words: Tuple[Word, ...] = ()
         if job.kind == "final" and result.text and stream.options.word_timestamps:
-            words = self._words(job, result)
+            timings = timings if timings is not None else self._word_timings(job, result)
+            words = tuple(
+                Word(t.word, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))
+                for t in timings if t.word.strip()
+            )  # fmt: skip
         event = TranscriptEvent(
             stream_id=stream.id, kind=job.kind, segment_index=job.segment_index, text=result.text,
             start_s=round(job.start_s, 3), end_s=round(job.start_s + duration_s, 3), language=result.language,
@@ -373,18 +426,10 @@ class StreamingEngine:
         except Exception:  # noqa: BLE001 - a faulty listener must not stop other streams
             log.exception("event callback of stream %s failed", stream.id)
 
-    def _words(self, job: _Job, result: DecodingResult) -> Tuple[Word, ...]:
-        try:
-            from .timing import find_alignment
-        except ImportError:
-            return ()
+    def _word_timings(self, job: _Job, result: DecodingResult) -> list:
         tokenizer = DecodingTask(self.model, self._decoding_options(job.stream, 0.0, 10)).tokenizer
         mel = self._mel(job.audio)
-        timings = find_alignment(self.model, tokenizer, result.tokens, mel, len(job.audio) // 160)
-        return tuple(
-            Word(t.word, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))
-            for t in timings if t.word.strip()
-        )  # fmt: skip
+        return find_alignment(self.model, tokenizer, result.tokens, mel, len(job.audio) // HOP_LENGTH)
 
     @staticmethod
     def _mel(audio: np.ndarray) -> torch.Tensor:
