@@ -53,15 +53,17 @@ class AmiConfig:
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "AmiConfig":
-        """AMI_HOST, AMI_PORT, AMI_USERNAME, AMI_SECRET (or AMI_SECRET_FILE); overrides win."""
+        """AUDIOSOCKET_AMI_HOST/_PORT/_USER/_SECRET (or _SECRET_FILE); overrides win."""
         env = os.environ if environ is None else environ
         values: dict = {}
-        for key, name, convert in (("host", "AMI_HOST", str), ("port", "AMI_PORT", int),
-                                   ("username", "AMI_USERNAME", str), ("secret", "AMI_SECRET", str)):
+        for key, name, convert in (("host", "AUDIOSOCKET_AMI_HOST", str),
+                                   ("port", "AUDIOSOCKET_AMI_PORT", int),
+                                   ("username", "AUDIOSOCKET_AMI_USER", str),
+                                   ("secret", "AUDIOSOCKET_AMI_SECRET", str)):
             if env.get(name):
                 values[key] = convert(env[name])
-        if "secret" not in values and env.get("AMI_SECRET_FILE"):
-            with open(env["AMI_SECRET_FILE"], encoding="utf-8") as handle:
+        if "secret" not in values and env.get("AUDIOSOCKET_AMI_SECRET_FILE"):
+            with open(env["AUDIOSOCKET_AMI_SECRET_FILE"], encoding="utf-8") as handle:
                 values["secret"] = handle.read().strip()
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -59,8 +59,9 @@ class _Waiter:
         self.message: Optional[AmiMessage] = None
 
     def resolve(self, message: Optional[AmiMessage]) -> None:
-        self.message = message
-        self.done.set()
+        if not self.done.is_set():  # first outcome wins: a response beats a later hang-up
+            self.message = message
+            self.done.set()
 
 
 class AmiConnection(Manager):

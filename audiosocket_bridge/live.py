@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from typing import Optional
-
-from whisper.stream_types import TranscriptEvent
+from typing import TYPE_CHECKING, Optional
 
 from .protocol import canonical_uuid
 from .sinks import CallInfo
 
+if TYPE_CHECKING:
+    from whisper.stream_types import TranscriptEvent
 
 class _Entry:
     def __init__(self) -> None:

@@ -6,11 +6,12 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Optional, Protocol, Sequence
-
-from whisper.stream_types import TranscriptEvent
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 
 from .directory import Registration
+
+if TYPE_CHECKING:
+    from whisper.stream_types import TranscriptEvent
 
 log = logging.getLogger(__name__)
 

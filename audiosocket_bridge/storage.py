@@ -11,10 +11,11 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
-from whisper.stream_types import TranscriptEvent
+if TYPE_CHECKING:
+    from whisper.stream_types import TranscriptEvent
 
 DEFAULT_STORAGE_URL = "sqlite:///transcripts.db"
 

@@ -87,7 +87,7 @@ class FakeAmi:
         self.port = 0
         self._listener: Optional[socket.socket] = None
         self._sessions: list[_Session] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # wait_for() predicates call named()
         self._changed = threading.Condition(self._lock)
 
     # -- lifecycle

@@ -15,7 +15,9 @@ from audiosocket_bridge.ami_client import AmiConnection, ManagerAuthException
 from audiosocket_bridge.ami_protocol import AmiLineTooLong
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning",
+                                        "ignore::pytest.PytestUnraisableExceptionWarning",
                                         "ignore::DeprecationWarning")
+_raw_managers: list[Manager] = []
 
 
 @pytest.fixture
@@ -23,6 +25,11 @@ def ami():
     fake = FakeAmi()
     fake.start()
     yield fake
+    for manager in _raw_managers:  # pyst2's __del__ -> close() -> logoff() would block forever
+        manager._running.clear()
+        manager._connected.clear()
+        manager.close = lambda: None
+    _raw_managers.clear()
     fake.stop()
 
 
@@ -35,6 +42,7 @@ def _adapter(ami: FakeAmi, **kwargs) -> AmiConnection:
 
 def _pyst2(ami: FakeAmi) -> Manager:
     manager = Manager()
+    _raw_managers.append(manager)
     manager.connect("127.0.0.1", ami.port)
     manager.login("transcriber", "s3cret")
     return manager

@@ -16,7 +16,7 @@ class StreamOptions:
     initial_prompt: Optional[str] = None  # text that conditions every utterance of the stream
     hotwords: Optional[str] = None  # words to bias towards, prepended to the prompt
     partials: bool = True  # emit "partial" events while the caller speaks
-    partial_interval_s: float = 0.6
+    partial_interval_s: float = 0.8
     word_timestamps: bool = True
 
 

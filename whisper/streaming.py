@@ -29,13 +29,16 @@ from .vad import FRAME_SAMPLES, VadOptions, VoiceActivityDetector
 
 log = logging.getLogger(__name__)
 
+_PAUSE_FRAMES = 10  # 200 ms without speech
+
 
 @dataclass(frozen=True)
 class EngineOptions:
     endpoint: EndpointOptions = EndpointOptions()
     vad: VadOptions = VadOptions()
     guard: GuardOptions = GuardOptions()
-    max_batch: int = 8  # windows per encoder/decoder batch
+    max_batch: int = 8  # windows per encoder/decoder batch of finals
+    max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
     fallback_temperatures: Tuple[float, ...] = (0.2, 0.5)  # tried for unreliable finals
     min_partial_audio_s: float = 0.6
     # LocalAgreement-2 commits: once an utterance is this long, words that two consecutive partials
@@ -204,6 +207,8 @@ class Stream:
         end = self._endpointer.frame
         if end - start < min_frames or end - self._last_partial_frame < now_frame_interval:
             return None
+        if end - self._endpointer.last_speech_frame > _PAUSE_FRAMES:
+            return None  # the caller paused: its final is probably next, so leave it the compute
         return _Job(self, "partial", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ)
 
     def mark_partial(self, job: _Job) -> None:
@@ -350,9 +355,9 @@ class StreamingEngine:
         if not due:
             return
         due.sort(key=lambda job: job.stream._last_partial_frame)
-        if len(due) > self.options.max_batch:  # thin partials: the stalest streams go first
-            self._counters["partials_skipped"] += len(due) - self.options.max_batch
-            due = due[: self.options.max_batch]
+        if len(due) > self.options.max_partial_batch:  # thin partials: the stalest streams go first
+            self._counters["partials_skipped"] += len(due) - self.options.max_partial_batch
+            due = due[: self.options.max_partial_batch]
         for job in due:
             job.stream.mark_partial(job)
         for job, result in zip(due, self._decode(due)):

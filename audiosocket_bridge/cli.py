@@ -1,0 +1,221 @@
+"""`audiosocket-bridge`: run the bridge, or export a stored call's transcript.
+
+Heavy imports (torch, the model) happen inside functions so --help is fast.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from typing import Optional, Sequence
+
+from . import config as config_mod
+from .config import BridgeConfig, split_host_port
+
+log = logging.getLogger("audiosocket_bridge")
+
+SECRET_ENV = "AUDIOSOCKET_AMI_SECRET"
+
+
+def _serve_parser(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--config", metavar="FILE", help="INI file with a [bridge] section (keys as the long flags)")
+    add("--listen", metavar="HOST:PORT", help="AudioSocket address (default 127.0.0.1:8300)")
+    add("--model", help="Whisper model name (default tiny.en)")
+    add("--language", help="default spoken language (default: the model's / auto)")
+    add("--device", help="torch device, e.g. cpu or cuda (default: automatic)")
+    add("--storage", metavar="URL", help="sqlite:///transcripts.db (default) or postgresql://...")
+    add("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
+    add("--max-calls", type=int, help="concurrent calls; more are refused (default 100)")
+    add("--max-frame-bytes", type=int, help="largest accepted message payload (default 32768)")
+    add("--idle-timeout", type=float, metavar="SECONDS",
+        help="close a connection silent for this long (default 30)")
+    add("--raw", action="store_true", default=None,
+        help="accept bare 16 kHz slin without AudioSocket framing")
+    add("--partials", action=argparse.BooleanOptionalAction, default=None,
+        help="emit partial transcripts while callers speak (default on)")
+    add("--ami-host", help="Asterisk Manager Interface host (enables AMI)")
+    add("--ami-port", type=int, help="AMI port (default 5038)")
+    add("--ami-user", help="AMI user (default transcriber)")
+    add("--ami-secret", help=f"AMI secret (better: the {SECRET_ENV} environment variable)")
+    add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
+    add("--registration-wait", type=float, metavar="SECONDS",
+        help="how long a new call waits for its AMI registration (default 1)")
+    add("--shutdown-deadline", type=float, metavar="SECONDS",
+        help="time to flush calls on SIGTERM/SIGINT (default 30)")
+
+
+def _export_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("uuid", help="the call's AudioSocket UUID")
+    parser.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt")
+    parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+
+
+def build_parser(prog: str = "audiosocket-bridge") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Transcribe live Asterisk calls streamed over AudioSocket.",
+        epilog="Subcommand: `%(prog)s export UUID --format srt` writes a stored transcript. "
+               "Every setting can also come from AUDIOSOCKET_<NAME> environment variables "
+               "(e.g. AUDIOSOCKET_MAX_CALLS) or the --config file; flags win over the "
+               "environment, which wins over the file.")
+    _serve_parser(parser)
+    return parser
+
+
+def build_export_parser(prog: str = "audiosocket-bridge export") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Export a stored call transcript.")
+    _export_parser(parser)
+    return parser
+
+
+def _flags(namespace: argparse.Namespace) -> dict:
+    known = {f for f in BridgeConfig.__dataclass_fields__}
+    return {k: v for k, v in vars(namespace).items() if k in known}
+
+
+def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
+    environ = os.environ if environ is None else environ
+    return config_mod.resolve(_flags(namespace), environ, namespace.config)
+
+
+# ---------------------------------------------------------------- export
+
+def run_export(argv: Sequence[str], environ=None) -> int:
+    from .export import export_call
+    from .storage import open_storage
+
+    args = build_export_parser().parse_args(argv)
+    settings = load_config(args, environ)
+    storage = open_storage(settings.storage)
+    try:
+        text = export_call(storage, args.uuid, args.format)
+    finally:
+        storage.close()
+    if text is None:
+        print(f"no stored call {args.uuid} in {settings.storage}", file=sys.stderr)
+        return 1
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+
+def build_engine(settings: BridgeConfig):
+    import whisper
+    from whisper.streaming import EngineOptions, StreamingEngine
+
+    device = {"device": settings.device} if settings.device else {}
+    model = whisper.load_model(settings.model, **device)
+    engine = StreamingEngine(model, EngineOptions())
+    engine.start()
+    return engine
+
+
+def server_config(settings: BridgeConfig):
+    from .server import DEFAULT_PORT, ServerConfig
+    from .session import SessionSettings
+
+    host, port = split_host_port(settings.listen, DEFAULT_PORT)
+    session = SessionSettings(
+        max_frame_bytes=settings.max_frame_bytes, idle_timeout_s=settings.idle_timeout,
+        raw=settings.raw, language=settings.language, partials=settings.partials,
+        registration_wait_s=settings.registration_wait if settings.ami_host else 0.0,
+        flush_timeout_s=settings.shutdown_deadline,
+    )
+    return ServerConfig(host=host, port=port, max_calls=settings.max_calls,
+                        shutdown_deadline_s=settings.shutdown_deadline, session=session)
+
+
+def _ami_sink(settings: BridgeConfig, directory):
+    from . import ami
+
+    secret = settings.ami_secret or ""  # also read from AUDIOSOCKET_AMI_SECRET by config
+    sink = ami.AmiSink(ami.AmiConfig(host=settings.ami_host, port=settings.ami_port,
+                                     username=settings.ami_user, secret=secret,
+                                     partials=settings.partials), directory)
+    sink.start()
+    return sink
+
+
+async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
+    from .directory import CallDirectory
+    from .live import LiveCalls
+    from .server import BridgeServer
+    from .sinks import ConsoleSink, StorageSink
+    from .storage import open_storage
+
+    stop = stop or asyncio.Event()
+    storage = open_storage(settings.storage)
+    directory, live = CallDirectory(), LiveCalls()
+    sinks = [StorageSink(storage), ConsoleSink(show_partials=settings.partials)]
+    if settings.ami_host:
+        sinks.append(_ami_sink(settings, directory))
+    sinks.append(live)  # last: it reports a call ended only after the sinks above
+    server = BridgeServer(engine, server_config(settings), sinks, directory)
+    await server.start()
+    agi_server = await _start_agi(settings, storage, live, directory)
+    _install_signal_handlers(stop)
+    await stop.wait()
+    log.info("shutting down")
+    await server.close()
+    if agi_server:
+        await agi_server.close()
+
+
+async def _start_agi(settings: BridgeConfig, storage, live, directory):
+    if not settings.agi_listen:
+        return None
+    from . import agi
+
+    host, port = split_host_port(settings.agi_listen, 4573)
+    agi_server = agi.FastAgiServer(host, port, storage, live, directory)
+    await agi_server.start()
+    return agi_server
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread / not POSIX
+            pass
+
+
+def run_serve(argv: Sequence[str], environ=None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = load_config(args, environ)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("starting with %r", settings)
+    engine = build_engine(settings)
+    try:
+        asyncio.run(serve(settings, engine))
+    finally:
+        engine.stop()
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["export"]:
+            return run_export(argv[1:])
+        return run_serve(argv)
+    except (ValueError, OSError) as error:
+        print(f"audiosocket-bridge: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

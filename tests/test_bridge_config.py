@@ -1,0 +1,81 @@
+"""Settings precedence (flags > env > file > defaults) and the export subcommand."""
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from audiosocket_bridge import cli
+from audiosocket_bridge.config import BridgeConfig, split_host_port
+from audiosocket_bridge.storage import open_storage
+from test_bridge_storage import CALL, fill
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def resolved(argv, environ, tmp_path=None, file_text=None):
+    if file_text is not None:
+        path = tmp_path / "bridge.ini"
+        path.write_text(file_text)
+        argv = [*argv, "--config", str(path)]
+    return cli.load_config(cli.build_parser().parse_args(argv), environ)
+
+
+def test_defaults():
+    settings = resolved([], {})
+    assert settings == BridgeConfig()
+    assert settings.listen == "127.0.0.1:8300" and settings.model == "tiny.en"
+    assert settings.storage == "sqlite:///transcripts.db" and settings.partials is True
+
+
+def test_precedence_flags_env_file(tmp_path):
+    file_text = "[bridge]\nmax-calls = 7\nidle_timeout = 9\nmodel = base.en\npartials = no\n"
+    environ = {"AUDIOSOCKET_MAX_CALLS": "8", "AUDIOSOCKET_IDLE_TIMEOUT": "11", "AUDIOSOCKET_RAW": "yes"}
+    settings = resolved(["--max-calls", "9", "--partials"], environ, tmp_path, file_text)
+    assert settings.max_calls == 9  # flag beats env and file
+    assert settings.idle_timeout == 11.0  # env beats file
+    assert settings.model == "base.en"  # file beats default
+    assert settings.partials is True and settings.raw is True
+    assert resolved([], {}, tmp_path, file_text).partials is False
+
+
+def test_bad_values_are_reported(tmp_path):
+    with pytest.raises(ValueError, match="boolean"):
+        resolved([], {"AUDIOSOCKET_RAW": "maybe"})
+    with pytest.raises(ValueError, match="unknown setting"):
+        resolved([], {}, tmp_path, "[bridge]\nlisten_port = 1\n")
+
+
+def test_ami_secret_from_env_is_never_shown():
+    settings = resolved([], {"AUDIOSOCKET_AMI_SECRET": "s3cret"})
+    assert settings.ami_secret == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_split_host_port():
+    assert split_host_port("0.0.0.0:9000", 8300) == ("0.0.0.0", 9000)
+    assert split_host_port(":9000", 8300) == ("127.0.0.1", 9000)
+    assert split_host_port("[::1]:9000", 8300) == ("::1", 9000)
+    assert split_host_port("example", 8300) == ("example", 8300)
+
+
+def test_export_subcommand(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/x.db"
+    storage = open_storage(url)
+    fill(storage)
+    storage.close()
+    assert cli.main(["export", CALL, "--format", "srt", "--storage", url]) == 0
+    assert capsys.readouterr().out.startswith("1\n00:00:00,500 --> 00:00:01,750\nHello there.")
+    assert cli.main(["export", "00000000-0000-0000-0000-000000000000", "--storage", url]) == 1
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from audiosocket_bridge.cli import main\n"
+         "try:\n main(['--help'])\nexcept SystemExit: pass\nassert 'torch' not in sys.modules"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--listen" in result.stdout and "--agi-listen" in result.stdout
+    assert time.monotonic() - started < 5

@@ -1,0 +1,277 @@
+"""The TCP server with FakeEngine (tests/fakes.py): no transcription is checked here.
+
+Every bad-input case runs next to a good call that must finish untouched.
+"""
+import asyncio
+import logging
+import struct
+import uuid
+
+import pytest
+
+from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
+from audiosocket_bridge.live import LiveCalls
+from audiosocket_bridge.server import BridgeServer, ServerConfig
+from audiosocket_bridge.session import SessionSettings
+from audiosocket_bridge.sinks import StorageSink
+from audiosocket_bridge.storage import open_storage
+from audiosocket_client import AudioSocketClient, message
+from fakes import FakeEngine
+
+
+class Bridge:
+    """A started server on a free port with a FakeEngine, LiveCalls and SQLite."""
+
+    def __init__(self, tmp_path, engine=None, directory=None, **session_kw):
+        max_calls = session_kw.pop("max_calls", 10)
+        self.engine = engine or FakeEngine()
+        self.live = LiveCalls()
+        self.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
+        config = ServerConfig(port=0, max_calls=max_calls, shutdown_deadline_s=10,
+                              session=SessionSettings(**session_kw))
+        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.live],
+                                   directory)
+
+    async def __aenter__(self):
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.server.close()
+
+    def client(self, call_uuid=None) -> AudioSocketClient:
+        return AudioSocketClient(*self.server.address, call_uuid=call_uuid)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def good_call(bridge: Bridge, seconds: float = 2.0, end: str = "hangup") -> str:
+    client = await bridge.client().connect()
+    await client.send_silence(seconds / 2, realtime=True)
+    await client.send_dtmf("1")
+    await client.send_silence(seconds / 2, realtime=True)
+    await client.finish(end)
+    assert await bridge.live.wait_ended(client.call_uuid, 10)
+    return client.call_uuid
+
+
+def assert_good(bridge: Bridge, call_uuid: str, seconds: float, reason: str) -> None:
+    stream = bridge.engine.stream(call_uuid)
+    assert stream.pushed_s == pytest.approx(seconds)
+    info = bridge.live.get(call_uuid)
+    assert info.end_reason == reason and info.dtmf == [(seconds / 2, "1")]
+    stored = bridge.storage.get_call(call_uuid)
+    assert stored.end_reason == reason and stored.ended_at is not None
+    assert len(bridge.storage.get_segments(call_uuid)) == len(bridge.live.finals(call_uuid)) >= 1
+
+
+@pytest.mark.parametrize("end, reason", [("hangup", "hangup"), ("close", "closed")])
+def test_good_call_is_stored(tmp_path, end, reason):
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            call_uuid = await good_call(bridge, 2.0, end)
+            assert_good(bridge, call_uuid, 2.0, reason)
+    run(scenario())
+
+
+BAD_INPUTS = {
+    "missing-uuid": message(0x10, bytes(320)),
+    "malformed-uuid": message(0x01, bytes(8)),
+    "unknown-kind": message(0x01, uuid.uuid4().bytes) + message(0x42, b"x"),
+    "oversize-length": message(0x01, uuid.uuid4().bytes) + b"\x10\xff\xfe",
+    "odd-audio": message(0x01, uuid.uuid4().bytes) + message(0x10, bytes(321)),
+    "zero-audio": message(0x01, uuid.uuid4().bytes) + message(0x10),
+    "truncated-header": message(0x01, uuid.uuid4().bytes) + b"\x10\x01",
+    "truncated-payload": message(0x01, uuid.uuid4().bytes) + b"\x10\x01\x40" + bytes(100),
+    "second-uuid": message(0x01, uuid.uuid4().bytes) * 2,
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_closes_only_that_connection(tmp_path, case, caplog):
+    async def scenario():
+        async with Bridge(tmp_path, max_frame_bytes=4096) as bridge:
+            good = asyncio.create_task(good_call(bridge, 2.0))
+            await asyncio.sleep(0.3)
+            bad = await bridge.client().connect(send_uuid=False)
+            await bad.send_bytes(BAD_INPUTS[case])
+            if case.startswith("truncated"):
+                await asyncio.sleep(0.1)
+                await bad.close()
+            else:
+                assert await bad.wait_server_end(5)
+                assert bad.server_hangup  # told the way Asterisk understands
+            assert_good(bridge, await good, 2.0, "hangup")
+            return bridge
+    with caplog.at_level(logging.INFO, logger="audiosocket_bridge"):
+        run(scenario())
+    bad_lines = [r for r in caplog.records if "bad input" in r.getMessage()]
+    assert len(bad_lines) == 1, [r.getMessage() for r in caplog.records]
+
+
+def test_bad_input_after_start_still_stores_the_call(tmp_path):
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(1.0)
+            await client.send_bytes(message(0x42, b"?"))
+            assert await client.wait_server_end(5) and client.server_hangup
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            stored = bridge.storage.get_call(client.call_uuid)
+            assert stored.end_reason == "error: unknown message kind 0x42"
+            assert bridge.storage.transcript_text(client.call_uuid) == "segment 0"
+    run(scenario())
+
+
+def test_max_calls_refuses_extra_connections(tmp_path, caplog):
+    async def scenario():
+        async with Bridge(tmp_path, max_calls=2) as bridge:
+            first = [await bridge.client().connect() for _ in range(2)]
+            await asyncio.sleep(0.1)
+            extra = await bridge.client().connect()
+            assert await extra.wait_server_end(5) and extra.server_hangup
+            assert bridge.server.refused_connections == 1
+            for client in first:
+                await client.send_silence(0.2)
+                assert not client.ended
+                await client.finish("hangup")
+                assert await bridge.live.wait_ended(client.call_uuid, 5)
+    with caplog.at_level(logging.WARNING, logger="audiosocket_bridge"):
+        run(scenario())
+    assert any("refusing connection" in r.getMessage() for r in caplog.records)
+
+
+def test_idle_timeout_closes_silent_and_half_open_clients(tmp_path):
+    async def scenario():
+        async with Bridge(tmp_path, idle_timeout_s=0.5) as bridge:
+            silent = await bridge.client().connect(send_uuid=False)
+            half = await bridge.client().connect()
+            await half.send_silence(0.4)
+            good = asyncio.create_task(good_call(bridge, 1.0))
+            assert await silent.wait_server_end(3) and silent.server_hangup
+            assert await half.wait_server_end(3) and half.server_hangup
+            assert await bridge.live.wait_ended(half.call_uuid, 3)
+            assert bridge.live.get(half.call_uuid).end_reason == "idle-timeout"
+            assert_good(bridge, await good, 1.0, "hangup")
+    run(scenario())
+
+
+def test_raw_mode_generates_uuid(tmp_path):
+    async def scenario():
+        async with Bridge(tmp_path, raw=True) as bridge:
+            client = await bridge.client().connect(send_uuid=False)
+            for _ in range(50):  # 1 s of bare 16 kHz slin in 640-byte chunks
+                await client.send_bytes(bytes(640))
+            await client.close()
+            await asyncio.sleep(0.2)
+            (stream_id, stream), = bridge.engine.streams.items()
+            assert await bridge.live.wait_ended(stream_id, 5)
+            assert uuid.UUID(stream_id) and stream.rates_hz == [16000]
+            assert stream.pushed_s == pytest.approx(1.0)
+            assert bridge.live.get(stream_id).end_reason == "closed"
+    run(scenario())
+
+
+def test_sample_rate_change_mid_call(tmp_path):
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.2, 8000)
+            await client.send_silence(0.2, 16000)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            assert bridge.engine.stream(client.call_uuid).rates_hz == [8000, 16000]
+            assert bridge.live.get(client.call_uuid).sample_rate_hz == 16000
+    run(scenario())
+
+
+def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
+    async def scenario():
+        bridge = Bridge(tmp_path, engine=FakeEngine(final_every_s=100, flush_delay_s=0.2))
+        await bridge.server.start()
+        clients = [await bridge.client().connect() for _ in range(3)]
+        for client in clients:
+            await client.send_silence(0.5)
+        await asyncio.sleep(0.2)
+        address = bridge.server.address
+        await bridge.server.close(deadline_s=10)
+        storage = open_storage(f"sqlite:///{tmp_path}/calls.db")  # close() closed the sinks
+        for client in clients:
+            assert client.server_hangup
+            assert storage.get_call(client.call_uuid).end_reason == "shutdown"
+            assert storage.transcript_text(client.call_uuid) == "segment 0"
+        # stopped accepting
+        with pytest.raises(OSError):
+            await AudioSocketClient(*address).connect()
+    run(scenario())
+
+
+def test_ivr_mode_hangs_up_after_first_final(tmp_path):
+    async def scenario():
+        directory = CallDirectory()
+        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
+            client = bridge.client()
+            directory.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
+                                            options=CallOptions(mode="ivr")))
+            await client.connect()
+            await client.send_silence(3.0, realtime=True)  # FakeEngine: a final per second
+            assert client.server_hangup
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            info = bridge.live.get(client.call_uuid)
+            assert info.end_reason == "ivr-final" and info.registration.channel == "PJSIP/bob-1"
+            assert bridge.storage.get_call(client.call_uuid).channel == "PJSIP/bob-1"
+    run(scenario())
+
+
+def test_ivr_no_input_timeout(tmp_path):
+    async def scenario():
+        directory = CallDirectory()
+        async with Bridge(tmp_path, directory=directory) as bridge:
+            client = bridge.client()
+            directory.register(Registration(client.call_uuid,
+                                            options=CallOptions(mode="ivr", no_input_timeout_s=0.3)))
+            await client.connect()
+            assert await client.wait_server_end(3) and client.server_hangup
+            assert await bridge.live.wait_ended(client.call_uuid, 3)
+            assert bridge.live.get(client.call_uuid).end_reason == "ivr-no-input"
+    run(scenario())
+
+
+def test_registration_waits_for_late_ami_event(tmp_path):
+    async def scenario():
+        directory = CallDirectory()
+        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.3)
+            directory.register(Registration(client.call_uuid.upper(), channel="SIP/late-1",
+                                            options=CallOptions(partials=False)))
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            assert bridge.live.get(client.call_uuid).registration.channel == "SIP/late-1"
+            assert bridge.engine.stream(client.call_uuid).options.partials is False
+            assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(0.3)
+    run(scenario())
+
+
+def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
+    """Asterisk reads the 3-byte header with one read(), so it must arrive whole."""
+    from audiosocket_bridge import session
+
+    writes = []
+    original = asyncio.StreamWriter.write
+
+    def spy(self, data):
+        writes.append(bytes(data))
+        return original(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", spy)
+
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect(send_uuid=False)
+            await client.send_bytes(struct.pack(">BH", 0x42, 0))
+            assert await client.wait_server_end(3) and client.server_hangup
+    run(scenario())
+    assert session.encode_hangup() in writes

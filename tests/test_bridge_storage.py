@@ -1,0 +1,188 @@
+"""Storage (SQLite WAL; PostgreSQL when a server can be had) and transcript export."""
+import json
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from audiosocket_bridge.directory import Registration
+from audiosocket_bridge.export import export_call, format_timestamp
+from audiosocket_bridge.sinks import CallInfo
+from audiosocket_bridge.storage import open_storage, sqlite_path
+from whisper.stream_types import TranscriptEvent
+
+CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def call_info(uuid: str = CALL) -> CallInfo:
+    return CallInfo(uuid=uuid, peer="127.0.0.1:4000",
+                    started_at=datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc), sample_rate_hz=8000,
+                    registration=Registration(uuid, channel="PJSIP/alice-00000001"),
+                    dtmf=[(1.5, "4")])
+
+
+def final(index: int, text: str, start_s: float, end_s: float) -> TranscriptEvent:
+    return TranscriptEvent(stream_id=CALL, kind="final", segment_index=index, text=text,
+                           start_s=start_s, end_s=end_s, language="en", avg_logprob=-0.2,
+                           no_speech_prob=0.01)
+
+
+def fill(storage) -> CallInfo:
+    call = call_info()
+    storage.record_call_start(call)
+    storage.record_final(call, final(0, " Hello there.", 0.5, 1.75))
+    storage.record_final(call, final(1, " Goodbye.", 3661.2, 3662.0))
+    storage.record_final(call, final(1, " (a repeated final is ignored)", 0, 1))
+    call.ended_at = datetime(2024, 5, 1, 13, 1, 3, tzinfo=timezone.utc)
+    call.end_reason = "hangup"
+    storage.record_call_end(call)
+    return call
+
+
+def check_round_trip(storage) -> None:
+    fill(storage)
+    stored = storage.get_call(CALL)
+    assert stored.channel == "PJSIP/alice-00000001"
+    assert stored.started_at == datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert stored.end_reason == "hangup" and stored.language == "en"
+    assert stored.dtmf == ((1.5, "4"),)
+    assert [(s.index, s.text) for s in storage.get_segments(CALL)] == [(0, " Hello there."), (1, " Goodbye.")]
+    assert storage.transcript_text(CALL) == "Hello there. Goodbye."
+    assert storage.transcript_text("00000000-0000-0000-0000-000000000000") is None
+
+
+def test_sqlite_round_trip_in_wal_mode(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/t.db")
+    assert storage.journal_mode == "wal"
+    check_round_trip(storage)
+    storage.close()
+
+
+def test_sqlite_url_paths():
+    assert sqlite_path("sqlite:///transcripts.db") == "transcripts.db"
+    assert sqlite_path("sqlite:////var/lib/x.db") == "/var/lib/x.db"
+    with pytest.raises(ValueError):
+        open_storage("mysql://x")
+
+
+def test_finals_survive_a_crash(tmp_path):
+    """A process killed mid-call (no close, no call end) keeps every committed final."""
+    db = tmp_path / "crash.db"
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
+        from test_bridge_storage import call_info, final
+        from audiosocket_bridge.storage import open_storage
+        storage = open_storage("sqlite:///{db}")
+        call = call_info()
+        storage.record_call_start(call)
+        storage.record_final(call, final(0, "first words", 0.0, 1.0))
+        storage.record_final(call, final(1, "second words", 1.0, 2.0))
+        os._exit(9)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], timeout=120)
+    assert result.returncode == 9
+    reopened = open_storage(f"sqlite:///{db}")
+    assert reopened.transcript_text(CALL) == "first words second words"
+    assert reopened.get_call(CALL).ended_at is None
+    reopened.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bin() -> Path | None:
+    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (candidate / "initdb").exists():
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """AUDIOSOCKET_TEST_POSTGRES_URL, else a throwaway local cluster, else skip."""
+    if os.environ.get("AUDIOSOCKET_TEST_POSTGRES_URL"):
+        yield os.environ["AUDIOSOCKET_TEST_POSTGRES_URL"]
+        return
+    pytest.importorskip("psycopg")
+    bin_dir = _pg_bin()
+    if bin_dir is None or os.geteuid() != 0:
+        pytest.skip("no PostgreSQL server available")
+    try:
+        pw = pwd.getpwnam("postgres")
+    except KeyError:
+        pytest.skip("no postgres system user to run a throwaway cluster")
+    root = Path(tempfile.mkdtemp(prefix="bridge-pg-"))
+    os.chown(root, pw.pw_uid, pw.pw_gid)
+    port = _free_port()
+
+    def as_postgres(*args):
+        return subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True,
+                              text=True, timeout=120)
+
+    data = root / "data"
+    if as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres").returncode:
+        pytest.skip("initdb failed")
+    started = as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
+                          "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
+    if started.returncode:
+        pytest.skip(f"could not start PostgreSQL: {started.stderr.strip()}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgresql_round_trip(postgres_url):
+    storage = open_storage(postgres_url)
+    try:
+        check_round_trip(storage)
+    finally:
+        storage.close()
+
+
+# ---------------------------------------------------------------- export
+
+def test_format_timestamp():
+    assert format_timestamp(0) == "00:00:00.000"
+    assert format_timestamp(3661.2, ",") == "01:01:01,200"
+    assert format_timestamp(59.9996) == "00:01:00.000"
+    assert format_timestamp(-1) == "00:00:00.000"
+
+
+@pytest.fixture()
+def filled(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/e.db")
+    fill(storage)
+    yield storage
+    storage.close()
+
+
+def test_export_formats(filled):
+    assert export_call(filled, CALL, "txt") == "Hello there.\nGoodbye.\n"
+    assert export_call(filled, CALL, "srt") == (
+        "1\n00:00:00,500 --> 00:00:01,750\nHello there.\n\n"
+        "2\n01:01:01,200 --> 01:01:02,000\nGoodbye.\n")
+    assert export_call(filled, CALL, "vtt") == (
+        "WEBVTT\n\n00:00:00.500 --> 00:00:01.750\nHello there.\n\n"
+        "01:01:01.200 --> 01:01:02.000\nGoodbye.\n")
+    document = json.loads(export_call(filled, CALL, "json"))
+    assert document["uuid"] == CALL and document["text"] == "Hello there. Goodbye."
+    assert document["dtmf"] == [{"time_s": 1.5, "digit": "4"}]
+    assert [s["start_s"] for s in document["segments"]] == [0.5, 3661.2]
+    assert export_call(filled, "00000000-0000-0000-0000-000000000000", "txt") is None
