@@ -150,7 +150,7 @@ class AmiSink:
     # -- queueing (event-loop thread)
     def _enqueue_transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
         registration = self._registration(call)
-        speaker = getattr(registration.options, "speaker", None)
+        speaker = registration.options.speaker
         caption = caption_event(call.uuid, registration.channel, event, speaker)
         if event.is_final:
             state = self._calls.setdefault(call.uuid, CallCaptionState())

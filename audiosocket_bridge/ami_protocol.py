@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Optional
 
 from whisper.stream_types import TranscriptEvent
 
+from .values import parse_bool, parse_float
 from .directory import CallOptions, Registration
 from .protocol import canonical_uuid
 
@@ -203,25 +204,6 @@ class CallCaptionState:
 
 # -- AudioSocketStart UserEvent -> Registration ------------------------------
 
-_TRUE = {"1", "yes", "true", "on", "y"}
-_FALSE = {"0", "no", "false", "off", "n"}
-
-
-def parse_bool(text: Optional[str]) -> Optional[bool]:
-    if text is None or not text.strip():
-        return None
-    value = text.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
-def parse_float(text: Optional[str]) -> Optional[float]:
-    return float(text) if text is not None and text.strip() else None
-
-
 def _blank_to_none(text: Optional[str]) -> Optional[str]:
     return text.strip() if text and text.strip() else None
 
@@ -230,7 +212,7 @@ def call_options(fields: Mapping[str, str]) -> CallOptions:
     """CallOptions from case-insensitive option fields (UserEvent headers or AGI params).
 
     Keys: language, prompt, partials, mode (transcribe|ivr), noinputtimeout /
-    no_input_timeout (seconds), speaker (only kept if CallOptions has that field).
+    no_input_timeout (seconds), speaker.
     """
     lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
     mode = (_blank_to_none(lower.get("mode")) or CallOptions().mode).lower()
@@ -243,8 +225,7 @@ def call_options(fields: Mapping[str, str]) -> CallOptions:
         mode=mode,
         no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
     )
-    if "speaker" in {f.name for f in dataclasses.fields(CallOptions)}:
-        values["speaker"] = _blank_to_none(lower.get("speaker"))
+    values["speaker"] = _blank_to_none(lower.get("speaker"))
     return CallOptions(**values)
 
 

@@ -42,6 +42,8 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--ami-user", help="AMI user (default transcriber)")
     add("--ami-secret", help=f"AMI secret (better: the {SECRET_ENV} environment variable)")
     add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
+    add("--metrics-listen", metavar="HOST:PORT",
+        help="serve Prometheus /metrics and /healthz over HTTP here (default: off)")
     add("--registration-wait", type=float, metavar="SECONDS",
         help="how long a new call waits for its AMI registration (default 1)")
     add("--shutdown-deadline", type=float, metavar="SECONDS",
@@ -157,12 +159,20 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     stop = stop or asyncio.Event()
     storage = open_storage(settings.storage)
     directory, live = CallDirectory(), LiveCalls()
-    sinks = [StorageSink(storage), ConsoleSink(show_partials=settings.partials)]
-    if settings.ami_host:
-        sinks.append(_ami_sink(settings, directory))
+    storage_sink = StorageSink(storage)
+    sinks = [storage_sink, ConsoleSink(show_partials=settings.partials)]
+    ami_sink = _ami_sink(settings, directory) if settings.ami_host else None
+    if ami_sink:
+        sinks.append(ami_sink)
+    metrics = _metrics(settings)
+    if metrics:
+        sinks.append(metrics)
     sinks.append(live)  # last: it reports a call ended only after the sinks above
     server = BridgeServer(engine, server_config(settings), sinks, directory)
     await server.start()
+    metrics_server = await _start_metrics(settings, metrics, engine=engine, server=server,
+                                          storage=storage, storage_sink=storage_sink,
+                                          ami_sink=ami_sink)
     agi_server = await _start_agi(settings, storage, live, directory)
     _install_signal_handlers(stop)
     await stop.wait()
@@ -170,6 +180,28 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     await server.close()
     if agi_server:
         await agi_server.close()
+    if metrics_server:
+        await metrics_server.close()
+
+
+def _metrics(settings: BridgeConfig):
+    if not settings.metrics_listen:
+        return None
+    from .metrics import BridgeMetrics
+
+    return BridgeMetrics()
+
+
+async def _start_metrics(settings: BridgeConfig, metrics, **watched):
+    if metrics is None:
+        return None
+    from .metrics import MetricsServer
+
+    metrics.watch(**watched)
+    host, port = split_host_port(settings.metrics_listen, 9300)
+    metrics_server = MetricsServer(metrics, host, port)
+    await metrics_server.start()
+    return metrics_server
 
 
 async def _start_agi(settings: BridgeConfig, storage, live, directory):

@@ -9,11 +9,10 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
 from .storage import DEFAULT_STORAGE_URL
+from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
 FILE_SECTION = "bridge"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,7 @@ class BridgeConfig:
     ami_user: str = "transcriber"
     ami_secret: Optional[str] = None
     agi_listen: Optional[str] = None
+    metrics_listen: Optional[str] = None
     registration_wait: float = 1.0
     shutdown_deadline: float = 30.0
 
@@ -56,12 +56,13 @@ def _field_types() -> dict[str, type]:
 def parse_value(name: str, text: str) -> Any:
     kind = _field_types()[name]
     if kind is bool:
-        lowered = text.strip().lower()
-        if lowered in _TRUE:
-            return True
-        if lowered in _FALSE:
-            return False
-        raise ValueError(f"{name}: expected a boolean, got {text!r}")
+        try:
+            value = parse_bool(text)
+        except ValueError:
+            value = None
+        if value is None:
+            raise ValueError(f"{name}: expected a boolean, got {text!r}")
+        return value
     return kind(text.strip())
 
 

@@ -23,6 +23,7 @@ class CallOptions:
     partials: Optional[bool] = None  # None: the bridge default
     mode: str = "transcribe"  # or "ivr": bridge sends a hangup frame once the utterance is final
     no_input_timeout_s: Optional[float] = None  # ivr only
+    speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
         partials=pick(opts_old.partials, opts_new.partials),
         mode=opts_new.mode if opts_new.mode != default_mode else opts_old.mode,
         no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
+        speaker=pick(opts_old.speaker, opts_new.speaker),
     )
     return Registration(
         uuid=old.uuid,

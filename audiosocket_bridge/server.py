@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -33,6 +34,8 @@ class BridgeServer:
         self.sinks = SinkGroup(sinks)
         self.directory = directory or CallDirectory()
         self.refused_connections = 0
+        self.connections = 0
+        self.counters: Counter = Counter()  # every session's frame/byte/drop/error counts (metrics)
         self._server: Optional[asyncio.AbstractServer] = None
         self._sessions: dict[asyncio.Task, CallSession] = {}
         self._live_uuids: set[str] = set()
@@ -70,12 +73,14 @@ class BridgeServer:
         await self.sinks.close()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         if self.active_calls >= self.config.max_calls:
             await self._refuse(writer)
             return
         session = CallSession(reader, writer, engine=self.engine, sinks=self.sinks,
                               directory=self.directory, settings=self.config.session,
-                              claim_uuid=self._claim_uuid, release_uuid=self._live_uuids.discard)
+                              claim_uuid=self._claim_uuid, release_uuid=self._live_uuids.discard,
+                              counters=self.counters)
         task = asyncio.current_task()
         self._sessions[task] = session
         try:

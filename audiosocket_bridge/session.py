@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Optional
@@ -88,8 +89,12 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
 class CallSession:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                  engine, sinks: SinkGroup, directory: CallDirectory, settings: SessionSettings,
-                 claim_uuid: Callable[[str], bool], release_uuid: Callable[[str], None]) -> None:
+                 claim_uuid: Callable[[str], bool], release_uuid: Callable[[str], None],
+                 counters: Optional[Counter] = None) -> None:
         self.reader, self.writer = reader, writer
+        # shared with the server (read by metrics): frames by kind, bytes, drops, protocol errors
+        self.counters = counters if counters is not None else Counter()
+        self._dropped_chunks_seen, self._dropped_s_seen = 0, 0.0
         self.engine, self.sinks, self.directory, self.settings = engine, sinks, directory, settings
         self._claim_uuid, self._release_uuid = claim_uuid, release_uuid
         self.peer = peer_label(writer)
@@ -153,10 +158,13 @@ class CallSession:
                 self.decoder.finish()
                 self._end("closed", "connection closed by peer")
                 return False
+            self.counters["bytes"] += len(data)
             for frame in self.decoder.feed(data):
+                self.counters["frames", type(frame).__name__.lower()] += 1
                 if not self._apply(frame):
                     return False
         except (ProtocolError, CallError) as error:
+            self.counters["protocol_errors"] += 1
             self._fail_quietly(f"error: {error}", f"bad input: {error}")
             return False
         return True
@@ -166,10 +174,18 @@ class CallSession:
         if outcome is Outcome.STARTED:
             self._on_started()
         elif outcome is Outcome.AUDIO:
+            self._count_drops()
             self._audio_ready.set()
         elif outcome is Outcome.ENDED:
             self._end("hangup", "hangup message received")
         return self.call.active
+
+    def _count_drops(self) -> None:
+        queue = self.call.queue
+        if queue.dropped_chunks != self._dropped_chunks_seen:  # the queue dropped the oldest audio
+            self.counters["dropped_chunks"] += queue.dropped_chunks - self._dropped_chunks_seen
+            self.counters["dropped_s"] += queue.dropped_s - self._dropped_s_seen
+            self._dropped_chunks_seen, self._dropped_s_seen = queue.dropped_chunks, queue.dropped_s
 
     def _end(self, reason: str, detail: str) -> None:
         if self.call.end(reason):

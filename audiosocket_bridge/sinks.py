@@ -104,6 +104,7 @@ class StorageSink:
 
     def __init__(self, storage) -> None:
         self.storage = storage
+        self.errors = 0  # failed storage writes (logged; read by metrics)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage")
 
     async def call_started(self, call: CallInfo) -> None:
@@ -124,4 +125,5 @@ class StorageSink:
         try:
             await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
         except Exception:
+            self.errors += 1
             log.exception("storage write %s failed", function.__name__)

@@ -62,6 +62,7 @@ _INSERT_SEGMENT = """
     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid, segment_index) DO NOTHING
 """
+_NEXT_SEGMENT_INDEX = "SELECT COALESCE(MAX(segment_index) + 1, 0) FROM segments WHERE uuid = ?"
 _SET_CALL_LANGUAGE = "UPDATE calls SET language = COALESCE(language, ?) WHERE uuid = ?"
 _END_CALL = """
     UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ? WHERE uuid = ?
@@ -114,6 +115,7 @@ class SqlStorage:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._segment_offsets: dict[str, int] = {}  # uuid -> index of this session's first segment
 
     # -- dialect hooks
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -135,6 +137,9 @@ class SqlStorage:
 
     # -- writes (each one its own committed transaction)
     def record_call_start(self, call) -> None:
+        """A UUID seen before (a dialplan that runs AudioSocket() again with the same ID, as a speech-IVR
+        loop does) continues the stored call: the new session's segments are numbered after the old."""
+        self._segment_offsets[call.uuid] = int(self._query(_NEXT_SEGMENT_INDEX, (call.uuid,))[0][0])
         reg = call.registration
         self._execute(_UPSERT_CALL, (
             call.uuid, reg.channel, reg.uniqueid, reg.linkedid, call.peer,
@@ -144,7 +149,7 @@ class SqlStorage:
 
     def record_final(self, call, event: TranscriptEvent) -> None:
         self._execute(_INSERT_SEGMENT, (
-            call.uuid, event.segment_index, event.start_s, event.end_s, event.text,
+            call.uuid, self._segment_offsets.get(call.uuid, 0) + event.segment_index, event.start_s, event.end_s, event.text,
             event.language, event.avg_logprob, event.no_speech_prob, _words_json(event),
         ))
         if event.language:
@@ -155,8 +160,13 @@ class SqlStorage:
             self._timestamp(call.ended_at), call.end_reason, call.sample_rate_hz,
             json.dumps(call.dtmf), call.uuid,
         ))
+        self._segment_offsets.pop(call.uuid, None)
 
     # -- reads
+    def ping(self) -> None:
+        """Raises if the database does not answer (health checks)."""
+        self._query("SELECT 1")
+
     def get_call(self, uuid: str) -> Optional[StoredCall]:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:

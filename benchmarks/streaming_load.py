@@ -14,69 +14,20 @@ import resource
 import sys
 import threading
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import pick_prompts, rss_mib, stream_audio, wer  # noqa: E402  (puts the repo root on sys.path)
 
 import whisper  # noqa: E402
-from prompts import english_prompts  # noqa: E402
 from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim  # noqa: E402
-from whisper.stream_sim import play_realtime, silence  # noqa: E402
+from whisper.stream_sim import play_realtime  # noqa: E402
 from whisper.stream_types import StreamOptions  # noqa: E402
 from whisper.streaming import EngineOptions, StreamingEngine  # noqa: E402
-
-PAUSE_S = 1.2
-
-
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def pick_prompts(n_streams: int, per_stream: int):
-    """Prompts of 1-6 s, a different rotation per stream."""
-    usable = []
-    for p in english_prompts():
-        with wave.open(str(p.path)) as w:
-            if 1.0 <= w.getnframes() / w.getframerate() <= 6.0 and len(p.text.split()) >= 2:
-                usable.append(p)
-    step = max(1, len(usable) // max(1, n_streams))
-    return [[usable[(s * step + k * 7) % len(usable)] for k in range(per_stream)] for s in range(n_streams)]
-
-
-def stream_audio(prompts):
-    pcm, ends, starts = b"", [], []
-    for p in prompts:
-        with wave.open(str(p.path)) as w:
-            audio = w.readframes(w.getnframes())
-        starts.append(len(pcm) // 320)  # 20 ms frame index at 8 kHz
-        pcm += audio
-        ends.append(len(pcm) // 320 - 1 + (1 if len(pcm) % 320 else 0))
-        pcm += silence(PAUSE_S, 8000)
-    return pcm, starts, ends
-
-
-def wer(refs, hyps) -> float:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    errors = total = 0
-    for ref, hyp in zip(refs, hyps):
-        r, h = normalize(ref).split(), normalize(hyp).split()
-        d = list(range(len(h) + 1))
-        for i in range(1, len(r) + 1):
-            prev, d[0] = d[0], i
-            for j in range(1, len(h) + 1):
-                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-        errors, total = errors + d[len(h)], total + len(r)
-    return errors / max(total, 1)
 
 
 def run(model, n_streams: int, per_stream: int):

@@ -80,6 +80,17 @@ class FakeEngine:
             return function(*args)
         return self._thread.submit(run)
 
+    def is_alive(self) -> bool:
+        return not self._thread._shutdown
+
+    def stats(self):
+        from whisper.streaming import EngineStats
+
+        streams = [s for s in self.streams.values() if not s.closed]
+        return EngineStats(active_streams=len(streams), queued_audio_s=0.0, lag_s=0.0, behind=False,
+                           partials_skipped=0, finals_emitted=sum(s._index for s in self.streams.values()),
+                           partials_emitted=0, audio_dropped_s=0.0)
+
     def stream(self, stream_id: str) -> Optional[FakeStream]:
         return self.streams.get(stream_id)
 

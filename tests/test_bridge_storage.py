@@ -67,6 +67,19 @@ def test_sqlite_round_trip_in_wal_mode(tmp_path):
     storage.close()
 
 
+def test_a_reused_uuid_continues_the_stored_call(tmp_path):
+    """A speech-IVR loop runs AudioSocket() again with the same ID: nothing of either session is lost."""
+    storage = open_storage(f"sqlite:///{tmp_path / 't.db'}")
+    fill(storage)
+    again = call_info()
+    storage.record_call_start(again)
+    storage.record_final(again, final(0, " Sales, please.", 0.4, 1.2))
+    storage.record_call_end(again)
+    texts = [(s.index, s.text) for s in storage.get_segments(CALL)]
+    assert texts == [(0, " Hello there."), (1, " Goodbye."), (2, " Sales, please.")]
+    assert storage.transcript_text(CALL) == "Hello there. Goodbye. Sales, please."
+
+
 def test_sqlite_url_paths():
     assert sqlite_path("sqlite:///transcripts.db") == "transcripts.db"
     assert sqlite_path("sqlite:////var/lib/x.db") == "/var/lib/x.db"

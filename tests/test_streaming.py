@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from prompts import prompt
+from whisper.evaluation import normalize_english, word_error_rate
 from whisper.stream_sim import play_realtime, silence, simulate
 from whisper.stream_types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
@@ -35,19 +36,7 @@ def joined(names: list[str], pause_s: float = 1.2) -> tuple[bytes, list[tuple[fl
 
 
 def normalized_wer(references: list[str], hypotheses: list[str]) -> float:
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    normalize = EnglishTextNormalizer()
-    errors = words = 0
-    for ref, hyp in zip(references, hypotheses):
-        r, h = normalize(ref).split(), normalize(hyp).split()
-        d = list(range(len(h) + 1))
-        for i in range(1, len(r) + 1):
-            prev, d[0] = d[0], i
-            for j in range(1, len(h) + 1):
-                prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-        errors, words = errors + d[len(h)], words + len(r)
-    return errors / max(words, 1)
+    return word_error_rate([normalize_english(r) for r in references], [normalize_english(h) for h in hypotheses])
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def load_audio(path: Union[str, Path], sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
             raw = wav.readframes(wav.getnframes())
     except FileNotFoundError:
         raise
-    except (wave.Error, EOFError) as exc:
+    except (wave.Error, EOFError, RuntimeError) as exc:  # wave raises a bare RuntimeError on bad chunk sizes
         raise AudioError(f"{path}: not a readable PCM WAV file ({exc})") from exc
     samples = pcm_to_float(raw, sample_width, path)
     if n_channels > 1:

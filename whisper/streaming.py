@@ -207,9 +207,15 @@ class Stream:
         end = self._endpointer.frame
         if end - start < min_frames or end - self._last_partial_frame < now_frame_interval:
             return None
-        if end - self._endpointer.last_speech_frame > _PAUSE_FRAMES:
+        if self.final_imminent:
             return None  # the caller paused: its final is probably next, so leave it the compute
         return _Job(self, "partial", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ)
+
+    @property
+    def final_imminent(self) -> bool:
+        """In an utterance whose caller has paused: the endpointer may close it any moment."""
+        endpointer = self._endpointer
+        return endpointer.in_utterance and endpointer.frame - endpointer.last_speech_frame > _PAUSE_FRAMES
 
     def mark_partial(self, job: _Job) -> None:
         self._last_partial_frame = self._endpointer.frame
@@ -355,9 +361,11 @@ class StreamingEngine:
         if not due:
             return
         due.sort(key=lambda job: job.stream._last_partial_frame)
-        if len(due) > self.options.max_partial_batch:  # thin partials: the stalest streams go first
-            self._counters["partials_skipped"] += len(due) - self.options.max_partial_batch
-            due = due[: self.options.max_partial_batch]
+        # Thin partials, stalest streams first; to one when another stream's final is about to be due.
+        limit = 1 if any(s.final_imminent for s in streams) else self.options.max_partial_batch
+        if len(due) > limit:
+            self._counters["partials_skipped"] += len(due) - limit
+            due = due[:limit]
         for job in due:
             job.stream.mark_partial(job)
         for job, result in zip(due, self._decode(due)):

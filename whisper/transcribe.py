@@ -249,13 +249,6 @@ def transcribe(
     return transcript.result(language)
 
 
-def _short_mel(model: "Whisper", audio: AudioInput) -> Tensor:
-    mel = log_mel_spectrogram(audio, model.dims.n_mels)
-    if mel.shape[-1] > N_FRAMES:
-        raise AudioError(f"transcribe_batch takes inputs of 30 s or less, got {mel.shape[-1] / FRAMES_PER_SECOND:.1f} s")
-    return mel
-
-
 def _batch_result(tokenizer: Tokenizer, result: DecodingResult, n_frames: int) -> dict:
     segments = split_into_segments(tokenizer, result, Window(0, n_frames)).segments
     clear_empty(segments)
@@ -272,22 +265,30 @@ def transcribe_batch(
     window_frames: int = N_FRAMES,
     **decode_options,
 ) -> List[dict]:
-    """Transcribe many inputs of 30 s or less, ``batch_size`` at a time, in one decode per batch.
+    """Transcribe many short inputs, ``batch_size`` at a time, in one decode per batch.
 
-    No long-form seeking or temperature fallback: each input is one window decoded with
-    ``DecodingOptions(**decode_options)`` (greedy by default). ``window_frames`` below 3000 encodes
-    each batch padded only to the longer of its longest input and ``window_frames``: faster, but
-    Whisper was trained on 30 s windows, so check accuracy before using it.
+    Each input of 30 s or less is one window decoded with ``DecodingOptions(**decode_options)``
+    (greedy by default), without seeking or temperature fallback; longer inputs go through
+    ``transcribe`` at the same temperature. ``window_frames`` below 3000 groups inputs of similar
+    length and pads each batch only to the longer of its longest input and ``window_frames``: a
+    cheaper encoder, but Whisper was trained on 30 s windows, so check accuracy before using it.
     """
     options = DecodingOptions(**decode_options)
-    results: List[dict] = []
+    mels = [log_mel_spectrogram(audio, model.dims.n_mels) for audio in audios]
+    short = [i for i, mel in enumerate(mels) if mel.shape[-1] <= N_FRAMES]
+    if window_frames < N_FRAMES:
+        short.sort(key=lambda i: mels[i].shape[-1])
+    results: List[Optional[dict]] = [None] * len(mels)
     with torch.inference_mode():
-        for first in range(0, len(audios), batch_size):
-            mels = [_short_mel(model, audio) for audio in audios[first : first + batch_size]]
-            width = max(window_frames, *(mel.shape[-1] for mel in mels))
-            batch = torch.stack([pad_or_trim(mel, min(N_FRAMES, width)) for mel in mels]).to(model.device)
+        for first in range(0, len(short), batch_size):
+            indices = short[first : first + batch_size]
+            width = min(N_FRAMES, max(window_frames, *(mels[i].shape[-1] for i in indices)))
+            batch = torch.stack([pad_or_trim(mels[i], width) for i in indices]).to(model.device)
             decoded = decode(model, batch, options)
             tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                                       language=decoded[0].language, task=options.task)  # fmt: skip
-            results += [_batch_result(tokenizer, r, mel.shape[-1]) for r, mel in zip(decoded, mels)]
-    return results
+            for i, result in zip(indices, decoded):
+                results[i] = _batch_result(tokenizer, result, mels[i].shape[-1])
+    for i in set(range(len(mels))) - set(short):
+        results[i] = transcribe(model, audios[i], **{**decode_options, "temperature": options.temperature})
+    return results  # type: ignore[return-value]

@@ -1,0 +1,251 @@
+"""Prometheus metrics and health checks for the bridge (``--metrics-listen HOST:PORT``).
+
+`BridgeMetrics` owns a dedicated CollectorRegistry (several can coexist, e.g. in
+tests).  It is a Sink (calls and transcripts are counted as they happen) and,
+once `watch()` is given the engine/server/storage/AMI objects, a collector that
+reads their state at scrape time (engine.stats(), server counters, AMI outbox).
+`MetricsServer` is a small asyncio HTTP server on the bridge's loop:
+
+  GET /metrics   Prometheus text format
+  GET /healthz   200 "ok" if the engine thread is alive and storage answers,
+                 else 503 with the failed check(s)
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Optional
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from .sinks import CallInfo
+
+if TYPE_CHECKING:
+    from whisper.stream_types import TranscriptEvent
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 30.0)
+STORAGE_PING_TIMEOUT_S = 2.0
+
+
+def _reason_label(reason: Optional[str]) -> str:
+    """'error: unknown message kind 0x42' -> 'error' (bounded label values)."""
+    return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
+
+
+def engine_alive(engine) -> bool:
+    """The engine's scheduler thread runs (StreamingEngine has no public check yet)."""
+    check = getattr(engine, "is_alive", None)
+    if callable(check):
+        return bool(check())
+    thread = getattr(engine, "_thread", None)
+    return isinstance(thread, threading.Thread) and thread.is_alive()
+
+
+class BridgeMetrics:
+    """Sink + scrape-time collector over one CollectorRegistry."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.active_calls = Gauge("audiosocket_active_calls",
+                                  "Calls started (UUID received) and not yet ended", registry=r)
+        self.calls_started = Counter("audiosocket_calls_started", "Calls started", registry=r)
+        self.calls_ended = Counter("audiosocket_calls_ended", "Calls ended, by end reason "
+                                   "(hangup, closed, idle-timeout, error, shutdown, ...)",
+                                   ["reason"], registry=r)
+        self.transcripts = Counter("audiosocket_transcripts", "Transcript events delivered to the "
+                                   "sinks", ["kind"], registry=r)
+        self.final_latency = Histogram(
+            "audiosocket_final_latency_seconds",
+            "Estimated delay from the end of an utterance to its final: arrival time minus "
+            "(call start + event end_s), i.e. assuming audio flows in real time from the UUID",
+            buckets=LATENCY_BUCKETS_S, registry=r)
+        for kind in ("partial", "final"):
+            self.transcripts.labels(kind)
+        self.engine = self.server = self.storage = self.storage_sink = self.ami_sink = None
+        self._collector: Optional[_StateCollector] = None
+
+    def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
+              ami_sink=None) -> "BridgeMetrics":
+        """Objects read at scrape time and by health(); any may be None."""
+        self.engine, self.server, self.storage = engine, server, storage
+        self.storage_sink, self.ami_sink = storage_sink, ami_sink
+        if self._collector is None:
+            self._collector = _StateCollector(self)
+            self.registry.register(self._collector)
+        return self
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    async def health(self) -> tuple[bool, str]:
+        problems = []
+        if self.engine is not None and not engine_alive(self.engine):
+            problems.append("engine thread not running")
+        if self.storage is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                await asyncio.wait_for(loop.run_in_executor(None, self.storage.ping),
+                                       STORAGE_PING_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                problems.append(f"storage did not answer within {STORAGE_PING_TIMEOUT_S:g} s")
+            except Exception as error:  # noqa: BLE001 - any failure means unhealthy
+                problems.append(f"storage: {error}")
+        return (not problems, "; ".join(problems) or "ok")
+
+    # -- Sink
+    async def call_started(self, call: CallInfo) -> None:
+        self.calls_started.inc()
+        self.active_calls.inc()
+
+    async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
+        self.transcripts.labels(event.kind).inc()
+        if event.is_final:
+            utterance_end = call.started_at.timestamp() + event.end_s
+            self.final_latency.observe(max(0.0, time.time() - utterance_end))
+
+    async def call_ended(self, call: CallInfo) -> None:
+        self.active_calls.dec()
+        self.calls_ended.labels(_reason_label(call.end_reason)).inc()
+
+    async def close(self) -> None:
+        return None
+
+
+class _StateCollector:
+    """Reads the watched objects at scrape time."""
+
+    def __init__(self, metrics: BridgeMetrics) -> None:
+        self.metrics = metrics
+
+    def describe(self):
+        return []  # dynamic: nothing is collected at registration
+
+    def collect(self):
+        m = self.metrics
+        if m.server is not None:
+            yield from self._server(m.server)
+        if m.storage_sink is not None:
+            yield CounterMetricFamily("audiosocket_storage_errors", "Failed storage writes",
+                                      value=getattr(m.storage_sink, "errors", 0))
+        if m.ami_sink is not None:
+            yield GaugeMetricFamily("audiosocket_ami_connected", "1 while the AMI session is up",
+                                    value=1.0 if m.ami_sink.state == "connected" else 0.0)
+            yield GaugeMetricFamily("audiosocket_ami_pending", "AMI items queued, not yet sent",
+                                    value=m.ami_sink.pending)
+        if m.engine is not None:
+            yield from self._engine(m.engine)
+
+    @staticmethod
+    def _server(server):
+        counts = server.counters
+        yield GaugeMetricFamily("audiosocket_connections_active", "Open AudioSocket connections",
+                                value=server.active_calls)
+        yield CounterMetricFamily("audiosocket_connections", "AudioSocket connections accepted "
+                                  "or refused", value=server.connections)
+        yield CounterMetricFamily("audiosocket_connections_refused", "Connections refused "
+                                  "(max-calls reached)", value=server.refused_connections)
+        frames = CounterMetricFamily("audiosocket_frames_received", "AudioSocket messages "
+                                     "received, by kind", labels=["kind"])
+        for key, value in sorted((k, v) for k, v in counts.items() if isinstance(k, tuple)):
+            frames.add_metric([key[1]], value)
+        yield frames
+        yield CounterMetricFamily("audiosocket_received_bytes", "Bytes read from AudioSocket "
+                                  "connections", value=counts["bytes"])
+        yield CounterMetricFamily("audiosocket_protocol_errors", "Connections ended for bad "
+                                  "input (protocol or call-flow errors)",
+                                  value=counts["protocol_errors"])
+        yield CounterMetricFamily("audiosocket_audio_dropped_chunks", "Audio messages dropped "
+                                  "between network and engine (queue full)",
+                                  value=counts["dropped_chunks"])
+        yield CounterMetricFamily("audiosocket_audio_dropped_seconds", "Audio dropped between "
+                                  "network and engine (queue full)", value=counts["dropped_s"])
+
+    @staticmethod
+    def _engine(engine):
+        stats_of = getattr(engine, "stats", None)
+        if not callable(stats_of):
+            return
+        try:
+            stats = stats_of()
+        except Exception:  # noqa: BLE001 - a scrape must not fail on the engine
+            log.exception("metrics: engine.stats() failed")
+            return
+        for name, doc, value in (
+                ("active_streams", "Open engine streams", stats.active_streams),
+                ("queued_audio_seconds", "Audio waiting to be decoded (queue depth)",
+                 stats.queued_audio_s),
+                ("lag_seconds", "How far the engine is behind live audio", stats.lag_s),
+                ("behind", "1 while the engine is behind (lag over its threshold)",
+                 1.0 if stats.behind else 0.0)):
+            yield GaugeMetricFamily(f"audiosocket_engine_{name}", doc, value=value)
+        for name, doc, value in (
+                ("finals", "Finals emitted by the engine", stats.finals_emitted),
+                ("partials", "Partials emitted by the engine", stats.partials_emitted),
+                ("partials_skipped", "Partials skipped while behind", stats.partials_skipped),
+                ("audio_dropped_seconds", "Audio the engine dropped while behind",
+                 stats.audio_dropped_s)):
+            yield CounterMetricFamily(f"audiosocket_engine_{name}", doc, value=value)
+
+
+class MetricsServer:
+    """GET /metrics and /healthz over HTTP/1.0-style one-request connections."""
+
+    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1", port: int = 9300) -> None:
+        self.metrics, self.host, self.port = metrics, host, port
+        self._server: Optional[asyncio.AbstractServer] = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self._server.sockets[0].getsockname()[:2]
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        log.info("metrics on http://%s:%d/metrics (health: /healthz)", *self.address)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, content_type, body = await asyncio.wait_for(self._handle(reader), 10.0)
+            head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+            writer.write(head.encode("ascii") + body)
+            await writer.drain()
+        except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass
+        except Exception:  # noqa: BLE001 - never let a scrape hurt the bridge
+            log.exception("metrics request failed")
+        finally:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, OSError):
+                pass
+
+    async def _handle(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+        request_line = (await reader.readline()).decode("latin-1").split()
+        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+            pass  # headers are not needed
+        if len(request_line) < 2 or request_line[0] not in ("GET", "HEAD"):
+            return "405 Method Not Allowed", "text/plain", b"GET only\n"
+        path = request_line[1].split("?", 1)[0]
+        body: bytes
+        if path == "/metrics":
+            status, content_type, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.exposition()
+        elif path == "/healthz":
+            ok, detail = await self.metrics.health()
+            status = "200 OK" if ok else "503 Service Unavailable"
+            content_type, body = "text/plain; charset=utf-8", (detail + "\n").encode("utf-8")
+        else:
+            status, content_type, body = "404 Not Found", "text/plain", b"see /metrics, /healthz\n"
+        return status, content_type, b"" if request_line[0] == "HEAD" else body

@@ -1,0 +1,108 @@
+"""Pieces shared by the benchmarks: prompt selection, call audio, WER, RSS.
+
+Importing this module puts the repository root and tests/ (prompts, fake peers) on sys.path.
+"""
+from __future__ import annotations
+
+import functools
+import sys
+import wave
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
+
+from prompts import Prompt, english_prompts  # noqa: E402
+
+PAUSE_S = 1.2  # silence after each prompt
+FRAME_MS = 20  # Asterisk sends 20 ms of audio per frame
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@functools.lru_cache(maxsize=1)
+def usable_prompts() -> Tuple[Prompt, ...]:
+    """Prompts of 1-6 s with at least two words."""
+    usable = []
+    for p in english_prompts():
+        with wave.open(str(p.path)) as w:
+            if 1.0 <= w.getnframes() / w.getframerate() <= 6.0 and len(p.text.split()) >= 2:
+                usable.append(p)
+    return tuple(usable)
+
+
+def pick_prompts(n_streams: int, per_stream: int, shift: int = 0) -> List[List[Prompt]]:
+    """A different rotation of usable prompts per stream; `shift` gives another draw (re-dialled calls)."""
+    usable = usable_prompts()
+    step = max(1, len(usable) // max(1, n_streams))
+    return [[usable[(s * step + k * 7 + shift) % len(usable)] for k in range(per_stream)]
+            for s in range(n_streams)]
+
+
+def pcm_8k(prompt: Prompt) -> bytes:
+    with wave.open(str(prompt.path)) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1), prompt.path
+        return w.readframes(w.getnframes())
+
+
+def resample(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
+    """Linear interpolation; enough to offer the prompts as slin16 etc."""
+    if from_hz == to_hz:
+        return pcm
+    samples = np.frombuffer(pcm, "<i2").astype(np.float32)
+    positions = np.arange(int(len(samples) * to_hz / from_hz)) * from_hz / to_hz
+    return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
+
+
+def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rate_hz: int = 8000):
+    """One call's audio: each prompt then `pause_s` of silence.
+
+    Returns (pcm, starts, ends): the 20 ms frame index of each prompt's first and last frame.
+    """
+    frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
+    pcm, ends, starts = b"", [], []
+    for p in prompts:
+        audio = resample(pcm_8k(p), 8000, sample_rate_hz)
+        starts.append(len(pcm) // frame_bytes)
+        pcm += audio
+        ends.append(len(pcm) // frame_bytes - 1 + (1 if len(pcm) % frame_bytes else 0))
+        pcm += bytes(int(pause_s * sample_rate_hz) * 2)
+    return pcm, starts, ends
+
+
+def word_errors(ref: str, hyp: str) -> Tuple[int, int]:
+    """(edit distance, reference words) after Whisper's English normalisation."""
+    normalize = _normalizer()
+    r, h = normalize(ref).split(), normalize(hyp).split()
+    d = list(range(len(h) + 1))
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d[0], i
+        for j in range(1, len(h) + 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
+    return d[len(h)], len(r)
+
+
+def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Pooled WER: all edits over all reference words."""
+    errors = total = 0
+    for ref, hyp in zip(refs, hyps):
+        e, n = word_errors(ref, hyp)
+        errors, total = errors + e, total + n
+    return errors / max(total, 1)
+
+
+@functools.lru_cache(maxsize=1)
+def _normalizer():
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    return EnglishTextNormalizer()
