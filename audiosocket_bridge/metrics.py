@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Optional
 
@@ -39,12 +38,8 @@ def _reason_label(reason: Optional[str]) -> str:
 
 
 def engine_alive(engine) -> bool:
-    """The engine's scheduler thread runs (StreamingEngine has no public check yet)."""
-    check = getattr(engine, "is_alive", None)
-    if callable(check):
-        return bool(check())
-    thread = getattr(engine, "_thread", None)
-    return isinstance(thread, threading.Thread) and thread.is_alive()
+    """The engine's scheduler thread runs."""
+    return bool(engine.is_alive())
 
 
 class BridgeMetrics:

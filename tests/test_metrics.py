@@ -13,7 +13,7 @@ from audiosocket_bridge.sinks import StorageSink
 from audiosocket_bridge.storage import open_storage
 from audiosocket_client import AudioSocketClient, message
 from fakes import FakeEngine
-from test_bridge_server import Bridge, good_call, run
+from test_bridge_server import Bridge, run
 
 
 class MeteredBridge(Bridge):

@@ -179,3 +179,36 @@ def test_long_speech_gets_finals_before_the_speaker_stops(sim_engine):
     assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(finals, finals[1:])), "finals overlap"
     wer = normalized_wer([" ".join(prompt(n).text for n in names)], [" ".join(e.text for e in finals)])
     assert wer <= 0.2, [e.text for e in finals]
+
+
+def test_overload_thins_partials_but_delivers_every_final(tiny_model):
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    names = ["agent-pass", "conf-onlyperson", "vm-goodbye", "pbx-invalid", "auth-thankyou", "conf-getpin"]
+    events = {name: [] for name in names}
+    streams = {name: engine.open_stream(name, StreamOptions(partial_interval_s=0.2), events[name].append)
+               for name in names}
+    audio = {name: joined([name])[0] for name in names}
+    for offset in range(0, max(len(a) for a in audio.values()), 1600):  # 100 ms steps, all streams at once
+        for name, stream in streams.items():
+            if audio[name][offset : offset + 1600]:
+                stream.push(audio[name][offset : offset + 1600], 8000)
+        engine.step()
+    futures = [stream.close() for stream in streams.values()]
+    while not all(f.done() for f in futures):
+        engine.step()
+    assert engine.stats().partials_skipped > 0
+    for name in names:
+        finals = [e for e in events[name] if e.is_final]
+        assert len(finals) == 1 and finals[0].text, (name, finals)
+
+
+def test_unprocessed_audio_per_stream_is_bounded(tiny_model):
+    engine = StreamingEngine(tiny_model, EngineOptions(max_pending_audio_s=5.0))
+    stream = engine.open_stream("flood", StreamOptions(partials=False))
+    for _ in range(20):
+        stream.push(silence(1.0, 8000), 8000)
+    assert stream.queued_audio_s == pytest.approx(20.0)
+    future = stream.close()
+    while not future.done():
+        engine.step()
+    assert engine.stats().audio_dropped_s == pytest.approx(15.0, abs=0.1)

@@ -35,6 +35,8 @@ def quantize_dynamic_int8(model: Whisper) -> Whisper:
         raise ValueError("dynamic int8 quantization runs on the CPU only")
     _replace_linears(model)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization points to torchao
+        # torch.ao.quantization and its quantized tensors are deprecated in favour of torchao (not installed)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
         quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=True)
     return quantized.eval()

@@ -263,6 +263,7 @@ class StreamingEngine:
         self._stopping = False
         self._counters = collections.Counter()
         self._lag_s = 0.0
+        self._behind = False
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> None:
@@ -280,6 +281,10 @@ class StreamingEngine:
                 raise ValueError(f"stream {stream_id!r} is already open")
             self._streams[stream_id] = stream
         return stream
+
+    def is_alive(self) -> bool:
+        """The scheduler thread runs (health checks)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def stats(self) -> EngineStats:
         with self._lock:
@@ -347,6 +352,18 @@ class StreamingEngine:
         for stream in streams:
             if stream.done:
                 self._retire(stream)
+        self._report_backlog()
+
+    def _report_backlog(self) -> None:
+        """Log once when the engine falls behind and once when it catches up."""
+        stats = self.stats()
+        if stats.behind != self._behind:
+            self._behind = stats.behind
+            if stats.behind:
+                log.warning("transcription is behind: finals wait %.1f s, %d partials skipped so far (%d streams)",
+                            stats.lag_s, stats.partials_skipped, stats.active_streams)
+            else:
+                log.info("transcription caught up (%d streams)", stats.active_streams)
 
     def _retire(self, stream: Stream) -> None:
         with self._lock:

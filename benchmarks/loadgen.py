@@ -1,0 +1,436 @@
+"""Load generator for the AudioSocket bridge: N concurrent calls as Asterisk places them.
+
+    python benchmarks/loadgen.py --calls 1 4 8 16 --utterances 5      # bridge in-process (tiny.en)
+    python benchmarks/loadgen.py --connect 127.0.0.1:8300 --ami-port 5039 \\
+        --storage sqlite:///transcripts.db --calls 4                    # against a running bridge
+
+Each call does what the dialplan + app_audiosocket do: `UserEvent(AudioSocketStart, Uuid: ...)` on
+AMI, then TCP connect, the UUID message, 20 ms slin frames (320 bytes at 8 kHz) on a real-time
+clock -- Asterisk English prompts, a different set per call, each followed by a pause -- and
+finally a plain socket close (caller hangs up).
+
+Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
+server (tests/fake_ami.py) and sends `UserEvent: Transcript` actions; those with `Final: 1` are
+timestamped as they arrive. Final latency of an utterance = arrival of the last final that
+belongs to it (its midpoint lies between the utterance's first frame and the next utterance's)
+minus the time the utterance's last frame was sent. A call is complete when its
+`UserEvent: TranscriptEnd` arrives (the bridge sends it after storing the call's last final).
+
+For a running bridge, start it with the AMI pointed at the load generator's fake AMI, e.g.
+`audiosocket-bridge --ami-host 127.0.0.1 --ami-port 5039 --ami-secret s3cret
+--storage sqlite:///transcripts.db`, and give the same --storage here to check what it stored.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid as uuid_lib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors  # noqa: E402
+
+from audiosocket_client import SLIN_KINDS, AudioSocketClient, message  # noqa: E402  (tests/)
+from fake_ami import FakeAmi  # noqa: E402  (tests/)
+
+AMI_USER, AMI_SECRET = "transcriber", "s3cret"
+_dial_counter = itertools.count()
+
+
+# ---------------------------------------------------------------- AMI side
+
+@dataclass(frozen=True)
+class AmiFinal:
+    uuid: str
+    segment: int
+    start_s: float
+    end_s: float
+    text: str
+    arrived: float  # time.monotonic() when the action was read
+
+
+class RecordingAmi(FakeAmi):
+    """The fake AMI, plus arrival-timestamped `UserEvent: Transcript` finals and `TranscriptEnd`s.
+
+    With keep_actions=False (default) it keeps no action log or variables, so a long soak does
+    not grow; finals and call ends are kept per UUID until forget() is called.
+    """
+
+    def __init__(self, *args, keep_actions: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_actions = keep_actions
+        self.finals: Dict[str, List[AmiFinal]] = {}
+        self.ends: Dict[str, float] = {}  # uuid -> TranscriptEnd arrival
+        self.duplicate_finals = 0  # the same (uuid, segment) again, e.g. re-sent after an outage
+        self.partials = 0
+
+    def _process(self, session, lines, too_long) -> bool:
+        arrived = time.monotonic()
+        if not too_long:
+            headers = {}
+            for line in lines:
+                key, sep, value = line.partition(":")
+                if sep:
+                    headers.setdefault(key.strip(), value.strip())
+            if headers.get("Action", "").lower() == "userevent":
+                self._record(headers, arrived)
+        keep = super()._process(session, lines, too_long)
+        if not self.keep_actions:
+            with self._lock:
+                self.actions.clear()
+                self.variables.clear()
+        return keep
+
+    def _record(self, headers: Dict[str, str], arrived: float) -> None:
+        name, call = headers.get("UserEvent", ""), headers.get("Uuid", "").lower()
+        with self._changed:
+            if name == "Transcript" and headers.get("Final") == "1":
+                finals = self.finals.setdefault(call, [])
+                segment = int(headers.get("Segment", "-1"))
+                if any(f.segment == segment for f in finals):
+                    self.duplicate_finals += 1
+                else:
+                    finals.append(AmiFinal(call, segment, float(headers.get("Start", "nan")),
+                                           float(headers.get("End", "nan")),
+                                           headers.get("Text", ""), arrived))
+            elif name == "Transcript":
+                self.partials += 1
+            elif name == "TranscriptEnd":
+                self.ends.setdefault(call, arrived)
+            self._changed.notify_all()
+
+    def register_call(self, call_uuid: str, channel: str) -> None:
+        """What `UserEvent(AudioSocketStart,Uuid: ${ID},...)` in the dialplan emits."""
+        self.emit_user_event("AudioSocketStart", {"Uuid": call_uuid, "Language": "en", "Partials": "0"},
+                             snapshot={"Channel": channel, "Uniqueid": f"{time.time():.6f}",
+                                       "Linkedid": f"{time.time():.6f}"})
+
+    def finals_of(self, call_uuid: str) -> List[AmiFinal]:
+        with self._lock:
+            return sorted(self.finals.get(call_uuid.lower(), []), key=lambda f: f.segment)
+
+    def ended(self, call_uuid: str) -> Optional[float]:
+        with self._lock:
+            return self.ends.get(call_uuid.lower())
+
+    def forget(self, call_uuids: Sequence[str]) -> None:
+        with self._lock:
+            for call in call_uuids:
+                self.finals.pop(call.lower(), None)
+                self.ends.pop(call.lower(), None)
+
+
+# ---------------------------------------------------------------- one call
+
+@dataclass
+class CallResult:
+    uuid: str
+    reference: str
+    utterances: int
+    completed: bool = False  # TranscriptEnd arrived via AMI
+    connected: bool = False
+    frames_sent: int = 0
+    frames_planned: int = 0
+    max_send_lag_s: float = 0.0  # worst lateness of a frame against the real-time schedule
+    latencies_s: List[Optional[float]] = field(default_factory=list)  # per utterance; None: no final
+    hypothesis: str = ""
+    errors: int = 0  # word edits vs reference
+    ref_words: int = 0
+    ami_finals: List[AmiFinal] = field(default_factory=list)
+
+    @property
+    def wer(self) -> float:
+        return self.errors / max(self.ref_words, 1)
+
+
+async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_s: float = PAUSE_S,
+                     sample_rate_hz: int = 8000, start_delay_s: float = 0.0, register: bool = True,
+                     end_wait_s: float = 120.0, label: str = "") -> CallResult:
+    """One call: register on AMI, stream the prompts in real time, hang up, wait for TranscriptEnd."""
+    pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
+    frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
+    n_frames = (len(pcm) + frame_bytes - 1) // frame_bytes
+    call_uuid = str(uuid_lib.uuid4())
+    result = CallResult(call_uuid, " ".join(p.text for p in prompts), len(prompts), frames_planned=n_frames)
+    await asyncio.sleep(start_delay_s)
+    if register:
+        channel = f"PJSIP/loadgen{label}-{next(_dial_counter):08x}"
+        await asyncio.get_running_loop().run_in_executor(None, ami.register_call, call_uuid, channel)
+    client = AudioSocketClient(host, port, call_uuid)
+    try:
+        await client.connect()
+        result.connected = True
+    except OSError:
+        return result
+    kind = SLIN_KINDS[sample_rate_hz]
+    last_frames = {end: k for k, end in enumerate(ends)}
+    sent_at: Dict[int, float] = {}  # utterance -> time its last frame was sent
+    t0 = time.monotonic()
+    for n in range(n_frames):
+        chunk = pcm[n * frame_bytes:(n + 1) * frame_bytes]
+        if client.ended or not await client.send_bytes(message(kind, chunk)):
+            break
+        now = time.monotonic()
+        result.frames_sent += 1
+        result.max_send_lag_s = max(result.max_send_lag_s, now - (t0 + n * FRAME_MS / 1000))
+        if n in last_frames:
+            sent_at[last_frames[n]] = now
+        await asyncio.sleep(max(0.0, t0 + (n + 1) * FRAME_MS / 1000 - time.monotonic()))
+    await client.finish("close")
+    deadline = time.monotonic() + end_wait_s
+    while ami.ended(call_uuid) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    result.completed = ami.ended(call_uuid) is not None and result.frames_sent == n_frames
+    result.ami_finals = ami.finals_of(call_uuid)
+    result.hypothesis = " ".join(f.text for f in result.ami_finals if f.text.strip())
+    result.errors, result.ref_words = word_errors(result.reference, result.hypothesis)
+    # the utterance a final belongs to: its midpoint lies in [utterance start, next utterance start)
+    bounds = [s * FRAME_MS / 1000 for s in starts] + [float("inf")]
+    for k in range(len(prompts)):
+        mine = [f for f in result.ami_finals if f.text.strip()
+                and bounds[k] <= (f.start_s + f.end_s) / 2 < bounds[k + 1]]
+        last = max(mine, key=lambda f: f.arrived, default=None)
+        result.latencies_s.append(last.arrived - sent_at[k] if last and k in sent_at else None)
+    return result
+
+
+# ---------------------------------------------------------------- report
+
+@dataclass
+class LoadReport:
+    n_calls: int
+    calls: List[CallResult]
+    finals_stored: Optional[int] = None  # None: no storage to compare with
+    finals_lost: Optional[int] = None  # stored, but never received by AMI
+    finals_mismatched: Optional[int] = None  # same segment, different text (or AMI-only)
+    duplicate_finals: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def utterances(self) -> int:
+        return sum(c.utterances for c in self.calls)
+
+    @property
+    def latencies_s(self) -> List[float]:
+        return [x for c in self.calls for x in c.latencies_s if x is not None]
+
+    @property
+    def utterances_with_final(self) -> int:
+        return len(self.latencies_s)
+
+    @property
+    def calls_completed(self) -> int:
+        return sum(c.completed for c in self.calls)
+
+    @property
+    def finals_received(self) -> int:
+        return sum(len(c.ami_finals) for c in self.calls)
+
+    def percentile(self, q: float) -> float:
+        values = self.latencies_s
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    @property
+    def p50_s(self) -> float:
+        return self.percentile(50)
+
+    @property
+    def p95_s(self) -> float:
+        return self.percentile(95)
+
+    @property
+    def wer(self) -> float:
+        return sum(c.errors for c in self.calls) / max(sum(c.ref_words for c in self.calls), 1)
+
+    @property
+    def max_call_wer(self) -> float:
+        return max((c.wer for c in self.calls), default=float("nan"))
+
+    @property
+    def max_send_lag_s(self) -> float:
+        return max((c.max_send_lag_s for c in self.calls), default=0.0)
+
+    HEADER = (f"{'calls':>5} {'done':>5} {'utt w/ final':>12} {'p50 s':>6} {'p95 s':>6} {'max s':>6} "
+              f"{'WER':>6} {'worst call':>10} {'AMI finals':>10} {'stored':>6} {'lost':>4} {'mism':>4} "
+              f"{'dup':>3} {'send lag s':>10}")
+
+    def row(self) -> str:
+        stored = "-" if self.finals_stored is None else self.finals_stored
+        lost = "-" if self.finals_lost is None else self.finals_lost
+        mism = "-" if self.finals_mismatched is None else self.finals_mismatched
+        top = max(self.latencies_s, default=float("nan"))
+        return (f"{self.n_calls:>5} {self.calls_completed:>2}/{len(self.calls):<2} "
+                f"{self.utterances_with_final:>7}/{self.utterances:<4} {self.p50_s:>6.2f} {self.p95_s:>6.2f} "
+                f"{top:>6.2f} {self.wer:>6.1%} {self.max_call_wer:>10.1%} {self.finals_received:>10} "
+                f"{stored:>6} {lost:>4} {mism:>4} {self.duplicate_finals:>3} {self.max_send_lag_s:>10.3f}")
+
+
+def compare_with_storage(report: LoadReport, storage) -> None:
+    """Stored finals (segment, text) per call vs those AMI received; fills the report's counts."""
+    stored_total = lost = mismatched = 0
+    for call in report.calls:
+        stored = {s.index: " ".join(s.text.split()) for s in storage.get_segments(call.uuid)}
+        received = {f.segment: " ".join(f.text.split()) for f in call.ami_finals}
+        stored_total += len(stored)
+        lost += sum(1 for seg in stored if seg not in received)
+        mismatched += sum(1 for seg, text in received.items() if stored.get(seg) != text)
+    report.finals_stored, report.finals_lost, report.finals_mismatched = stored_total, lost, mismatched
+
+
+async def run_load(host: str, port: int, n_calls: int, utterances_per_call: int, pause_s: float = PAUSE_S,
+                   sample_rate_hz: int = 8000, *, ami: RecordingAmi, storage=None, shift: int = 0,
+                   stagger_s: float = 0.37, register: bool = True, end_wait_s: float = 120.0) -> LoadReport:
+    """N concurrent calls against the bridge at host:port whose AMI sink is logged in to `ami`.
+
+    `storage` (the bridge's, or another handle on the same database) enables the stored-vs-AMI
+    check. Calls start `stagger_s / n_calls` apart so they don't all share frame boundaries.
+    """
+    sets = pick_prompts(n_calls, utterances_per_call, shift)
+    with ami._lock:
+        duplicates_before = ami.duplicate_finals
+    started = time.monotonic()
+    calls = await asyncio.gather(*(
+        place_call(host, port, prompts, ami, pause_s=pause_s, sample_rate_hz=sample_rate_hz,
+                   start_delay_s=i * stagger_s / max(1, n_calls), register=register,
+                   end_wait_s=end_wait_s, label=str(i))
+        for i, prompts in enumerate(sets)))
+    report = LoadReport(n_calls, list(calls), wall_s=time.monotonic() - started)
+    with ami._lock:
+        report.duplicate_finals = ami.duplicate_finals - duplicates_before
+    if storage is not None:
+        compare_with_storage(report, storage)
+    return report
+
+
+# ---------------------------------------------------------------- in-process bridge
+
+class InProcessBridge:
+    """BridgeServer on 127.0.0.1 with SQLite storage, an AMI sink logged in to `ami`, LiveCalls.
+
+    Built like `audiosocket_bridge.cli.serve` (storage first, AMI, LiveCalls last), minus the
+    console sink. `reader` is a second storage handle for checks while the bridge writes.
+    """
+
+    def __init__(self, engine, ami: RecordingAmi, db_url: str, *, max_calls: int = 200,
+                 registration_wait_s: float = 1.0, partials: bool = False) -> None:
+        self.engine, self.ami, self.db_url = engine, ami, db_url
+        self.max_calls, self.registration_wait_s, self.partials = max_calls, registration_wait_s, partials
+        self.server = self.storage = self.reader = self.ami_sink = self.live = None
+
+    async def __aenter__(self) -> "InProcessBridge":
+        from audiosocket_bridge.ami import AmiConfig, AmiSink
+        from audiosocket_bridge.directory import CallDirectory
+        from audiosocket_bridge.live import LiveCalls
+        from audiosocket_bridge.server import BridgeServer, ServerConfig
+        from audiosocket_bridge.session import SessionSettings
+        from audiosocket_bridge.sinks import StorageSink
+        from audiosocket_bridge.storage import open_storage
+
+        self.storage = open_storage(self.db_url)
+        self.reader = open_storage(self.db_url)
+        directory, self.live = CallDirectory(), LiveCalls()
+        self.ami_sink = AmiSink(AmiConfig(host="127.0.0.1", port=self.ami.port, username=AMI_USER,
+                                          secret=AMI_SECRET, partials=self.partials), directory)
+        self.ami_sink.start()
+        if not await asyncio.get_running_loop().run_in_executor(None, self.ami_sink.wait_connected, 10):
+            raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{self.ami.port}")
+        config = ServerConfig(host="127.0.0.1", port=0, max_calls=self.max_calls, session=SessionSettings(
+            registration_wait_s=self.registration_wait_s, partials=self.partials, flush_timeout_s=60))
+        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.ami_sink, self.live],
+                                   directory)
+        await self.server.start()
+        return self
+
+    @property
+    def address(self):
+        return self.server.address
+
+    async def __aexit__(self, *exc) -> None:
+        await self.server.close()
+        self.reader.close()
+
+
+def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None):
+    import torch
+
+    import whisper
+    from whisper.streaming import EngineOptions, StreamingEngine
+
+    if threads:
+        torch.set_num_threads(threads)
+    model = whisper.load_model(model_name, device="cpu")
+    engine = StreamingEngine(model, EngineOptions())
+    engine.start()
+    return engine
+
+
+# ---------------------------------------------------------------- CLI
+
+async def _main_async(args) -> None:
+    ami = RecordingAmi({AMI_USER: AMI_SECRET})
+    ami.port = args.ami_port
+    ami.start()
+    print(f"fake AMI on 127.0.0.1:{ami.port}", flush=True)
+    print(LoadReport.HEADER, flush=True)
+    try:
+        if args.connect:
+            from audiosocket_bridge.storage import open_storage
+
+            host, _, port = args.connect.rpartition(":")
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: ami.wait_for(lambda f: f.logged_in_sessions() > 0, 60))
+            storage = open_storage(args.storage) if args.storage else None
+            for shift, n in enumerate(args.calls):
+                report = await run_load(host or "127.0.0.1", int(port), n, args.utterances, args.pause,
+                                        args.rate, ami=ami, storage=storage, shift=shift)
+                print(report.row(), flush=True)
+            if storage:
+                storage.close()
+            return
+        engine = load_engine(args.model, args.threads)
+        try:
+            with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
+                for shift, n in enumerate(args.calls):
+                    async with InProcessBridge(engine, ami, f"sqlite:///{tmp}/calls-{n}.db") as bridge:
+                        report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
+                                                ami=ami, storage=bridge.reader, shift=shift)
+                    print(report.row(), flush=True)
+        finally:
+            engine.stop()
+    finally:
+        ami.stop()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--utterances", type=int, default=5, help="prompts per call")
+    parser.add_argument("--pause", type=float, default=PAUSE_S, help="silence after each prompt, s")
+    parser.add_argument("--rate", type=int, default=8000, choices=sorted(SLIN_KINDS), help="slin rate")
+    parser.add_argument("--connect", metavar="HOST:PORT", help="a running bridge instead of an in-process one")
+    parser.add_argument("--ami-port", type=int, default=0,
+                        help="fake AMI port (0: any; give one with --connect, e.g. 5039)")
+    parser.add_argument("--storage", metavar="URL", help="with --connect: the bridge's storage, to compare")
+    parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (in-process bridge)")
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"loadgen: pid {os.getpid()}, {os.cpu_count()} CPUs, model {args.model}, "
+          f"{args.utterances} utterances/call, pause {args.pause} s, {args.rate} Hz", flush=True)
+    asyncio.run(_main_async(args))
+
+
+if __name__ == "__main__":
+    main()
