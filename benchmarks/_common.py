@@ -32,9 +32,11 @@ def rss_mib() -> float:
 
 @functools.lru_cache(maxsize=1)
 def usable_prompts() -> Tuple[Prompt, ...]:
-    """Prompts of 1-6 s with at least two words."""
+    """Prompts of 1-6 s with at least two words, leaving out silence ("(1 second of silence)")."""
     usable = []
     for p in english_prompts():
+        if not _normalizer()(p.text).strip():  # the reference only describes non-speech
+            continue
         with wave.open(str(p.path)) as w:
             if 1.0 <= w.getnframes() / w.getframerate() <= 6.0 and len(p.text.split()) >= 2:
                 usable.append(p)

@@ -12,9 +12,9 @@ finally a plain socket close (caller hangs up).
 Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
 server (tests/fake_ami.py) and sends `UserEvent: Transcript` actions; those with `Final: 1` are
 timestamped as they arrive. Final latency of an utterance = arrival of the last final that
-belongs to it (its midpoint lies between the utterance's first frame and the next utterance's)
-minus the time the utterance's last frame was sent. A call is complete when its
-`UserEvent: TranscriptEnd` arrives (the bridge sends it after storing the call's last final).
+overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame was sent.
+A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it after
+storing the call's last final).
 
 For a running bridge, start it with the AMI pointed at the load generator's fake AMI, e.g.
 `audiosocket-bridge --ami-host 127.0.0.1 --ami-port 5039 --ami-secret s3cret
@@ -45,6 +45,7 @@ from audiosocket_client import SLIN_KINDS, AudioSocketClient, message  # noqa: E
 from fake_ami import FakeAmi  # noqa: E402  (tests/)
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
+OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
 _dial_counter = itertools.count()
 
 
@@ -195,11 +196,12 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     result.ami_finals = ami.finals_of(call_uuid)
     result.hypothesis = " ".join(f.text for f in result.ami_finals if f.text.strip())
     result.errors, result.ref_words = word_errors(result.reference, result.hypothesis)
-    # the utterance a final belongs to: its midpoint lies in [utterance start, next utterance start)
-    bounds = [s * FRAME_MS / 1000 for s in starts] + [float("inf")]
+    # an utterance's finals: those whose [Start, End] overlaps its speech by > OVERLAP_S; the
+    # last of them to arrive completes it (a final that merges two prompts counts for both)
     for k in range(len(prompts)):
+        speech = (starts[k] * FRAME_MS / 1000, (ends[k] + 1) * FRAME_MS / 1000)
         mine = [f for f in result.ami_finals if f.text.strip()
-                and bounds[k] <= (f.start_s + f.end_s) / 2 < bounds[k + 1]]
+                and min(f.end_s, speech[1]) - max(f.start_s, speech[0]) > OVERLAP_S]
         last = max(mine, key=lambda f: f.arrived, default=None)
         result.latencies_s.append(last.arrived - sent_at[k] if last and k in sent_at else None)
     return result
@@ -377,6 +379,16 @@ def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None):
 
 # ---------------------------------------------------------------- CLI
 
+def _details(report: LoadReport) -> None:
+    for call in report.calls:
+        missing = [k for k, x in enumerate(call.latencies_s) if x is None]
+        if missing or call.errors:
+            print(f"  call {call.uuid}: WER {call.wer:.1%}, utterances without final {missing}\n"
+                  f"    ref: {call.reference}\n    hyp: {call.hypothesis}\n    finals: "
+                  + "; ".join(f"#{f.segment} {f.start_s:.2f}-{f.end_s:.2f} {f.text!r}" for f in call.ami_finals),
+                  flush=True)
+
+
 async def _main_async(args) -> None:
     ami = RecordingAmi({AMI_USER: AMI_SECRET})
     ami.port = args.ami_port
@@ -406,6 +418,8 @@ async def _main_async(args) -> None:
                         report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
                                                 ami=ami, storage=bridge.reader, shift=shift)
                     print(report.row(), flush=True)
+                    if args.verbose:
+                        _details(report)
         finally:
             engine.stop()
     finally:
@@ -425,6 +439,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (in-process bridge)")
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--verbose", action="store_true", help="per call: utterances without final, texts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"loadgen: pid {os.getpid()}, {os.cpu_count()} CPUs, model {args.model}, "

@@ -2,7 +2,7 @@
 
     python3 benchmarks/offline_prompts.py [--limit N] [--quantize] [--window-frames 3000]
 
-Both engines run tiny.en greedy (temperature 0, no fallback, no timestamps) on 2 CPU threads;
+Both engines run tiny.en greedy (temperature 0, no fallback, no timestamps unless --timestamps) on 2 CPU threads;
 each one's wall time covers reading the WAV files and transcribing, not loading the model.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
     for first in range(0, len(prompts), chunk):
         audios = [load_audio(p.path) for p in prompts[first : first + chunk]]
         results = transcribe_batch(model, audios, batch_size=args.batch_size, window_frames=args.window_frames,
-                                   temperature=0.0, without_timestamps=True)  # fmt: skip
+                                   temperature=0.0, without_timestamps=not args.timestamps)  # fmt: skip
         texts += [r["text"] for r in results]
         report_progress("ours", len(texts), len(prompts), started_s)
     return texts
@@ -55,7 +55,7 @@ def run_faster_whisper(prompts: Sequence[Prompt], args: argparse.Namespace) -> L
     started_s = time.perf_counter()
     for index, prompt in enumerate(prompts, start=1):
         segments, _ = model.transcribe(
-            str(prompt.path), language="en", beam_size=1, temperature=0.0, without_timestamps=True,
+            str(prompt.path), language="en", beam_size=1, temperature=0.0, without_timestamps=not args.timestamps,
             condition_on_previous_text=False, vad_filter=False, compression_ratio_threshold=None,
             log_prob_threshold=None, no_speech_threshold=None,
         )  # fmt: skip
@@ -84,11 +84,13 @@ def main() -> None:
     parser.add_argument("--encoder-dtype", default="auto", choices=["auto", "float32", "bfloat16"])
     parser.add_argument("--window-frames", type=int, default=3000, help="shortest encoder window (3000 = 30 s)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
+    parser.add_argument("--timestamps", action="store_true", help="decode with timestamp tokens (both engines)")
     parser.add_argument("--skip-faster-whisper", action="store_true")
     args = parser.parse_args()
     prompts = english_prompts()[: args.limit]
     audio_s = sum(len(load_audio(p.path)) for p in prompts) / SAMPLE_RATE_HZ
-    print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {args.threads} threads, tiny.en greedy, no timestamps")
+    print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {args.threads} threads, tiny.en greedy, "
+          f"{'with' if args.timestamps else 'no'} timestamps")
     ours, ours_s = timed(run_ours, prompts, args)
     print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s:.1f} s  RTF {ours_s / audio_s:.3f}"
           f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames)")  # fmt: skip
