@@ -30,6 +30,7 @@ from .vad import FRAME_SAMPLES, VadOptions, VoiceActivityDetector
 log = logging.getLogger(__name__)
 
 _PAUSE_FRAMES = 10  # 200 ms without speech
+_BUDGET_WINDOW_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class EngineOptions:
     guard: GuardOptions = GuardOptions()
     max_batch: int = 8  # windows per encoder/decoder batch of finals
     max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
+    partial_budget: float = 0.5  # most of the scheduler's time partials may take, over the last 2 s
     fallback_temperatures: Tuple[float, ...] = (0.2, 0.5)  # tried for unreliable finals
     min_partial_audio_s: float = 0.6
     # LocalAgreement-2 commits: once an utterance is this long, words that two consecutive partials
@@ -264,6 +266,7 @@ class StreamingEngine:
         self._counters = collections.Counter()
         self._lag_s = 0.0
         self._behind = False
+        self._partial_runs: Deque[Tuple[float, float]] = collections.deque()  # (ended at, seconds taken)
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> None:
@@ -371,12 +374,29 @@ class StreamingEngine:
         if not stream.close_future.done():
             stream.close_future.set_result(None)
 
+    def _partial_time_s(self, window_s: float = _BUDGET_WINDOW_S) -> float:
+        now = time.monotonic()
+        while self._partial_runs and self._partial_runs[0][0] < now - window_s:
+            self._partial_runs.popleft()
+        return sum(duration for _, duration in self._partial_runs)
+
     def _run_partials(self, streams: List[Stream]) -> None:
         interval = {s.id: max(1, round(s.options.partial_interval_s * 50)) for s in streams}
         min_frames = round(self.options.min_partial_audio_s * 50)
         due = [job for s in streams if (job := s.partial_job(interval[s.id], min_frames)) is not None]
         if not due:
             return
+        # In real time, leave finals most of the scheduler's time: over budget, partials stay due and
+        # go out later. (Simulations step on audio time, where wall time means nothing.)
+        if self.is_alive() and self._partial_time_s() > self.options.partial_budget * _BUDGET_WINDOW_S:
+            return
+        started = time.monotonic()
+        try:
+            self._decode_partials(streams, due)
+        finally:
+            self._partial_runs.append((time.monotonic(), time.monotonic() - started))
+
+    def _decode_partials(self, streams: List[Stream], due: List[_Job]) -> None:
         due.sort(key=lambda job: job.stream._last_partial_frame)
         # Thin partials, stalest streams first; to one when another stream's final is about to be due.
         limit = 1 if any(s.final_imminent for s in streams) else self.options.max_partial_batch
@@ -457,9 +477,10 @@ class StreamingEngine:
             log.exception("event callback of stream %s failed", stream.id)
 
     def _word_timings(self, job: _Job, result: DecodingResult) -> list:
+        """Word times from the cross-attention over the features the decode already computed."""
         tokenizer = DecodingTask(self.model, self._decoding_options(job.stream, 0.0, 10)).tokenizer
-        mel = self._mel(job.audio)
-        return find_alignment(self.model, tokenizer, result.tokens, mel, len(job.audio) // HOP_LENGTH)
+        return find_alignment(self.model, tokenizer, result.tokens, None, len(job.audio) // HOP_LENGTH,
+                              audio_features=result.audio_features)
 
     @staticmethod
     def _mel(audio: np.ndarray) -> torch.Tensor:

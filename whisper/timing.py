@@ -132,16 +132,18 @@ def find_alignment(
     model: "Whisper",
     tokenizer: Tokenizer,
     text_tokens: List[int],
-    mel: Tensor,
+    mel: Optional[Tensor],
     num_frames: int,
     *,
     medfilt_width: int = 7,
     qk_scale: float = 1.0,
+    audio_features: Optional[Tensor] = None,
 ) -> List[WordTiming]:
     """Word timings (seconds from the window start) of ``text_tokens`` spoken in one mel window.
 
     ``mel`` is (n_mels, frames) and is encoded as given (3000 frames or fewer); ``num_frames`` is
-    how many of its frames hold real audio: words are placed only there.
+    how many of its frames hold real audio: words are placed only there. A caller that already
+    encoded the window passes its ``audio_features`` (n_audio_ctx, n_state) and may give ``mel=None``.
     """
     text_tokens = [t for t in text_tokens if t < tokenizer.eot]
     if not text_tokens:
@@ -149,7 +151,10 @@ def find_alignment(
     n_sot = len(tokenizer.sot_sequence)
     tokens = [*tokenizer.sot_sequence, tokenizer.no_timestamps, *text_tokens, tokenizer.eot]
     with torch.inference_mode():
-        features = model.embed_audio(mel.unsqueeze(0).to(model.device))
+        if audio_features is None:
+            features = model.embed_audio(mel.unsqueeze(0).to(model.device))
+        else:
+            features = audio_features.unsqueeze(0)
         cache = model.decoder.new_cache(features)
         logits, weights = model.decoder(torch.tensor([tokens], device=model.device), cache, want_weights=True)
         matrix = _alignment_matrix(model, weights, num_frames, medfilt_width, qk_scale)
