@@ -64,23 +64,23 @@ def _merge_heads(x: Tensor) -> Tensor:
     return x.transpose(1, 2).reshape(batch, length, n_head * head_dim)
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, n_head: int, causal: bool) -> Tensor:
-    """Scaled dot-product attention over (batch, length, state) tensors."""
-    out = F.scaled_dot_product_attention(
-        _split_heads(q, n_head), _split_heads(k, n_head), _split_heads(v, n_head), is_causal=causal
-    )
-    return _merge_heads(out)
+def attention(q: Tensor, k: Tensor, v: Tensor, causal: bool) -> Tensor:
+    """Scaled dot-product attention over (batch, head, length, head_dim) tensors."""
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
 
-def attention_weights(q: Tensor, k: Tensor, n_head: int) -> Tensor:
+def attention_weights(q: Tensor, k: Tensor) -> Tensor:
     """Softmax attention weights (batch, head, q_len, k_len), used for word-level alignment."""
-    scale = (q.shape[-1] // n_head) ** -0.5
-    qk = _split_heads(q, n_head) @ _split_heads(k, n_head).transpose(-1, -2) * scale
+    qk = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
     return qk.float().softmax(dim=-1)
 
 
 class SelfAttention(nn.Module):
-    """Self-attention with one fused q/k/v projection (the key part's bias is zero)."""
+    """Self-attention with one fused q/k/v projection (the key part's bias is zero).
+
+    Keys and values are cached split into heads, (batch, head, length, head_dim), so each decoding
+    step appends to them without re-laying them out.
+    """
 
     def __init__(self, n_state: int, n_head: int):
         super().__init__()
@@ -89,19 +89,16 @@ class SelfAttention(nn.Module):
         self.out = Linear(n_state, n_state)
 
     def forward(self, x: Tensor, past: Optional[KV] = None, causal: bool = False) -> Tuple[Tensor, KV]:
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = (_split_heads(t, self.n_head) for t in self.qkv(x).chunk(3, dim=-1))
         if past is not None:
-            k, v = torch.cat([past[0], k], dim=1), torch.cat([past[1], v], dim=1)
-        # With a cache, the new queries come after every cached key, so no mask is needed for one step;
-        # several new tokens at once need the causal mask offset by the cache length.
-        if past is not None and x.shape[1] > 1:
-            mask = torch.ones(x.shape[1], k.shape[1], dtype=torch.bool, device=x.device).tril(k.shape[1] - x.shape[1])
-            out = F.scaled_dot_product_attention(
-                _split_heads(q, self.n_head), _split_heads(k, self.n_head), _split_heads(v, self.n_head), attn_mask=mask
-            )
-            return self.out(_merge_heads(out)), (k, v)
-        is_causal = causal and past is None and x.shape[1] > 1
-        return self.out(attention(q, k, v, self.n_head, is_causal)), (k, v)
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
+        new_len, total_len = q.shape[2], k.shape[2]
+        if past is not None and new_len > 1:  # several new tokens after a cache: offset causal mask
+            mask = torch.ones(new_len, total_len, dtype=torch.bool, device=x.device).tril(total_len - new_len)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        else:
+            out = attention(q, k, v, causal and past is None and new_len > 1)
+        return self.out(_merge_heads(out)), (k, v)
 
 
 class CrossAttention(nn.Module):
@@ -113,15 +110,24 @@ class CrossAttention(nn.Module):
         self.query = Linear(n_state, n_state)
         self.kv = Linear(n_state, 2 * n_state)
         self.out = Linear(n_state, n_state)
+        self.low_precision_kv: Optional[Tuple[Tensor, Tensor]] = None
 
     def project(self, audio_features: Tensor) -> KV:
-        k, v = self.kv(audio_features).chunk(2, dim=-1)
-        return k.contiguous(), v.contiguous()
+        """Keys and values (batch, head, positions, head_dim), laid out once for every decoding step."""
+        if self.low_precision_kv is not None:  # (weight, bias) in bfloat16: see Whisper.set_cross_kv_dtype
+            weight, bias = self.low_precision_kv
+            kv = F.linear(audio_features.to(weight.dtype), weight, bias).to(audio_features.dtype)
+        else:
+            kv = self.kv(audio_features)
+        k, v = kv.chunk(2, dim=-1)
+        return _split_heads(k, self.n_head).contiguous(), _split_heads(v, self.n_head).contiguous()
 
     def forward(self, x: Tensor, kv: KV, want_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
-        q = self.query(x)
-        weights = attention_weights(q, kv[0], self.n_head) if want_weights else None
-        return self.out(attention(q, kv[0], kv[1], self.n_head, causal=False)), weights
+        q = _split_heads(self.query(x), self.n_head)
+        # Plain matmuls: for the few queries of a decoding step they beat the fused kernel ~10x on CPU.
+        weights = attention_weights(q, kv[0])
+        out = weights.to(kv[1].dtype) @ kv[1]
+        return self.out(_merge_heads(out)), weights if want_weights else None
 
 
 class MLP(nn.Sequential):
@@ -193,7 +199,7 @@ class DecoderCache:
     @property
     def length(self) -> int:
         first = self.self_kv[0]
-        return 0 if first is None else first[0].shape[1]
+        return 0 if first is None else first[0].shape[2]
 
     def reorder(self, rows: Tensor) -> None:
         """Select batch rows of the self-attention cache (beam search reorders within an audio's group,
@@ -206,7 +212,7 @@ class DecoderCache:
         self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
 
     def truncate(self, length: int) -> None:
-        self.self_kv = [None if kv is None else (kv[0][:, :length], kv[1][:, :length]) for kv in self.self_kv]
+        self.self_kv = [None if kv is None else (kv[0][:, :, :length], kv[1][:, :, :length]) for kv in self.self_kv]
 
 
 class TextDecoder(nn.Module):
@@ -257,6 +263,16 @@ class Whisper(nn.Module):
         for layer, head in layer_head_pairs:
             heads[layer, head] = True
         self.alignment_heads = heads.to(self.alignment_heads.device)
+
+    def set_cross_kv_dtype(self, dtype: Optional[torch.dtype]) -> None:
+        """Project encoder states to cross-attention keys/values in ``dtype`` (None: the model's own).
+
+        These projections (every audio position, every decoder layer) cost as much as a fifth of
+        the encoder in float32; the keys and values are returned in the model's precision.
+        """
+        for block in self.decoder.blocks:
+            kv = block.cross_attn.kv
+            block.cross_attn.low_precision_kv = None if dtype is None else (kv.weight.to(dtype), kv.bias.to(dtype))
 
     def embed_audio(self, mel: Tensor) -> Tensor:
         """Encoder states in the decoder's precision (the encoder may run in bfloat16, see load_model)."""
