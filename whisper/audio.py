@@ -185,12 +185,12 @@ def log_mel_spectrogram(
         if isinstance(audio, (str, Path)):
             audio = load_audio(audio)
         audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    if audio.shape[-1] == 0:
+        raise AudioError("empty audio: nothing to transcribe")
     if device is not None:
         audio = audio.to(device)
     if padding > 0:
         audio = F.pad(audio, (0, padding))
-    if audio.shape[-1] == 0:
-        raise AudioError("empty audio: nothing to transcribe")
     stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=_hann_window(audio.device), return_complex=True)
     magnitudes = stft[..., :-1].abs() ** 2
     mel_spec = mel_filters(audio.device, n_mels) @ magnitudes

@@ -48,6 +48,10 @@ class DecodingResult:
     no_speech_prob: float = np.nan
     temperature: float = np.nan
     compression_ratio: float = np.nan
+    # With DecodingTask(collect_alignment=True), greedy only: per decoder layer the cross-attention
+    # weights (1, heads, rows, positions) of every decoded position, and each text token's probability.
+    cross_attention: Optional[List[Tensor]] = None
+    token_probs: Optional[List[float]] = None
 
 
 class LogitFilter:
@@ -270,8 +274,9 @@ def detect_language(
 class DecodingTask:
     """Composes the tokenizer, logit filters, a token decoder and ranking for one decode call."""
 
-    def __init__(self, model: "Whisper", options: DecodingOptions):
+    def __init__(self, model: "Whisper", options: DecodingOptions, collect_alignment: bool = False):
         self.model = model
+        self.collect_alignment = collect_alignment and options.beam_size is None and not options.best_of
         language = options.language or ("en" if not model.is_multilingual else None)
         self.tokenizer = get_tokenizer(
             model.is_multilingual, num_languages=model.num_languages, language=language or "en", task=options.task
@@ -369,7 +374,17 @@ class DecodingTask:
         tokens = tokens.repeat_interleave(self.n_group, dim=0)
         cache = self.model.decoder.new_cache(features.repeat_interleave(self.n_group, dim=0))
         tokens, sum_logprobs, no_speech_probs = self._main_loop(tokens, cache, n_frames)
-        return self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs)
+        results = self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs)
+        if self.collect_alignment:
+            results = [self._with_alignment(i, result) for i, result in enumerate(results)]
+        return results
+
+    def _with_alignment(self, row: int, result: DecodingResult) -> DecodingResult:
+        n_rows = self.sample_begin + len(result.tokens)  # up to the position that predicted eot
+        weights = [torch.cat([step[layer][row : row + 1] for step in self._weights], dim=2)[:, :, :n_rows]
+                   for layer in range(len(self._weights[0]))]  # fmt: skip
+        probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
+        return replace(result, cross_attention=weights, token_probs=probs)
 
     def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
         filters = self._logit_filters(n_frames)
@@ -377,8 +392,12 @@ class DecodingTask:
         no_speech_probs: List[float] = []
         self.decoder.reset()
         step_tokens = tokens
+        self._weights: List[List[Tensor]] = []
+        self._chosen_probs: List[List[float]] = []
         for step in range(self.sample_len):
-            logits, _ = self.model.decoder(step_tokens, cache)
+            logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment)
+            if self.collect_alignment:
+                self._weights.append(weights)
             if step == 0:
                 probs_at_sot = logits[:, self.sot_index].float().softmax(dim=-1)
                 no_speech_probs = probs_at_sot[:, self.tokenizer.no_speech].tolist()
@@ -386,6 +405,10 @@ class DecodingTask:
             for logit_filter in filters:
                 logit_filter.apply(logits, tokens)
             tokens, done, keep_rows = self.decoder.update(tokens, logits, sum_logprobs)
+            if self.collect_alignment:
+                probs = logits[:, : self.tokenizer.eot].float().softmax(dim=-1)
+                chosen = tokens[:, -1].clamp(max=self.tokenizer.eot - 1)
+                self._chosen_probs.append(probs[torch.arange(len(chosen)), chosen].tolist())
             if keep_rows is not None:
                 cache.reorder(keep_rows)
             if done or tokens.shape[-1] > self.n_ctx:

@@ -23,7 +23,7 @@ from .audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, StreamingResampler, in
 from .decoding import DecodingOptions, DecodingResult, DecodingTask
 from .endpointing import Boundary, EndpointOptions, Endpointer
 from .stream_guards import GuardOptions, needs_fallback, rejection_reason
-from .timing import find_alignment
+from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, align_words, find_alignment, merge_punctuations
 from .stream_types import EventCallback, StreamOptions, TranscriptEvent, Word
 from .vad import FRAME_SAMPLES, VadOptions, VoiceActivityDetector
 
@@ -40,7 +40,7 @@ class EngineOptions:
     guard: GuardOptions = GuardOptions()
     max_batch: int = 8  # windows per encoder/decoder batch of finals
     max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
-    partial_budget: float = 0.5  # most of the scheduler's time partials may take, over the last 2 s
+    partial_budget: float = 0.35  # most of the scheduler's time partials may take, over the last 2 s
     fallback_temperatures: Tuple[float, ...] = (0.2, 0.5)  # tried for unreliable finals
     min_partial_audio_s: float = 0.6
     # LocalAgreement-2 commits: once an utterance is this long, words that two consecutive partials
@@ -76,6 +76,17 @@ class _Job:
     start_s: float
     had_partial: bool = False  # a partial of this segment went out, so its final must too
     ready_at: float = field(default_factory=time.monotonic)
+
+
+def _runs_by_rate(chunks: List[Tuple[bytes, int]]) -> List[Tuple[bytes, int]]:
+    """Consecutive chunks at the same sample rate joined into one."""
+    runs: List[Tuple[List[bytes], int]] = []
+    for pcm, rate in chunks:
+        if runs and runs[-1][1] == rate:
+            runs[-1][0].append(pcm)
+        else:
+            runs.append(([pcm], rate))
+    return [(b"".join(parts), rate) for parts, rate in runs]
 
 
 class Stream:
@@ -138,7 +149,7 @@ class Stream:
             total_s -= len(pcm) / 2 / rate
             dropped_s += len(pcm) / 2 / rate
         processed = 0
-        for pcm, rate in chunks:
+        for pcm, rate in _runs_by_rate(chunks):  # one resample and one VAD pass per run, not per frame
             processed += self._ingest(self._resample(int16_to_float(pcm[: len(pcm) // 2 * 2]), rate))
         if closing and not self.flushed:
             self._flush()
@@ -477,10 +488,17 @@ class StreamingEngine:
             log.exception("event callback of stream %s failed", stream.id)
 
     def _word_timings(self, job: _Job, result: DecodingResult) -> list:
-        """Word times from the cross-attention over the features the decode already computed."""
+        """Word times from the cross-attention the decode recorded (or, after a fallback, a new pass)."""
         tokenizer = DecodingTask(self.model, self._decoding_options(job.stream, 0.0, 10)).tokenizer
-        return find_alignment(self.model, tokenizer, result.tokens, None, len(job.audio) // HOP_LENGTH,
-                              audio_features=result.audio_features)
+        num_frames = len(job.audio) // HOP_LENGTH
+        if result.cross_attention is not None:
+            first_row = len(result.cross_attention[0][0, 0]) - len(result.tokens) - 1
+            timings = align_words(self.model, tokenizer, result.tokens, result.cross_attention, num_frames,
+                                  np.asarray(result.token_probs), first_row)  # fmt: skip
+        else:
+            timings = find_alignment(self.model, tokenizer, result.tokens, None, num_frames,
+                                     audio_features=result.audio_features)  # fmt: skip
+        return merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
 
     @staticmethod
     def _mel(audio: np.ndarray) -> torch.Tensor:
@@ -504,6 +522,7 @@ class StreamingEngine:
         for options, rows in groups.items():
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
-            for i, result in zip(rows, DecodingTask(self.model, options).run(features[rows])):
+            task = DecodingTask(self.model, options, collect_alignment=True)
+            for i, result in zip(rows, task.run(features[rows])):
                 results[i] = result
         return results  # type: ignore[return-value]

@@ -157,10 +157,34 @@ def find_alignment(
             features = audio_features.unsqueeze(0)
         cache = model.decoder.new_cache(features)
         logits, weights = model.decoder(torch.tensor([tokens], device=model.device), cache, want_weights=True)
-        matrix = _alignment_matrix(model, weights, num_frames, medfilt_width, qk_scale)
         token_probs = _text_token_probabilities(logits[0], n_sot, text_tokens, tokenizer.eot)
-    rows, cols = dtw(-matrix[n_sot:-1])  # rows: the position before each text token, then eot
-    return _word_timings(tokenizer, text_tokens, token_probs, rows, cols)
+    return align_words(model, tokenizer, text_tokens, weights, num_frames, token_probs, n_sot,
+                       medfilt_width=medfilt_width, qk_scale=qk_scale)  # fmt: skip
+
+
+def align_words(
+    model: "Whisper",
+    tokenizer: Tokenizer,
+    text_tokens: List[int],
+    weights: Sequence[Optional[Tensor]],
+    num_frames: int,
+    token_probs: np.ndarray,
+    first_row: int,
+    *,
+    medfilt_width: int = 7,
+    qk_scale: float = 1.0,
+) -> List[WordTiming]:
+    """Word timings from cross-attention weights already computed, e.g. while decoding.
+
+    ``weights`` holds per decoder layer (1, heads, rows, positions); rows ``first_row`` onwards are
+    the positions that predicted each text token and then end-of-text.
+    """
+    text_tokens = [t for t in text_tokens if t < tokenizer.eot]
+    if not text_tokens:
+        return []
+    matrix = _alignment_matrix(model, weights, num_frames, medfilt_width, qk_scale)
+    rows, cols = dtw(-matrix[first_row : first_row + len(text_tokens) + 1])
+    return _word_timings(tokenizer, text_tokens, np.asarray(token_probs)[: len(text_tokens)], rows, cols)
 
 
 def merge_punctuations(alignment: List[WordTiming], prepended: str, appended: str) -> List[WordTiming]:

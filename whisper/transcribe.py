@@ -274,21 +274,24 @@ def transcribe_batch(
     cheaper encoder, but Whisper was trained on 30 s windows, so check accuracy before using it.
     """
     options = DecodingOptions(**decode_options)
-    mels = [log_mel_spectrogram(audio, model.dims.n_mels) for audio in audios]
-    short = [i for i, mel in enumerate(mels) if mel.shape[-1] <= N_FRAMES]
+    # Padded with 30 s of silence in the audio, as transcribe() does: the encoder must see the log-mel
+    # of silence after the speech, not zeros in the mel.
+    mels = [log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES) for audio in audios]
+    content_frames = [mel.shape[-1] - N_FRAMES for mel in mels]
+    short = [i for i, frames in enumerate(content_frames) if frames <= N_FRAMES]
     if window_frames < N_FRAMES:
-        short.sort(key=lambda i: mels[i].shape[-1])
+        short.sort(key=lambda i: content_frames[i])
     results: List[Optional[dict]] = [None] * len(mels)
     with torch.inference_mode():
         for first in range(0, len(short), batch_size):
             indices = short[first : first + batch_size]
-            width = min(N_FRAMES, max(window_frames, *(mels[i].shape[-1] for i in indices)))
-            batch = torch.stack([pad_or_trim(mels[i], width) for i in indices]).to(model.device)
+            width = min(N_FRAMES, max(window_frames, *(content_frames[i] for i in indices)))
+            batch = torch.stack([mels[i][:, :width] for i in indices]).to(model.device)
             decoded = decode(model, batch, options)
             tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                                       language=decoded[0].language, task=options.task)  # fmt: skip
             for i, result in zip(indices, decoded):
-                results[i] = _batch_result(tokenizer, result, mels[i].shape[-1])
+                results[i] = _batch_result(tokenizer, result, content_frames[i])
     for i in set(range(len(mels))) - set(short):
         results[i] = transcribe(model, audios[i], **{**decode_options, "temperature": options.temperature})
     return results  # type: ignore[return-value]
