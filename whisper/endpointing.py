@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -97,6 +97,12 @@ class Endpointer:
         self.start_frame, self._levels = cut_frame, kept_levels
         self.speech_frames = max(1, self.speech_frames // 2)
         return Boundary(start, cut_frame, cut=True)
+
+    def expected_end(self) -> Optional[Tuple[int, int]]:
+        """(start, end) frames the open utterance will have if the caller stays silent from now on."""
+        if self.start_frame is None or self.speech_frames < _frames(self.options.min_speech_s):
+            return None
+        return self.start_frame, self.last_speech_frame + 1 + _frames(self.options.post_roll_s)
 
     def commit_until(self, frame: int) -> Optional[Boundary]:
         """Close the open utterance's first part, up to ``frame``; the rest stays open (a commit)."""

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _PAUSE_FRAMES = 10  # 200 ms without speech
 _BUDGET_WINDOW_S = 2.0
+_SPECULATE_FRAMES = 15  # after 300 ms of silence, decode the utterance as it will end
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class _Job:
     audio: np.ndarray  # 16 kHz float32
     start_s: float
     had_partial: bool = False  # a partial of this segment went out, so its final must too
+    frames: Tuple[int, int] = (0, 0)  # [start, end) in stream frames: the same audio gives the same result
+    speculative: bool = False  # decoded during the trailing silence, before the utterance is over
+    result: Optional[DecodingResult] = None  # already decoded (speculatively)
     ready_at: float = field(default_factory=time.monotonic)
 
 
@@ -107,6 +111,7 @@ class Stream:
         self._audio_start_frame = 0
         self._pending_frame_samples = np.zeros(0, dtype=np.float32)
         self.finals: Deque[_Job] = collections.deque()
+        self.speculated: Dict[Tuple[int, int], DecodingResult] = {}  # frames -> result, for the open utterance
         self.segment_index = 0
         self._partial_sent = False  # a partial went out for the current segment
         self._last_partial_frame = 0
@@ -193,10 +198,13 @@ class Stream:
     def _finish(self, boundary: Boundary) -> None:
         audio = self._slice(boundary.start_frame, boundary.end_frame)
         start_s = boundary.start_frame * FRAME_SAMPLES / SAMPLE_RATE_HZ
-        self.finals.append(_Job(self, "final", self.segment_index, audio, start_s, self._partial_sent))
+        frames = (boundary.start_frame, boundary.end_frame)
+        self.finals.append(_Job(self, "final", self.segment_index, audio, start_s, self._partial_sent, frames,
+                                result=self.speculated.get(frames)))  # fmt: skip
         self.segment_index += 1
         self._partial_sent = False
         self._previous_partial_words = []
+        self.speculated = {}
         self._last_partial_frame = boundary.end_frame
 
     def _flush(self) -> None:
@@ -211,6 +219,18 @@ class Stream:
         if boundary is not None:
             self._finish(boundary)
         self.flushed = True
+
+    def speculative_job(self, after_frames: int) -> Optional[_Job]:
+        """The open utterance as it will end if the caller stays silent: decoding it during the
+        trailing silence means its final goes out the moment the endpointer closes it."""
+        expected = self._endpointer.expected_end()
+        if expected is None or self.flushed or self._endpointer.frame - self._endpointer.last_speech_frame < after_frames:
+            return None
+        if expected in self.speculated or self._endpointer.frame < expected[1]:
+            return None
+        start, end = expected
+        return _Job(self, "final", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
+                    frames=expected, speculative=True)  # fmt: skip
 
     def partial_job(self, now_frame_interval: int, min_frames: int) -> Optional[_Job]:
         """The open utterance's audio, if it is due a partial."""
@@ -357,10 +377,11 @@ class StreamingEngine:
         for stream in streams:
             _, dropped_s = stream.drain()
             self._counters["dropped_ms"] += int(dropped_s * 1000)
-        finals = [job for stream in streams for job in stream.finals]
-        if finals:
-            finals.sort(key=lambda job: job.ready_at)
-            self._run_finals(finals[: self.options.max_batch])
+        finals = sorted((job for stream in streams for job in stream.finals), key=lambda job: job.ready_at)
+        speculative = [job for s in streams if (job := s.speculative_job(_SPECULATE_FRAMES)) is not None]
+        if finals or speculative:
+            batch = finals[: self.options.max_batch]
+            self._run_finals(batch, speculative[: max(0, self.options.max_batch - len(batch))])
         else:
             self._run_partials(streams)
         for stream in streams:
@@ -440,10 +461,16 @@ class StreamingEngine:
         tokens = [token for t in committed for token in t.tokens]
         self._emit(final_job, replace(result, text=text, tokens=tokens), timings=committed)
 
-    def _run_finals(self, jobs: List[_Job]) -> None:
+    def _run_finals(self, jobs: List[_Job], speculative: List[_Job]) -> None:
         started = time.monotonic()
-        results = self._decode(jobs)
-        for job, result in zip(jobs, results):
+        to_decode = [job for job in jobs if job.result is None] + speculative
+        for job, result in zip(to_decode, self._decode(to_decode) if to_decode else []):
+            if job.speculative:
+                job.stream.speculated[job.frames] = result
+            else:
+                job.result = result
+        for job in jobs:
+            result = job.result
             duration_s = len(job.audio) / SAMPLE_RATE_HZ
             result = self._with_fallback(job, result)
             reason = rejection_reason(result, duration_s, self.options.guard)
