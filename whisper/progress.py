@@ -20,8 +20,9 @@ class NoProgress:
 class LineProgress(NoProgress):
     """``label: 42% (1260/3000 frames)``, rewritten in place at most a few times a second."""
 
-    def __init__(self, total: int, unit: str, stream=sys.stderr, min_interval_s: float = 0.25):
-        self.total, self.unit, self.stream = max(total, 1), unit, stream
+    def __init__(self, total: int, unit: str, stream=None, min_interval_s: float = 0.25):
+        # sys.stderr is looked up now, not at import: it may have been replaced since (tests, embedding apps).
+        self.total, self.unit, self.stream = max(total, 1), unit, stream or sys.stderr
         self.done, self.min_interval_s, self.last_print_s = 0, min_interval_s, 0.0
 
     def update(self, n: int) -> None:
