@@ -161,9 +161,10 @@ class StreamingEngine:
             self._counters["dropped_ms"] += int(dropped_s * 1000)
         finals = sorted((job for stream in streams for job in stream.finals), key=lambda job: job.ready_at)
         speculative = [job for s in streams if (job := s.speculative_job(_SPECULATE_FRAMES)) is not None]
-        if finals or speculative:
-            batch = finals[: self.options.max_batch]
-            self._run_finals(batch, speculative[: max(0, self.options.max_batch - len(batch))])
+        if finals:  # alone: speculative work must not slow down finals that are already due
+            self._run_finals(finals[: self.options.max_batch], [])
+        elif speculative:
+            self._run_finals([], speculative[: self.options.max_batch])
         else:
             self._run_partials(streams)
         for stream in streams:
