@@ -1,0 +1,79 @@
+"""Endpointing and voice activity as pure policies: frames in, utterance boundaries out."""
+from __future__ import annotations
+
+import numpy as np
+
+from whisper.endpointing import EndpointOptions, Endpointer
+from whisper.vad import FRAME_SAMPLES, VoiceActivityDetector
+
+SPEECH_DB, SILENCE_DB = -20.0, -90.0
+
+
+def feed(endpointer: Endpointer, pattern: str):
+    """'#' a speech frame, '.' a silent one (20 ms each)."""
+    speech = np.array([ch == "#" for ch in pattern])
+    levels = np.where(speech, SPEECH_DB, SILENCE_DB)
+    return endpointer.push(speech, levels)
+
+
+def test_trailing_silence_ends_an_utterance_with_pre_and_post_roll():
+    endpointer = Endpointer(EndpointOptions(trailing_silence_s=0.2, pre_roll_s=0.1, post_roll_s=0.04))
+    boundaries = feed(endpointer, "." * 20 + "#" * 30 + "." * 10)
+    assert len(boundaries) == 1
+    assert (boundaries[0].start_frame, boundaries[0].end_frame) == (15, 52)  # 5 frames pre-roll, 2 post-roll
+    assert not boundaries[0].cut and not endpointer.in_utterance
+
+
+def test_short_pauses_do_not_split_and_short_bursts_are_not_utterances():
+    endpointer = Endpointer(EndpointOptions(trailing_silence_s=0.3, min_speech_s=0.2))
+    assert feed(endpointer, "#" * 20 + "." * 10 + "#" * 20) == []  # a 200 ms pause inside speech
+    assert len(feed(endpointer, "." * 20)) == 1
+    assert feed(endpointer, "." * 10 + "#" * 6 + "." * 30) == []  # 120 ms of noise: dropped
+
+
+def test_long_speech_is_cut_at_the_quietest_recent_frame():
+    endpointer = Endpointer(EndpointOptions(max_utterance_s=2.0, cut_search_s=1.0, pre_roll_s=0.0))
+    speech = np.ones(150, dtype=bool)
+    levels = np.full(150, SPEECH_DB)
+    levels[80] = -45.0  # a dip between words, inside the last second before the 2 s limit
+    boundaries = endpointer.push(speech, levels)
+    assert boundaries[0].cut and boundaries[0].end_frame == 80
+    assert endpointer.in_utterance and endpointer.start_frame >= 80
+
+
+def test_flush_closes_the_open_utterance():
+    endpointer = Endpointer(EndpointOptions())
+    assert feed(endpointer, "#" * 40) == []
+    boundary = endpointer.flush()
+    assert boundary is not None and boundary.end_frame == 40
+
+
+def test_expected_end_predicts_the_boundary_silence_will_give():
+    endpointer = Endpointer(EndpointOptions())
+    feed(endpointer, "#" * 40 + "." * 15)
+    expected = endpointer.expected_end()
+    boundaries = feed(endpointer, "." * 30)
+    assert expected == (boundaries[0].start_frame, boundaries[0].end_frame)
+
+
+def _frames(signal: np.ndarray) -> np.ndarray:
+    n = len(signal) // FRAME_SAMPLES
+    return signal[: n * FRAME_SAMPLES].reshape(n, FRAME_SAMPLES).astype(np.float32)
+
+
+def test_vad_rejects_steady_tones_but_not_gliding_voiced_sound():
+    t = np.arange(16000) / 16000
+    dial_tone = 0.3 * (np.sin(2 * np.pi * 350 * t) + np.sin(2 * np.pi * 440 * t)) / 2
+    is_speech, _ = VoiceActivityDetector().classify(_frames(dial_tone))
+    assert is_speech.sum() <= 3  # only until the tone has held still for 80 ms
+    pitch_hz = 120 + 60 * t  # a voice-like harmonic series whose pitch glides
+    phase = 2 * np.pi * np.cumsum(pitch_hz) / 16000
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 15)) * 0.2
+    is_speech, _ = VoiceActivityDetector().classify(_frames(voiced))
+    assert is_speech.mean() > 0.9
+
+
+def test_vad_needs_level_above_the_noise_floor():
+    rng = np.random.default_rng(1)
+    quiet = rng.normal(0, 0.001, 16000)  # about -60 dBFS
+    assert not VoiceActivityDetector().classify(_frames(quiet))[0].any()
