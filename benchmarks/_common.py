@@ -18,6 +18,7 @@ for _path in (ROOT, ROOT / "tests"):
         sys.path.insert(0, str(_path))
 
 from prompts import Prompt, english_prompts  # noqa: E402
+from whisper.evaluation import english_wer, normalize_english, word_edit_distance  # noqa: E402
 
 PAUSE_S = 1.2  # silence after each prompt
 FRAME_MS = 20  # Asterisk sends 20 ms of audio per frame
@@ -35,7 +36,7 @@ def usable_prompts() -> Tuple[Prompt, ...]:
     """Prompts of 1-6 s with at least two words, leaving out silence ("(1 second of silence)")."""
     usable = []
     for p in english_prompts():
-        if not _normalizer()(p.text).strip():  # the reference only describes non-speech
+        if not normalize_english(p.text).strip():  # the reference only describes non-speech
             continue
         with wave.open(str(p.path)) as w:
             if 1.0 <= w.getnframes() / w.getframerate() <= 6.0 and len(p.text.split()) >= 2:
@@ -84,27 +85,10 @@ def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rat
 
 def word_errors(ref: str, hyp: str) -> Tuple[int, int]:
     """(edit distance, reference words) after Whisper's English normalisation."""
-    normalize = _normalizer()
-    r, h = normalize(ref).split(), normalize(hyp).split()
-    d = list(range(len(h) + 1))
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d[0], i
-        for j in range(1, len(h) + 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r[i - 1] != h[j - 1]))
-    return d[len(h)], len(r)
+    r, h = normalize_english(ref).split(), normalize_english(hyp).split()
+    return word_edit_distance(r, h), len(r)
 
 
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Pooled WER: all edits over all reference words."""
-    errors = total = 0
-    for ref, hyp in zip(refs, hyps):
-        e, n = word_errors(ref, hyp)
-        errors, total = errors + e, total + n
-    return errors / max(total, 1)
-
-
-@functools.lru_cache(maxsize=1)
-def _normalizer():
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    return EnglishTextNormalizer()
+    return english_wer(refs, hyps)

@@ -21,7 +21,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import whisper  # noqa: E402
 from prompts import Prompt, english_prompts  # noqa: E402
 from whisper.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
-from whisper.evaluation import normalize_english, word_error_rate  # noqa: E402
+from whisper.evaluation import english_wer  # noqa: E402
 from whisper.transcribe import transcribe_batch  # noqa: E402
 
 
@@ -72,8 +72,7 @@ def timed(engine: Callable[..., List[str]], *args) -> tuple:
 
 
 def wer_percent(prompts: Sequence[Prompt], texts: Sequence[str]) -> float:
-    references = [normalize_english(p.text) for p in prompts]
-    return 100 * word_error_rate(references, [normalize_english(t) for t in texts])
+    return 100 * english_wer([p.text for p in prompts], texts)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from prompts import prompt
-from whisper.evaluation import normalize_english, word_error_rate
+from whisper.evaluation import english_wer
 from whisper.stream_sim import play_realtime, silence, simulate
 from whisper.stream_types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
@@ -35,10 +35,6 @@ def joined(names: list[str], pause_s: float = 1.2) -> tuple[bytes, list[tuple[fl
     return pcm, spans
 
 
-def normalized_wer(references: list[str], hypotheses: list[str]) -> float:
-    return word_error_rate([normalize_english(r) for r in references], [normalize_english(h) for h in hypotheses])
-
-
 @pytest.fixture(scope="module")
 def sim_engine(tiny_model):
     return StreamingEngine(tiny_model, EngineOptions())
@@ -49,7 +45,7 @@ def test_one_final_per_utterance_in_order_with_matching_text(sim_engine):
     events = simulate(sim_engine, pcm, 8000)
     finals = [e for e in events if e.is_final]
     assert [e.segment_index for e in finals] == list(range(len(UTTERANCES)))
-    wer = normalized_wer([prompt(n).text for n in UTTERANCES], [e.text for e in finals])
+    wer = english_wer([prompt(n).text for n in UTTERANCES], [e.text for e in finals])
     assert wer <= 0.15, [e.text for e in finals]
     for event, (start_s, end_s) in zip(finals, spans):
         assert start_s - 0.4 <= event.start_s <= start_s + 0.5
@@ -152,7 +148,7 @@ def test_concurrent_streams_each_get_only_their_own_text(tiny_model):
         finals = [e for e in events[sid] if e.is_final]
         assert all(e.stream_id == sid for e in events[sid])
         assert len(finals) == 1, [e.text for e in finals]
-        assert normalized_wer([prompt(prompt_names[0]).text], [finals[0].text]) <= 0.25, (sid, finals[0].text)
+        assert english_wer([prompt(prompt_names[0]).text], [finals[0].text]) <= 0.25, (sid, finals[0].text)
 
 
 def test_engine_stop_flushes_open_streams(tiny_model):
@@ -177,7 +173,7 @@ def test_long_speech_gets_finals_before_the_speaker_stops(sim_engine):
     assert finals[0].end_s < speech_end_s - 2.0, "nothing was committed before the speech ended"
     assert [e.segment_index for e in finals] == list(range(len(finals)))
     assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(finals, finals[1:])), "finals overlap"
-    wer = normalized_wer([" ".join(prompt(n).text for n in names)], [" ".join(e.text for e in finals)])
+    wer = english_wer([" ".join(prompt(n).text for n in names)], [" ".join(e.text for e in finals)])
     assert wer <= 0.2, [e.text for e in finals]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from prompts import english_prompts, prompt
 from whisper.audio import SAMPLE_RATE_HZ, load_audio
-from whisper.evaluation import normalize_english, word_error_rate
+from whisper.evaluation import english_wer, normalize_english
 from whisper.progress import LineProgress
 from whisper.transcribe import transcribe, transcribe_batch
 
@@ -16,8 +16,7 @@ WER_LIMIT = 0.15  # tiny.en greedy reaches about 7 % on the whole prompt set
 LONG_FILE_PROMPTS = ["agent-pass", "vm-goodbye", "conf-getpin", "vm-nomore", "auth-thankyou", "vm-review"]
 
 
-def wer(references, hypotheses) -> float:
-    return word_error_rate([normalize_english(r) for r in references], [normalize_english(h) for h in hypotheses])
+wer = english_wer
 
 
 def test_wer_on_forty_prompts(tiny_model):

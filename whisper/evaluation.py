@@ -42,3 +42,8 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
         raise ValueError("the references hold no words")
     edits = sum(word_edit_distance(r, h.split()) for r, h in zip(reference_words, hypotheses))
     return edits / n_words
+
+
+def english_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """Corpus WER after Whisper's English normalisation of both sides (how the benchmarks score)."""
+    return word_error_rate([normalize_english(r) for r in references], [normalize_english(h) for h in hypotheses])
