@@ -4,19 +4,16 @@ from __future__ import annotations
 import json
 from typing import Callable, Optional, Sequence
 
+from whisper.writers import format_timestamp as whisper_timestamp
+
 from .storage import StoredCall, StoredSegment
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
 
 def format_timestamp(seconds: float, decimal_marker: str = ".", always_hours: bool = True) -> str:
-    """HH:MM:SS.mmm (SRT uses ',' as the decimal marker)."""
-    total_ms = max(0, round(seconds * 1000))
-    hours, total_ms = divmod(total_ms, 3_600_000)
-    minutes, total_ms = divmod(total_ms, 60_000)
-    secs, ms = divmod(total_ms, 1000)
-    hours_part = f"{hours:02d}:" if always_hours or hours else ""
-    return f"{hours_part}{minutes:02d}:{secs:02d}{decimal_marker}{ms:03d}"
+    """HH:MM:SS.mmm (SRT uses ',' as the decimal marker); a negative time shows as zero."""
+    return whisper_timestamp(max(0.0, seconds), always_include_hours=always_hours, decimal_marker=decimal_marker)
 
 
 def _spoken(segments: Sequence[StoredSegment]) -> list[StoredSegment]:
