@@ -10,14 +10,13 @@ import wave
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 for _path in (ROOT, ROOT / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from prompts import Prompt, english_prompts  # noqa: E402
+from prompts import Prompt, english_prompts, resample_pcm  # noqa: E402
 from whisper.evaluation import english_wer, normalize_english, word_edit_distance  # noqa: E402
 
 PAUSE_S = 1.2  # silence after each prompt
@@ -52,21 +51,6 @@ def pick_prompts(n_streams: int, per_stream: int, shift: int = 0) -> List[List[P
             for s in range(n_streams)]
 
 
-def pcm_8k(prompt: Prompt) -> bytes:
-    with wave.open(str(prompt.path)) as w:
-        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1), prompt.path
-        return w.readframes(w.getnframes())
-
-
-def resample(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
-    """Linear interpolation; enough to offer the prompts as slin16 etc."""
-    if from_hz == to_hz:
-        return pcm
-    samples = np.frombuffer(pcm, "<i2").astype(np.float32)
-    positions = np.arange(int(len(samples) * to_hz / from_hz)) * from_hz / to_hz
-    return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
-
-
 def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rate_hz: int = 8000):
     """One call's audio: each prompt then `pause_s` of silence.
 
@@ -75,7 +59,7 @@ def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rat
     frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
     pcm, ends, starts = b"", [], []
     for p in prompts:
-        audio = resample(pcm_8k(p), 8000, sample_rate_hz)
+        audio = resample_pcm(p.pcm, 8000, sample_rate_hz)
         starts.append(len(pcm) // frame_bytes)
         pcm += audio
         ends.append(len(pcm) // frame_bytes - 1 + (1 if len(pcm) % frame_bytes else 0))

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import gzip
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List
+
+import numpy as np
 
 SOUNDS_DIR = Path("/usr/share/asterisk/sounds/en")
 TRANSCRIPTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
@@ -15,6 +18,27 @@ class Prompt:
     name: str  # e.g. "agent-pass" or "digits/1"
     path: Path
     text: str  # the reference transcript
+
+    @property
+    def pcm(self) -> bytes:
+        """The prompt as Asterisk streams it: 8 kHz 16-bit mono signed linear."""
+        return read_slin(self.path)
+
+
+def read_slin(path: Path, rate_hz: int = 8000) -> bytes:
+    """The raw samples of a 16-bit mono WAV file at ``rate_hz`` (asserted)."""
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (rate_hz, 2, 1), path
+        return wav.readframes(wav.getnframes())
+
+
+def resample_pcm(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
+    """Linear interpolation; enough to offer the prompts as slin16 etc."""
+    if from_hz == to_hz:
+        return pcm
+    samples = np.frombuffer(pcm, "<i2").astype(np.float32)
+    positions = np.arange(int(len(samples) * to_hz / from_hz)) * from_hz / to_hz
+    return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
 
 
 def _references() -> Dict[str, str]:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-import wave
 from pathlib import Path
 
 from audiosocket_bridge.storage import open_storage
@@ -46,8 +45,7 @@ def test_sigterm_mid_call_stores_the_last_words_and_exits_cleanly(tmp_path):
     )  # fmt: skip
     try:
         wait_listening(port, process)
-        with wave.open(str(prompt("agent-pass").path)) as wav:
-            pcm = wav.readframes(wav.getnframes())
+        pcm = prompt("agent-pass").pcm
 
         async def call_then_sigterm() -> str:
             client = await AudioSocketClient("127.0.0.1", port).connect()

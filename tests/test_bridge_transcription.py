@@ -1,21 +1,17 @@
 """End to end with the REAL engine (tiny.en) and real Asterisk prompts over AudioSocket."""
 import asyncio
 import re
-import wave
 
-import numpy as np
-import pytest
 
-pytest.importorskip("whisper.streaming")
-
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration  # noqa: E402
-from audiosocket_bridge.live import LiveCalls  # noqa: E402
-from audiosocket_bridge.server import BridgeServer, ServerConfig  # noqa: E402
-from audiosocket_bridge.session import SessionSettings  # noqa: E402
-from audiosocket_bridge.sinks import StorageSink  # noqa: E402
-from audiosocket_bridge.storage import open_storage  # noqa: E402
-from audiosocket_client import AudioSocketClient  # noqa: E402
-from prompts import prompt  # noqa: E402
+from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
+from audiosocket_bridge.live import LiveCalls
+from audiosocket_bridge.server import BridgeServer, ServerConfig
+from audiosocket_bridge.session import SessionSettings
+from audiosocket_bridge.sinks import StorageSink
+from audiosocket_bridge.storage import open_storage
+from audiosocket_client import AudioSocketClient
+from prompts import prompt, resample_pcm
+from whisper.stream_sim import silence
 
 PAUSE_S = 1.5
 
@@ -28,22 +24,6 @@ def recall(reference: str, hypothesis: str) -> float:
     """Share of reference words found in the hypothesis (order-free, tolerant of tiny.en)."""
     ref, hyp = words(reference), set(words(hypothesis))
     return sum(w in hyp for w in ref) / len(ref)
-
-
-def pcm_8k(name: str) -> bytes:
-    with wave.open(str(prompt(name).path)) as wav:
-        assert (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (8000, 2, 1)
-        return wav.readframes(wav.getnframes())
-
-
-def upsample_to_16k(pcm: bytes) -> bytes:
-    samples = np.frombuffer(pcm, "<i2").astype(np.float32)
-    positions = np.arange(len(samples) * 2) / 2
-    return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
-
-
-def silence(seconds: float, rate_hz: int = 8000) -> bytes:
-    return bytes(int(seconds * rate_hz) * 2)
 
 
 class RealBridge:
@@ -78,7 +58,7 @@ def test_two_prompts_over_app_audiosocket_8k(real_engine, tmp_path):
         async with RealBridge(real_engine, tmp_path) as bridge:
             client = await bridge.client().connect()
             for name in NAMES:
-                await client.send_audio(pcm_8k(name) + silence(PAUSE_S))
+                await client.send_audio(prompt(name).pcm + silence(PAUSE_S, 8000))
             await client.send_dtmf("#")
             await client.finish("close")
             assert await bridge.live.wait_ended(client.call_uuid, 120)
@@ -93,7 +73,7 @@ def test_two_prompts_over_app_audiosocket_8k(real_engine, tmp_path):
 
 def test_slin16_channel_driver_and_raw_mode_give_the_same_words(real_engine, tmp_path):
     """chan_audiosocket with slin16 (kind 0x12, 640-byte frames) and bare raw 16 kHz."""
-    pcm16 = upsample_to_16k(pcm_8k("agent-pass") + silence(PAUSE_S))
+    pcm16 = resample_pcm(prompt("agent-pass").pcm + silence(PAUSE_S, 8000), 8000, 16000)
 
     async def framed():
         async with RealBridge(real_engine, tmp_path) as bridge:
@@ -138,7 +118,7 @@ def test_ivr_mode_hangs_up_after_the_first_utterance(real_engine, tmp_path):
             directory.register(Registration(client.call_uuid, channel="PJSIP/ivr-1",
                                             options=CallOptions(mode="ivr")))
             await client.connect()
-            await client.send_audio(pcm_8k("agent-pass") + silence(3.0), realtime=True)
+            await client.send_audio(prompt("agent-pass").pcm + silence(3.0, 8000), realtime=True)
             assert await client.wait_server_end(30) and client.server_hangup
             assert await bridge.live.wait_ended(client.call_uuid, 60)
             assert bridge.live.get(client.call_uuid).end_reason == "ivr-final"

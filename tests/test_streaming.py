@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import wave
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from prompts import prompt
+from prompts import SOUNDS_DIR, prompt, read_slin
 from whisper.evaluation import english_wer
 from whisper.stream_sim import play_realtime, silence, simulate
 from whisper.stream_types import StreamOptions
@@ -18,17 +16,11 @@ from whisper.streaming import EngineOptions, StreamingEngine
 UTTERANCES = ["agent-pass", "auth-thankyou", "conf-onlyperson", "vm-goodbye", "pbx-invalid"]
 
 
-def wav_pcm(path: Path) -> tuple[bytes, int]:
-    with wave.open(str(path)) as wav:
-        return wav.readframes(wav.getnframes()), wav.getframerate()
-
-
 def joined(names: list[str], pause_s: float = 1.2) -> tuple[bytes, list[tuple[float, float]]]:
     """8 kHz PCM of the prompts with pauses between, and each prompt's (start_s, end_s)."""
     pcm, spans, t = b"", [], 0.0
     for name in names:
-        audio, rate = wav_pcm(prompt(name).path)
-        assert rate == 8000
+        audio, rate = prompt(name).pcm, 8000
         spans.append((t, t + len(audio) / 2 / rate))
         pcm += audio + silence(pause_s, 8000)
         t = len(pcm) / 2 / 8000
@@ -67,7 +59,7 @@ def test_partials_precede_their_final(sim_engine):
 
 
 def test_close_flushes_an_utterance_cut_off_mid_speech(sim_engine):
-    audio, _ = wav_pcm(prompt("conf-onlyperson").path)
+    audio = prompt("conf-onlyperson").pcm
     events = simulate(sim_engine, audio, 8000)  # no trailing silence at all
     finals = [e for e in events if e.is_final]
     assert len(finals) == 1
@@ -91,7 +83,7 @@ def _tone(freqs_hz: list[float], seconds: float, rate: int = 8000, level: float 
 
 
 def test_silence_tones_and_dtmf_give_no_words(sim_engine):
-    beep, _ = wav_pcm(Path("/usr/share/asterisk/sounds/en/beep.wav"))
+    beep = read_slin(SOUNDS_DIR / "beep.wav")
     dtmf = b"".join(_tone([697, 1209], 0.15) + silence(0.1, 8000) for _ in range(8))
     dial_tone = _tone([350, 440], 3.0)
     busy = b"".join(_tone([480, 620], 0.5) + silence(0.5, 8000) for _ in range(4))
@@ -107,8 +99,8 @@ def test_low_noise_gives_no_words(sim_engine):
 
 
 def test_sample_rate_change_mid_stream(sim_engine):
-    first, _ = wav_pcm(prompt("agent-pass").path)
-    second, _ = wav_pcm(prompt("conf-onlyperson").path)
+    first = prompt("agent-pass").pcm
+    second = prompt("conf-onlyperson").pcm
     # Asterisk's slin16 for the second prompt: resample 8 -> 16 kHz with sox.
     wide = subprocess.run(
         ["sox", "-t", "raw", "-r", "8000", "-e", "signed", "-b", "16", "-c", "1", "-", "-t", "raw", "-r", "16000", "-"],
@@ -156,7 +148,7 @@ def test_engine_stop_flushes_open_streams(tiny_model):
     engine.start()
     events = []
     stream = engine.open_stream("open", StreamOptions(partials=False), events.append)
-    audio, _ = wav_pcm(prompt("agent-pass").path)
+    audio = prompt("agent-pass").pcm
     stream.push(audio, 8000)
     engine.stop(timeout_s=30)
     assert [e.kind for e in events] == ["final"]
