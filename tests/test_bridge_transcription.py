@@ -2,7 +2,6 @@
 import asyncio
 import re
 
-
 from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
 from audiosocket_bridge.live import LiveCalls
 from audiosocket_bridge.server import BridgeServer, ServerConfig

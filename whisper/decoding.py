@@ -376,13 +376,14 @@ class DecodingTask:
         tokens, sum_logprobs, no_speech_probs = self._main_loop(tokens, cache, n_frames)
         results = self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs)
         if self.collect_alignment:
-            results = [self._with_alignment(i, result) for i, result in enumerate(results)]
+            # Each layer's weights over all decoded positions: (batch, heads, positions, audio positions).
+            layers = [torch.cat([step[layer] for step in self._weights], dim=2) for layer in range(len(self._weights[0]))]
+            results = [self._with_alignment(i, result, layers) for i, result in enumerate(results)]
         return results
 
-    def _with_alignment(self, row: int, result: DecodingResult) -> DecodingResult:
+    def _with_alignment(self, row: int, result: DecodingResult, layers: List[Tensor]) -> DecodingResult:
         n_rows = self.sample_begin + len(result.tokens)  # up to the position that predicted eot
-        weights = [torch.cat([step[layer][row : row + 1] for step in self._weights], dim=2)[:, :, :n_rows]
-                   for layer in range(len(self._weights[0]))]  # fmt: skip
+        weights = [layer[row : row + 1, :, :n_rows] for layer in layers]
         probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
         return replace(result, cross_attention=weights, token_probs=probs)
 

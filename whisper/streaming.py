@@ -25,6 +25,7 @@ from .endpointing import EndpointOptions
 from .stream_guards import GuardOptions, needs_fallback, rejection_reason
 from .stream_state import Job, Stream
 from .stream_types import EventCallback, StreamOptions, TranscriptEvent, Word
+from .tokenizer import get_tokenizer
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, align_words, find_alignment, merge_punctuations
 from .vad import VadOptions
 
@@ -299,7 +300,8 @@ class StreamingEngine:
 
     def _word_timings(self, job: Job, result: DecodingResult) -> list:
         """Word times from the cross-attention the decode recorded (or, after a fallback, a new pass)."""
-        tokenizer = DecodingTask(self.model, self._decoding_options(job.stream, 0.0, 10)).tokenizer
+        tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
+                                  language=result.language, task=job.stream.options.task)  # fmt: skip
         num_frames = len(job.audio) // HOP_LENGTH
         if result.cross_attention is not None:
             first_row = len(result.cross_attention[0][0, 0]) - len(result.tokens) - 1
