@@ -1,4 +1,5 @@
 """The tokenizer at token level: special token ids of both vocabularies, round trips, timestamp tokens."""
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -32,10 +33,17 @@ def test_known_text_tokens():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.text(max_size=40))
+@given(st.text(max_size=40).filter(lambda text: "<|" not in text))
 def test_encode_decode_round_trip(text):
     for tokenizer in (ENGLISH, MULTILINGUAL):
         assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def test_text_spelling_a_special_token_is_refused():
+    # Hypothesis also feeds the source's own literals, such as "<|startofprev|>", to the test above.
+    for tokenizer in (ENGLISH, MULTILINGUAL):
+        with pytest.raises(ValueError, match="special token"):
+            tokenizer.encode("say <|startofprev|> now")
 
 
 def test_timestamp_tokens_cover_zero_to_thirty_seconds():
