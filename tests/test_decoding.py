@@ -9,7 +9,7 @@ import torch
 import whisper
 from prompts import prompt
 from whisper.audio import N_FRAMES, load_audio, log_mel_spectrogram, pad_or_trim
-from whisper.decoding import ApplyTimestampRules, SuppressBlank, SuppressTokens
+from whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingTask, SuppressBlank, SuppressTokens
 from whisper.evaluation import normalize_english, word_error_rate
 from whisper.tokenizer import get_tokenizer
 from whisper.transcribe import FallbackPolicy, decode_with_fallback
@@ -94,6 +94,23 @@ def test_beam_search_on_a_real_prompt(tiny_model):
         result = whisper.decode(tiny_model, mel, **options)
         assert word_error_rate([normalize_english(reference)], [normalize_english(result.text)]) == 0
         assert result.tokens[0] >= TS and result.avg_logprob > -0.5
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_any_result(tiny_model):
+    """Greedy decoding drops finished rows from the cache; every row must still decode as it would alone."""
+    names = ["vm-goodbye", "conf-onlyperson", "agent-pass"]  # short, long and medium texts
+    mels = torch.stack([window_mel(name) for name in names])
+    options = DecodingOptions(without_timestamps=True)
+    together = DecodingTask(tiny_model, options, collect_alignment=True).run(mels)
+    assert len({len(r.tokens) for r in together}) == 3  # they do finish at different steps
+    for name, mel, result in zip(names, mels, together):
+        alone = DecodingTask(tiny_model, options, collect_alignment=True).run(mel[None])[0]
+        assert result.tokens == alone.tokens and result.text == alone.text, name
+        assert result.avg_logprob == pytest.approx(alone.avg_logprob, abs=1e-3)
+        assert len(result.token_probs) == len(result.tokens)
+        for ours, theirs in zip(result.cross_attention, alone.cross_attention):
+            assert ours.shape == theirs.shape  # one row per decoded position, up to the end of text
+            torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=0)
 
 
 def test_fallback_raises_the_temperature_on_repetitive_text(tiny_model, monkeypatch):

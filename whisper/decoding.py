@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -274,8 +274,10 @@ def detect_language(
 class DecodingTask:
     """Composes the tokenizer, logit filters, a token decoder and ranking for one decode call."""
 
-    def __init__(self, model: "Whisper", options: DecodingOptions, collect_alignment: bool = False):
+    def __init__(self, model: "Whisper", options: DecodingOptions, collect_alignment: bool = False,
+                 on_step: Optional[Callable[[], None]] = None):  # fmt: skip
         self.model = model
+        self.on_step = on_step  # called after every decoding step (the streaming engine polls its audio)
         self.collect_alignment = collect_alignment and options.beam_size is None and not options.best_of
         language = options.language or ("en" if not model.is_multilingual else None)
         self.tokenizer = get_tokenizer(
@@ -395,8 +397,9 @@ class DecodingTask:
         step_tokens = tokens
         self._weights: List[List[Tensor]] = []
         self._chosen_probs: List[List[float]] = []
+        active: Optional[Tensor] = None  # rows still decoding, when finished ones have left the cache
         for step in range(self.sample_len):
-            logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment)
+            logits, weights = self._step(step_tokens, cache, active, tokens.shape[0])
             if self.collect_alignment:
                 self._weights.append(weights)
             if step == 0:
@@ -414,8 +417,31 @@ class DecodingTask:
                 cache.reorder(keep_rows)
             if done or tokens.shape[-1] > self.n_ctx:
                 break
-            step_tokens = tokens[:, -1:]
+            if isinstance(self.decoder, GreedyDecoder):
+                active = self._retire_finished(tokens, cache, active)
+            if self.on_step is not None:
+                self.on_step()
+            step_tokens = tokens[:, -1:] if active is None else tokens[active, -1:]
         return tokens, sum_logprobs, no_speech_probs
+
+    def _step(self, step_tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor], n_rows: int):
+        """One decoder pass over the active rows; logits and weights come back for all ``n_rows``
+        (zeros for finished rows, which greedy decoding only ever extends with end-of-text)."""
+        logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment)
+        if active is None:
+            return logits, weights
+        scatter = lambda t: t.new_zeros((n_rows,) + t.shape[1:]).index_copy_(0, active, t)  # noqa: E731
+        return scatter(logits), [None if w is None else scatter(w) for w in weights]
+
+    def _retire_finished(self, tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor]) -> Optional[Tensor]:
+        """Drop rows that reached end-of-text from the cache: each step reads every row's cross-attention
+        keys and values, which costs as much as the rest of the step."""
+        active = torch.arange(tokens.shape[0], device=tokens.device) if active is None else active
+        keep = (tokens[active, -1] != self.tokenizer.eot).nonzero().squeeze(1)
+        if len(keep) == len(active):
+            return None if len(active) == tokens.shape[0] else active
+        cache.select_audio(keep)
+        return active[keep]
 
     def _results(self, features, tokens, sum_logprobs, no_speech_probs, languages, language_probs):
         n_audio = features.shape[0]
