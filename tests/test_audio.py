@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from whisper.audio import (
-    N_FFT, HOP_LENGTH, SAMPLE_RATE_HZ, AudioError, load_audio, log_mel_spectrogram, mel_filters, resample,
+    N_FFT, HOP_LENGTH, SAMPLE_RATE_HZ, AudioError, StreamingResampler, load_audio, log_mel_spectrogram,
+    mel_filters, resample,
 )  # fmt: skip
 
 
@@ -71,6 +72,20 @@ def test_resampling_keeps_frequency(rate_hz):
     peak_hz = spectrum.argmax() * SAMPLE_RATE_HZ / len(out)
     assert abs(peak_hz - freq_hz) < 2.0
     assert 0.45 < np.abs(out[1000:-1000]).max() < 0.55  # amplitude kept
+
+
+@pytest.mark.parametrize("rate_hz", [8000, 12000, 44100, 48000])
+def test_streaming_resampler_matches_offline_resampling(rate_hz):
+    """Fed in pieces of any size (a 20 ms frame, a burst after a stall), as a call's audio arrives."""
+    rng = np.random.default_rng(rate_hz)
+    audio = (0.3 * rng.standard_normal(rate_hz * 2)).astype(np.float32)
+    resampler, pieces, start = StreamingResampler(rate_hz), [], 0
+    while start < len(audio):
+        size = int(rng.integers(1, rate_hz // 10))
+        pieces.append(resampler.process(audio[start : start + size]))
+        start += size
+    pieces.append(resampler.flush())
+    np.testing.assert_allclose(np.concatenate(pieces), resample(audio, rate_hz, SAMPLE_RATE_HZ), atol=1e-5)
 
 
 def test_downsampling_removes_content_above_nyquist():

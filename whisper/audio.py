@@ -208,7 +208,8 @@ class StreamingResampler:
             raise AudioError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
         self.from_hz, self.to_hz = from_hz, to_hz
         self.up, self.down = _reduced_ratio(to_hz, from_hz)
-        self.kernels, self.half = _sinc_kernels(self.up, self.down)
+        kernels, self.half = _sinc_kernels(self.up, self.down)
+        self._kernels = kernels.numpy()
         self._buffer = np.zeros(self.half, dtype=np.float32)  # zero history, as the offline pad
         self._buffer_start = -self.half  # input index of _buffer[0]
         self._next_out = 0
@@ -237,11 +238,12 @@ class StreamingResampler:
             last = min(last, limit - 1)
         if last < self._next_out:
             return np.zeros(0, dtype=np.float32)
-        k = torch.arange(self._next_out, last + 1)
+        # numpy rather than torch: called per few frames, where each torch call's overhead dominates.
+        k = np.arange(self._next_out, last + 1)
         base, phase = (k * self.down) // self.up, (k * self.down) % self.up
-        buffer = torch.from_numpy(self._buffer)
-        windows = buffer.unfold(0, 2 * self.half, 1)
-        out = (windows[base + 1 - self.half - self._buffer_start] * self.kernels[phase]).sum(dim=1).numpy()
+        windows = np.lib.stride_tricks.sliding_window_view(self._buffer, 2 * self.half)
+        taps = windows[base + 1 - self.half - self._buffer_start]
+        out = np.einsum("ij,ij->i", taps, self._kernels[phase]).astype(np.float32, copy=False)
         self._next_out = last + 1
         keep_from = (self._next_out * self.down) // self.up + 1 - self.half  # first input the next output needs
         drop = max(0, keep_from - self._buffer_start)

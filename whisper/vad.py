@@ -56,8 +56,8 @@ class VoiceActivityDetector:
         rows = np.arange(len(frames))
         peak1 = smoothed[rows, first]
         masked = smoothed.copy()
-        for offset in range(-6, 7):
-            masked[rows, np.clip(first + offset, 0, masked.shape[1] - 1)] = 0
+        neighbourhood = np.clip(first[:, None] + np.arange(-6, 7), 0, masked.shape[1] - 1)
+        masked[rows[:, None], neighbourhood] = 0
         second = masked.argmax(axis=1)
         peak2 = masked[rows, second]
         # Identify the peak pair by its lower bin, so two equal tones (DTMF) don't swap places.
