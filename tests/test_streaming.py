@@ -190,6 +190,33 @@ def test_overload_thins_partials_but_delivers_every_final(tiny_model):
         assert len(finals) == 1 and finals[0].text, (name, finals)
 
 
+def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, monkeypatch):
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    events = []
+    talking = engine.open_stream("talking", StreamOptions(partial_interval_s=0.2), events.append)
+    pausing = engine.open_stream("pausing", StreamOptions(partials=False), events.append)
+    pausing.push(prompt("agent-pass").pcm, 8000)
+    engine.step()
+    real_embed_audio, pushed = tiny_model.embed_audio, []
+
+    def pause_while_encoding(mel):  # the second caller stops talking while the partial batch runs
+        if not pushed:
+            pushed.append(pausing.push(silence(0.6, 8000), 8000))
+            engine._last_poll = 0.0  # the next poll is due at once
+        return real_embed_audio(mel)
+
+    monkeypatch.setattr(tiny_model, "embed_audio", pause_while_encoding)
+    talking.push(prompt("conf-onlyperson").pcm[: 2 * 8000 * 2], 8000)  # 2 s of speech: a partial is due
+    engine.step()
+    assert pushed and not events, [e.text for e in events]  # the partial batch was abandoned
+    assert engine.stats().partials_skipped >= 1
+    engine.step()
+    assert [(e.stream_id, e.kind) for e in events] == [("pausing", "final")]
+    assert "password" in events[0].text.lower()
+    engine.step()  # with the final out, the talking caller's partial runs again
+    assert [(e.stream_id, e.kind) for e in events[1:]] == [("talking", "partial")]
+
+
 def test_unprocessed_audio_per_stream_is_bounded(tiny_model):
     engine = StreamingEngine(tiny_model, EngineOptions(max_pending_audio_s=5.0))
     stream = engine.open_stream("flood", StreamOptions(partials=False))

@@ -194,6 +194,16 @@ class Stream:
         return Job(self, "final", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
                     frames=expected, speculative=True)  # fmt: skip
 
+    def accept_speculation(self, job: Job, result: DecodingResult) -> None:
+        """A speculative decode is back: it is the result of a final that has ended as expected (or
+        of one that may still), unless the caller spoke again."""
+        for final in self.finals:
+            if final.frames == job.frames and final.result is None:
+                final.result = result
+                return
+        if job.segment_index == self.segment_index:
+            self.speculated[job.frames] = result
+
     def partial_job(self, now_frame_interval: int, min_frames: int) -> Optional[Job]:
         """The open utterance's audio, if it is due a partial."""
         start = self._endpointer.start_frame
@@ -204,7 +214,8 @@ class Stream:
             return None
         if self.final_imminent:
             return None  # the caller paused: its final is probably next, so leave it the compute
-        return Job(self, "partial", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ)
+        return Job(self, "partial", self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
+                   frames=(start, end))  # fmt: skip
 
     @property
     def final_imminent(self) -> bool:
@@ -213,7 +224,8 @@ class Stream:
         return endpointer.in_utterance and endpointer.frame - endpointer.last_speech_frame > PAUSE_FRAMES
 
     def mark_partial(self, job: Job) -> None:
-        self._last_partial_frame = self._endpointer.frame
+        """A partial of the audio up to ``job``'s end was decoded: the next is due an interval later."""
+        self._last_partial_frame = max(self._last_partial_frame, job.frames[1])
 
     def agreed_words(self, words: List[str]) -> int:
         """How many leading words this partial shares with the previous one (LocalAgreement-2)."""

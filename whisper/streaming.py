@@ -4,8 +4,10 @@ Each stream's audio goes through resampling, voice activity detection and endpoi
 scheduler thread (``push`` only queues bytes; see stream_state.py). Every tick the scheduler
 batches the pending work of all streams through the encoder and decoder: finished utterances
 ("finals") first, with utterances whose caller has just paused decoded speculatively alongside,
-then the open utterances that are due a "partial". When the model can't keep up, partials are
-thinned (never finals) and ``stats().behind`` says so.
+then the open utterances that are due a "partial". A running batch polls the streams between
+encoder chunks and decoding steps, so endpoints are found and speculated finals sent while it
+runs, and a final that falls due abandons a batch of partials. When the model can't keep up,
+partials are thinned (never finals) and ``stats().behind`` says so.
 """
 from __future__ import annotations
 
@@ -32,7 +34,13 @@ from .vad import VadOptions
 log = logging.getLogger(__name__)
 
 _BUDGET_WINDOW_S = 2.0
-_SPECULATE_FRAMES = 15  # after 300 ms of silence, decode the utterance as it will end
+_POLL_INTERVAL_S = 0.1
+_ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
+_SPECULATE_FRAMES = 11  # once the post-roll is in (220 ms of silence), decode the utterance as it will end
+
+
+class _Preempted(Exception):
+    """Raised from a poll to abandon a batch of partials."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,8 @@ class StreamingEngine:
         self._lag_s = 0.0
         self._behind = False
         self._partial_runs: Deque[Tuple[float, float]] = collections.deque()  # (ended at, seconds taken)
+        self._last_poll = 0.0
+        self._preemptible = False  # a batch of partials is running: a final due now preempts it
 
     # -- public API -------------------------------------------------------------------------
     def start(self) -> None:
@@ -145,33 +155,59 @@ class StreamingEngine:
 
     def _run(self) -> None:
         torch.set_grad_enabled(False)
+        busy = False
         while not self._stopping:
-            self._wakeup.wait(timeout=self.options.tick_s * 5)
+            if not busy:  # idle: wait for audio, then let a tick's worth of frames gather
+                self._wakeup.wait(timeout=self.options.tick_s * 5)
+                time.sleep(self.options.tick_s)
             self._wakeup.clear()
             try:
-                self._tick()
+                busy = self._tick()
             except Exception:  # noqa: BLE001 - the scheduler must survive one bad batch
                 log.exception("streaming scheduler tick failed")
-            time.sleep(self.options.tick_s)
+                busy = False
 
-    def _tick(self) -> None:
+    def _tick(self) -> bool:
+        """Drain every stream and run one batch; returns whether the model ran."""
         with self._lock:
             streams = list(self._streams.values())
-        for stream in streams:
-            _, dropped_s = stream.drain()
-            self._counters["dropped_ms"] += int(dropped_s * 1000)
-        finals = sorted((job for stream in streams for job in stream.finals), key=lambda job: job.ready_at)
+        self._drain(streams)
+        self._deliver_ready(streams, fallback=True)
+        finals = sorted((job for s in streams for job in s.finals if job.result is None), key=lambda job: job.ready_at)
+        finals = finals[: self.options.max_batch]
+        # Speculative windows ride along with finals: a row more in a batch costs far less than a
+        # batch of its own (a decoding step's cost hardly depends on the batch size).
         speculative = [job for s in streams if (job := s.speculative_job(_SPECULATE_FRAMES)) is not None]
-        if finals:  # alone: speculative work must not slow down finals that are already due
-            self._run_finals(finals[: self.options.max_batch], [])
-        elif speculative:
-            self._run_finals([], speculative[: self.options.max_batch])
+        speculative = speculative[: self.options.max_batch - len(finals)]
+        ran = bool(finals or speculative)
+        if ran:
+            self._run_finals(finals, speculative)
+            self._deliver_ready(streams, fallback=True)
         else:
-            self._run_partials(streams)
+            ran = self._run_partials(streams)
         for stream in streams:
             if stream.done:
                 self._retire(stream)
         self._report_backlog()
+        return ran
+
+    def _drain(self, streams: List[Stream]) -> None:
+        for stream in streams:
+            _, dropped_s = stream.drain()
+            self._counters["dropped_ms"] += int(dropped_s * 1000)
+        self._last_poll = time.monotonic()
+
+    def _poll(self) -> None:
+        """Called between encoder chunks and decoding steps: take in new audio and send the finals
+        that are ready, so that a running batch doesn't hold back endpoints or speculated finals."""
+        if time.monotonic() - self._last_poll < _POLL_INTERVAL_S:
+            return
+        with self._lock:
+            streams = list(self._streams.values())
+        self._drain(streams)
+        self._deliver_ready(streams, fallback=False)
+        if self._preemptible and any(s.finals or s.speculative_job(_SPECULATE_FRAMES) for s in streams):
+            raise _Preempted  # a final (or its speculative decode) goes first; these partials are dropped
 
     def _report_backlog(self) -> None:
         """Log once when the engine falls behind and once when it catches up."""
@@ -196,21 +232,22 @@ class StreamingEngine:
             self._partial_runs.popleft()
         return sum(duration for _, duration in self._partial_runs)
 
-    def _run_partials(self, streams: List[Stream]) -> None:
+    def _run_partials(self, streams: List[Stream]) -> bool:
         interval = {s.id: max(1, round(s.options.partial_interval_s * 50)) for s in streams}
         min_frames = round(self.options.min_partial_audio_s * 50)
         due = [job for s in streams if (job := s.partial_job(interval[s.id], min_frames)) is not None]
         if not due:
-            return
+            return False
         # In real time, leave finals most of the scheduler's time: over budget, partials stay due and
         # go out later. (Simulations step on audio time, where wall time means nothing.)
         if self.is_alive() and self._partial_time_s() > self.options.partial_budget * _BUDGET_WINDOW_S:
-            return
+            return False
         started = time.monotonic()
         try:
             self._decode_partials(streams, due)
         finally:
             self._partial_runs.append((time.monotonic(), time.monotonic() - started))
+        return True
 
     def _decode_partials(self, streams: List[Stream], due: List[Job]) -> None:
         due.sort(key=lambda job: job.stream._last_partial_frame)
@@ -219,9 +256,18 @@ class StreamingEngine:
         if len(due) > limit:
             self._counters["partials_skipped"] += len(due) - limit
             due = due[:limit]
-        for job in due:
+        self._preemptible = True
+        try:
+            results = self._decode(due)
+        except _Preempted:  # these streams stay due, for the next tick with time for partials
+            self._counters["partials_skipped"] += len(due)
+            return
+        finally:
+            self._preemptible = False
+        for job, result in zip(due, results):
+            if job.segment_index != job.stream.segment_index:
+                continue  # its utterance ended while the batch ran: the final supersedes it
             job.stream.mark_partial(job)
-        for job, result in zip(due, self._decode(due)):
             if rejection_reason(result, len(job.audio) / SAMPLE_RATE_HZ, self.options.guard) is None:
                 self._emit(job, result)
                 self._maybe_commit(job, result)
@@ -247,24 +293,30 @@ class StreamingEngine:
 
     def _run_finals(self, jobs: List[Job], speculative: List[Job]) -> None:
         started = time.monotonic()
-        to_decode = [job for job in jobs if job.result is None] + speculative
-        for job, result in zip(to_decode, self._decode(to_decode) if to_decode else []):
+        to_decode = jobs + speculative
+        for job, result in zip(to_decode, self._decode(to_decode)):
             if job.speculative:
-                job.stream.speculated[job.frames] = result
+                job.stream.accept_speculation(job, result)
             else:
                 job.result = result
-        for job in jobs:
-            result = job.result
-            duration_s = len(job.audio) / SAMPLE_RATE_HZ
-            result = self._with_fallback(job, result)
-            reason = rejection_reason(result, duration_s, self.options.guard)
-            if reason is not None:
-                log.debug("stream %s segment %d: dropped (%s): %r", job.stream.id, job.segment_index, reason, result.text)
-                result = replace(result, text="", tokens=[])
-            job.stream.finals.popleft()
-            if result.text or job.had_partial:
-                self._emit(job, result)
         self._lag_s = time.monotonic() - started
+
+    def _deliver_ready(self, streams: List[Stream], fallback: bool) -> None:
+        """Emit each stream's finals that have a result, in order. Without ``fallback`` (in the middle
+        of a batch, where the model is busy) a final that needs one waits for the next tick."""
+        for stream in streams:
+            while stream.finals and stream.finals[0].result is not None:
+                job = stream.finals[0]
+                if not fallback and needs_fallback(job.result, self.options.guard):
+                    break
+                result = self._with_fallback(job, job.result)
+                reason = rejection_reason(result, len(job.audio) / SAMPLE_RATE_HZ, self.options.guard)
+                if reason is not None:
+                    log.debug("stream %s segment %d: dropped (%s): %r", stream.id, job.segment_index, reason, result.text)
+                    result = replace(result, text="", tokens=[])
+                stream.finals.popleft()
+                if result.text or job.had_partial:
+                    self._emit(job, result)
 
     def _with_fallback(self, job: Job, result: DecodingResult) -> DecodingResult:
         for temperature in self.options.fallback_temperatures:
@@ -325,8 +377,12 @@ class StreamingEngine:
 
     def _decode(self, jobs: List[Job], temperature: float = 0.0) -> List[DecodingResult]:
         """Encode all windows in one batch; decode them in groups that share decoding options."""
-        mel = torch.stack([self._mel(job.audio[-N_SAMPLES:]) for job in jobs])
-        features = self.model.embed_audio(mel.to(self.model.device))
+        features = []
+        for first in range(0, len(jobs), _ENCODE_WINDOWS):
+            mel = torch.stack([self._mel(job.audio[-N_SAMPLES:]) for job in jobs[first : first + _ENCODE_WINDOWS]])
+            features.append(self.model.embed_audio(mel.to(self.model.device)))
+            self._poll()
+        features = torch.cat(features)
         groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
         for i, job in enumerate(jobs):
             groups[self._decoding_options(job.stream, temperature, 0)].append(i)
@@ -334,7 +390,7 @@ class StreamingEngine:
         for options, rows in groups.items():
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
-            task = DecodingTask(self.model, options, collect_alignment=True)
+            task = DecodingTask(self.model, options, collect_alignment=True, on_step=self._poll)
             for i, result in zip(rows, task.run(features[rows])):
                 results[i] = result
         return results  # type: ignore[return-value]
