@@ -5,7 +5,8 @@
 
 Each stream plays 8 kHz Asterisk English prompts (10 by default, a different set per stream) with
 1.2 s pauses, in 20 ms frames on a real-time clock, as app_audiosocket does. Final latency is the
-time a final arrives minus the time the utterance's last frame was pushed.
+time the last final that overlaps an utterance (by more than 0.1 s) arrives minus the time the
+utterance's last frame was pushed.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import pick_prompts, rss_mib, stream_audio, wer  # noqa: E402  (puts the repo root on sys.path)
+from _common import pick_prompts, rss_mib, stream_audio, wer  # noqa: E402
+
+OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this (as in loadgen.py)  (puts the repo root on sys.path)
 
 import whisper  # noqa: E402
 from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim  # noqa: E402
@@ -68,11 +71,10 @@ def run(model, n_streams: int, per_stream: int):
         refs.append(" ".join(p.text for p in sets[i]))
         hyps.append(" ".join(e.text for _, e in finals))
         for k, end_frame in enumerate(ends):
-            end_s = (end_frame + 1) * 0.02
-            match = next(((t, e) for t, e in finals if e.end_s >= end_s - 0.25 and e.start_s <= end_s), None)
-            if match:
-                latencies.append(match[0] - pushed[i][min(end_frame, len(pushed[i]) - 1)])
-            start_s = starts[k] * 0.02
+            start_s, end_s = starts[k] * 0.02, (end_frame + 1) * 0.02
+            overlapping = [t for t, e in finals if min(e.end_s, end_s) - max(e.start_s, start_s) > OVERLAP_S]
+            if overlapping:  # the utterance is done when the last final that covers it arrives
+                latencies.append(max(overlapping) - pushed[i][min(end_frame, len(pushed[i]) - 1)])
             partial = next((t for t, e in events[i] if not e.is_final and e.start_s <= start_s + 0.5 and e.end_s > start_s), None)
             if partial:
                 first_partials.append(partial - pushed[i][starts[k]])

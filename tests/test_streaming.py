@@ -217,6 +217,26 @@ def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, 
     assert [(e.stream_id, e.kind) for e in events[1:]] == [("talking", "partial")]
 
 
+def test_a_final_cut_while_its_speculative_decode_runs_takes_that_result(tiny_model, monkeypatch):
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    events, encoded = [], []
+    stream = engine.open_stream("caller", StreamOptions(partials=False), events.append)
+    stream.push(prompt("agent-pass").pcm + silence(0.3, 8000), 8000)  # paused: a speculative decode is due
+    real_embed_audio = tiny_model.embed_audio
+
+    def silence_goes_on_while_encoding(mel):
+        encoded.append(len(mel))
+        if len(encoded) == 1:  # the endpointer closes the utterance while its speculative decode runs
+            stream.push(silence(0.5, 8000), 8000)
+            engine._last_poll = 0.0
+        return real_embed_audio(mel)
+
+    monkeypatch.setattr(tiny_model, "embed_audio", silence_goes_on_while_encoding)
+    engine.step()
+    assert encoded == [1], "the final was decoded a second time"
+    assert [e.kind for e in events] == ["final"] and "password" in events[0].text.lower()
+
+
 def test_unprocessed_audio_per_stream_is_bounded(tiny_model):
     engine = StreamingEngine(tiny_model, EngineOptions(max_pending_audio_s=5.0))
     stream = engine.open_stream("flood", StreamOptions(partials=False))
