@@ -18,7 +18,9 @@ pyst2 0.5.1 keeps the parts that work (the line reader ``_receive_data``,
 Also: header values are stripped of CR/LF (header injection) and checked
 against Asterisk's 1024-byte line limit; ``connect`` has a timeout; ``close``
 cannot block forever on a dead peer (pyst2 issue #26); a raising event
-callback no longer kills the dispatch thread; the secret is never logged.
+callback no longer kills the dispatch thread; the secret is never logged;
+pyst2's reader gets lines and messages of bounded size (a peer that sends an
+endless line ends the session instead of filling memory).
 """
 from __future__ import annotations
 
@@ -64,6 +66,43 @@ class _Waiter:
             self.done.set()
 
 
+MAX_LINE_BYTES = 64 * 1024  # Asterisk's own lines are far shorter (event values included)
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+class _BoundedLines:
+    """The session's socket file, iterated as lines of bounded size, for pyst2's reader (which
+    iterates it with no limit). Too long a line or message reads as the end of the session."""
+
+    def __init__(self, file, max_line_bytes: int = MAX_LINE_BYTES, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        self._file = file
+        self.max_line_bytes, self.max_message_bytes = max_line_bytes, max_message_bytes
+        self._message_bytes = 0
+
+    def __iter__(self) -> "_BoundedLines":
+        return self
+
+    def __next__(self) -> bytes:
+        line = self._file.readline(self.max_line_bytes + 1)
+        if not line:
+            raise StopIteration
+        self._message_bytes = 0 if line.strip() == b"" else self._message_bytes + len(line)
+        if len(line) > self.max_line_bytes or self._message_bytes > self.max_message_bytes:
+            log.error("AMI peer sent a line or message over %d bytes; ending the session",
+                      self.max_line_bytes if len(line) > self.max_line_bytes else self.max_message_bytes)
+            raise StopIteration
+        return line
+
+    def write(self, data: bytes) -> int:
+        return self._file.write(data)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class AmiConnection(Manager):
     """One AMI session at a time; ``connect()`` again after ``close()`` to reconnect."""
 
@@ -90,7 +129,7 @@ class AmiConnection(Manager):
             raise ManagerSocketException(exc.errno or 0, f"connect to {host}:{port}: {exc}")
         sock.settimeout(None)
         self._raw_socket = sock
-        self._sock = sock.makefile("rwb")
+        self._sock = _BoundedLines(sock.makefile("rwb"))
         banner = self._add_waiter(_BANNER)
         self._connected.set()
         self._running.set()

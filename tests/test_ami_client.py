@@ -186,6 +186,28 @@ def test_adapter_refuses_lines_asterisk_would_discard_and_the_fake_enforces_it(a
     connection.close()
 
 
+@pytest.mark.parametrize("flood", [b"Event: X\r\nValue: " + b"y" * 200_000,  # a line that never ends
+                                   b"Event: X\r\n" + b"Value: y\r\n" * 200_000])  # a message that never ends
+def test_adapter_ends_the_session_when_a_peer_floods_one_line_or_message(flood):
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        connection = AmiConnection(action_timeout_s=2.0)
+        peer: list[socket.socket] = []
+
+        def broken_peer() -> None:
+            sock, _ = listener.accept()
+            peer.append(sock)
+            sock.sendall(b"Asterisk Call Manager/5.0.6\r\n")
+            sock.sendall(flood)  # and the connection stays open
+
+        thread = threading.Thread(target=broken_peer, daemon=True)
+        thread.start()
+        connection.connect("127.0.0.1", listener.getsockname()[1])
+        assert eventually(lambda: not connection.connected())
+        connection.close()
+        thread.join(2)
+        peer[0].close()
+
+
 def test_adapter_close_does_not_hang_when_asterisk_does_not_answer(ami):
     connection = _adapter(ami)
     ami.reply_delay_s["logoff"] = 30
