@@ -58,6 +58,12 @@ def test_split_host_port():
     assert split_host_port(":9000", 8300) == ("127.0.0.1", 9000)
     assert split_host_port("[::1]:9000", 8300) == ("::1", 9000)
     assert split_host_port("example", 8300) == ("example", 8300)
+    assert split_host_port("::1", 8300) == ("::1", 8300)  # bare IPv6: every colon belongs to the address
+    assert split_host_port("fe80::2:8300", 8300) == ("fe80::2:8300", 8300)
+    assert split_host_port("[fe80::2]", 8300) == ("fe80::2", 8300)
+    for bad in ("host:http", "host:0", "host:70000", "[::1]:x"):
+        with pytest.raises(ValueError, match="invalid address"):
+            split_host_port(bad, 8300)
 
 
 def test_export_subcommand(tmp_path, capsys):
