@@ -32,6 +32,15 @@ def test_transcribes_a_prompt_to_subtitles_and_json(tmp_path):
     assert [w["word"] for w in result["segments"][0]["words"]][:3] == [" Please", " enter", " your"]
 
 
+def test_subtitle_lines_are_broken_at_max_line_width(tmp_path):
+    done = run_cli(PROMPT, "--output_dir", "out", "--output_format", "srt", "--beam_size", "2", "--threads", "2",
+                   "--word_timestamps", "True", "--max_line_width", "20", "--max_line_count", "1", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cues = [block.splitlines() for block in (tmp_path / "out" / "agent-pass.srt").read_text().split("\n\n") if block]
+    assert len(cues) >= 3 and all(len(cue) == 3 and len(cue[2]) <= 20 for cue in cues), cues
+    assert "pound" in " ".join(cue[2] for cue in cues)
+
+
 def write_empty_wav(path: Path) -> None:
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
@@ -43,6 +52,7 @@ def write_empty_wav(path: Path) -> None:
     ("missing", "audio file not found"), ("corrupt", "not a readable PCM WAV file"),
     ("empty", "holds no audio samples"), ("unknown model", "unknown model 'nope'"),
     ("small", "truncated"),  # installed or not, the message says why small can't be had
+    ("width without words", "need --word_timestamps True"), ("width and words", "not both"),
 ])  # fmt: skip
 def test_bad_input_exits_2_with_one_line(tmp_path, case, message):
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk")
@@ -50,6 +60,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case, message):
     args = {
         "missing": ["missing.wav"], "corrupt": ["corrupt.wav"], "empty": ["empty.wav"],
         "unknown model": [PROMPT, "--model", "nope"], "small": [PROMPT, "--model", "small"],
+        "width without words": [PROMPT, "--max_line_width", "20"],
+        "width and words": [PROMPT, "--word_timestamps", "True", "--max_line_width", "20", "--max_words_per_line", "3"],
     }[case]  # fmt: skip
     done = run_cli(*args, cwd=tmp_path)
     assert done.returncode == 2

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from whisper.writers import compression_ratio, format_timestamp, get_writer
+from whisper.writers import SubtitleOptions, compression_ratio, format_timestamp, get_writer
 
 RESULT = {
     "text": " Hello there. General Kenobi.",
@@ -73,3 +73,46 @@ def test_unknown_format(tmp_path):
 
 def test_compression_ratio_is_reexported():
     assert compression_ratio("la " * 100) > 2.4 > compression_ratio("Hello there.")
+
+
+def word(text: str, start: float, end: float) -> dict:
+    return {"word": text, "start": start, "end": end, "probability": 0.9}
+
+
+WORDS = [word(" Please", 0.0, 0.4), word(" enter", 0.5, 0.8), word(" your", 0.8, 1.0),
+         word(" password,", 1.0, 1.6), word(" then", 2.0, 2.2), word(" press", 2.2, 2.5), word(" pound.", 2.5, 3.0)]
+WORDED = {"text": "", "language": "en", "segments": [
+    {"id": 0, "start": 0.0, "end": 3.0, "text": "".join(w["word"] for w in WORDS), "words": WORDS}]}
+
+
+def cues_of(output_format: str, tmp_path, options: SubtitleOptions) -> list:
+    text = get_writer(output_format, tmp_path)(WORDED, "call.wav", options).read_text(encoding="utf-8")
+    blocks = [block.splitlines() for block in text.split("\n\n") if "-->" in block]
+    return [(b[1] if output_format == "srt" else b[0], "\n".join(b[2:] if output_format == "srt" else b[1:]))
+            for b in blocks]
+
+
+def test_lines_break_at_the_width_and_cues_hold_at_most_max_line_count_lines(tmp_path):
+    cues = cues_of("srt", tmp_path, SubtitleOptions(max_line_width=16, max_line_count=2))
+    assert cues == [
+        ("00:00:00,000 --> 00:00:01,600", "Please enter\nyour password,"),
+        ("00:00:02,000 --> 00:00:03,000", "then press\npound."),
+    ]
+
+
+def test_lines_break_after_max_words_per_line(tmp_path):
+    cues = cues_of("vtt", tmp_path, SubtitleOptions(max_words_per_line=3))
+    assert cues == [("00:00.000 --> 00:03.000", "Please enter your\npassword, then press\npound.")]
+
+
+def test_highlighted_words_get_a_cue_each_and_gaps_show_the_plain_text(tmp_path):
+    cues = cues_of("vtt", tmp_path, SubtitleOptions(max_line_width=50, highlight_words=True))
+    assert len(cues) == len(WORDS) + 2  # the pauses before "enter" and "then"
+    assert cues[0] == ("00:00.000 --> 00:00.400", "<u>Please</u> enter your password, then press pound.")
+    assert cues[1] == ("00:00.400 --> 00:00.500", "Please enter your password, then press pound.")
+    assert cues[-1] == ("00:02.500 --> 00:03.000", "Please enter your password, then press <u>pound.</u>")
+
+
+def test_line_limits_need_word_timestamps(tmp_path):
+    with pytest.raises(ValueError, match="word timestamps"):
+        get_writer("srt", tmp_path)(RESULT, "call.wav", SubtitleOptions(max_line_width=20))

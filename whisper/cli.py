@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--initial_prompt", default=None, help="text to condition the first window on")
     add("--condition_on_previous_text", type=str2bool, default=True)
     add("--word_timestamps", type=str2bool, default=False)
+    add("--max_line_width", type=int, default=None, help="subtitles: characters per line (needs word timestamps)")
+    add("--max_words_per_line", type=int, default=None, help="subtitles: words per line, instead of a width")
+    add("--max_line_count", type=int, default=None, help="subtitles: lines per cue")
+    add("--highlight_words", type=str2bool, default=False, help="subtitles: underline each word as it is spoken")
     add("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     add("--quantize", action="store_true", help="int8 dynamic quantization of linear layers (CPU only)")
     return parser
@@ -71,6 +75,20 @@ def load_inputs(paths: Sequence[str]) -> List[Tuple[str, np.ndarray]]:
     return inputs
 
 
+def subtitle_options(args: argparse.Namespace):
+    from .writers import SubtitleOptions
+
+    options = SubtitleOptions(args.max_line_width, args.max_words_per_line, args.max_line_count, args.highlight_words)
+    for name in ("max_line_width", "max_words_per_line", "max_line_count"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            fail(f"--{name} must be at least 1")
+    if options.max_line_width is not None and options.max_words_per_line is not None:
+        fail("give --max_line_width or --max_words_per_line, not both")
+    if options.uses_words and not args.word_timestamps:
+        fail("--max_line_width, --max_words_per_line, --max_line_count and --highlight_words need --word_timestamps True")
+    return options
+
+
 def temperatures(args: argparse.Namespace) -> Tuple[float, ...]:
     if args.temperature_increment_on_fallback is None:
         return (args.temperature,)
@@ -79,6 +97,7 @@ def temperatures(args: argparse.Namespace) -> Tuple[float, ...]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    options = subtitle_options(args)
     inputs = load_inputs(args.audio)
     import torch
 
@@ -108,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             initial_prompt=args.initial_prompt, condition_on_previous_text=args.condition_on_previous_text,
             word_timestamps=args.word_timestamps, fp16=args.device == "cuda",
         )  # fmt: skip
-        write(result, path)
+        write(result, path, options)
     return 0
 
 
