@@ -112,6 +112,8 @@ class CallSession:
         self._feeder_task: Optional[asyncio.Task] = None
         self._dispatcher_task: Optional[asyncio.Task] = None
         self._ivr_timer: Optional[asyncio.Task] = None
+        self._idle_timer: Optional[asyncio.TimerHandle] = None
+        self._last_read_s = 0.0
         self._hangup_on_close = False
         self._claimed = False
         self._finals = 0
@@ -137,19 +139,33 @@ class CallSession:
 
     # ------------------------------------------------------------ reader
     async def _read_loop(self) -> None:
-        while self.call.state is not CallState.ENDED:
-            try:
-                data = await asyncio.wait_for(self.reader.read(READ_CHUNK_BYTES),
-                                              self.settings.idle_timeout_s)
-            except asyncio.TimeoutError:
-                self._fail_quietly("idle-timeout",
-                                   f"no data for {self.settings.idle_timeout_s:g} s")
-                return
-            except OSError as error:
-                self._end("closed", f"read error: {error}")
-                return
-            if not self._consume(data):
-                return
+        loop = asyncio.get_running_loop()
+        self._last_read_s = loop.time()
+        # One timer per call, not a wait_for() per read: Asterisk sends a frame every 20 ms, and a
+        # wait_for() costs a task and a timer each time.
+        self._idle_timer = loop.call_later(self.settings.idle_timeout_s, self._check_idle)
+        try:
+            while self.call.state is not CallState.ENDED:
+                try:
+                    data = await self.reader.read(READ_CHUNK_BYTES)
+                except OSError as error:
+                    self._end("closed", f"read error: {error}")
+                    return
+                self._last_read_s = loop.time()
+                if not self._consume(data):
+                    return
+        finally:
+            self._idle_timer.cancel()
+
+    def _check_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        silent_s = loop.time() - self._last_read_s
+        if silent_s < self.settings.idle_timeout_s:
+            self._idle_timer = loop.call_later(self.settings.idle_timeout_s - silent_s, self._check_idle)
+            return
+        self._fail_quietly("idle-timeout", f"no data for {self.settings.idle_timeout_s:g} s")
+        if self._reader_task is not None:
+            self._reader_task.cancel()
 
     def _consume(self, data: bytes) -> bool:
         """Decode and apply one read; False when the connection must stop."""
