@@ -33,6 +33,15 @@ from whisper.stream_types import StreamOptions  # noqa: E402
 from whisper.streaming import EngineOptions, StreamingEngine  # noqa: E402
 
 
+def hold_the_gil(share: float, stop: threading.Event, burst_s: float = 0.00009) -> None:
+    """Pure Python for ``share`` of a core in short bursts, as a busy asyncio thread beside the engine."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        while time.perf_counter() - started < burst_s:
+            pass
+        time.sleep(burst_s / share - burst_s)
+
+
 def run(model, n_streams: int, per_stream: int):
     sets = pick_prompts(n_streams, per_stream)
     engine = StreamingEngine(model, EngineOptions())
@@ -105,8 +114,13 @@ def main() -> None:
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--utterances", type=int, default=10)
+    parser.add_argument("--gil-busy", type=float, default=0.0, metavar="SHARE",
+                        help="a thread beside the engine runs pure Python for this share of a core (e.g. 0.07)")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    stop_busy = threading.Event()
+    if args.gil_busy > 0:
+        threading.Thread(target=hold_the_gil, args=(args.gil_busy, stop_busy), daemon=True).start()
     model = whisper.load_model(args.model)
     print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {torch.get_num_threads()} threads")
     print(f"{'N':>3} {'p50 s':>6} {'p95 s':>6} {'1st partial s':>13} {'WER':>6} {'offline WER':>11} "
@@ -117,6 +131,7 @@ def main() -> None:
         print(f"{n:>3} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['first_partial_p50']:>13.2f} {r['wer']:>6.1%} {off:>11.1%} "
               f"{r['cpu_cores']:>9.2f} {r['rss_per_stream_mib']:>14.1f} {r['matched']:>4}/{r['utterances']:<3} "
               f"{r['partials_skipped']:>16}", flush=True)
+    stop_busy.set()
 
 
 if __name__ == "__main__":
