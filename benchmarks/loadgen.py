@@ -397,14 +397,15 @@ async def _main_async(args) -> None:
     print(LoadReport.HEADER, flush=True)
     try:
         if args.connect:
+            from audiosocket_bridge.config import split_host_port
             from audiosocket_bridge.storage import open_storage
 
-            host, _, port = args.connect.rpartition(":")
+            host, port = split_host_port(args.connect, 8300)
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: ami.wait_for(lambda f: f.logged_in_sessions() > 0, 60))
             storage = open_storage(args.storage) if args.storage else None
             for shift, n in enumerate(args.calls):
-                report = await run_load(host or "127.0.0.1", int(port), n, args.utterances, args.pause,
+                report = await run_load(host, port, n, args.utterances, args.pause,
                                         args.rate, ami=ami, storage=storage, shift=shift)
                 print(report.row(), flush=True)
             if storage:
