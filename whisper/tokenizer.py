@@ -6,12 +6,15 @@ import functools
 import json
 import string
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import tiktoken
 
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+# The top-level assets/ folder, which setup.cfg installs as the package whisper.assets.
+VOCABULARY_PACKAGE = "whisper.assets"
+_CHECKOUT_ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
 # Whisper's language tokens, in vocabulary order ("yue" exists only in large-v3's 100-language vocabulary).
 LANGUAGES: Dict[str, str] = {
@@ -83,17 +86,37 @@ def read_tiktoken_file(path: Path) -> Dict[bytes, int]:
     return ranks
 
 
+def vocabulary_folder() -> Path:
+    """The installed package whisper.assets, else the top-level assets/ of the source tree.
+
+    The fallback serves a checkout imported without installing it, and editable installs made
+    before setup.cfg mapped assets/ into the package (their import hook cannot find whisper.assets).
+    """
+    try:
+        return Path(resources.files(VOCABULARY_PACKAGE))
+    except ModuleNotFoundError:
+        return _CHECKOUT_ASSETS_DIR
+
+
+def vocabulary_path(name: str) -> Path:
+    """The ``{name}.tiktoken`` vocabulary file, or FileNotFoundError that says how to get it back."""
+    path = vocabulary_folder() / f"{name}.tiktoken"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"tokenizer vocabulary {path} is missing: reinstall asterisk-whisper-bridge "
+            "(in its checkout: pip install --force-reinstall --no-deps .)"
+        )
+    return path
+
+
 # The multilingual vocabulary leaves id 50256 unused, so its special tokens start one later.
 _FIRST_SPECIAL_ID = {"gpt2": 50256, "multilingual": 50257}
 
 
 @functools.lru_cache(maxsize=None)
 def get_encoding(name: str = "gpt2", num_languages: int = 99) -> tiktoken.Encoding:
-    """``name`` is "gpt2" (English-only models) or "multilingual"; vocabularies live in assets/."""
-    vocab_path = ASSETS_DIR / f"{name}.tiktoken"
-    if not vocab_path.exists():
-        raise FileNotFoundError(f"tokenizer vocabulary {vocab_path} is missing; see assets/README.rst")
-    ranks = read_tiktoken_file(vocab_path)
+    """``name`` is "gpt2" (English-only models) or "multilingual"; see ``vocabulary_path``."""
+    ranks = read_tiktoken_file(vocabulary_path(name))
     n_vocab = _FIRST_SPECIAL_ID[name]
     specials = [
         "<|endoftext|>",
