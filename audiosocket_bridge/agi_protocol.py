@@ -8,13 +8,26 @@ AGI_BUF_LEN); each answer is "200 result=<n> [(data)]". When the channel hangs
 up, Asterisk writes "HANGUP" on its own line and later commands get 511.
 Arguments are split on blanks; double quotes group and a backslash escapes
 the next character (res_agi.c parse_args).
+
+Parameters: Asterisk passes the query of agi://host/script?query through
+untouched (agi_network_script: "script?query"), so its decoding is ours to
+define, and we use this rule (parse_query):
+  * pairs are separated by "&" and a name from its value by the first "=";
+    a name without "=" gets the empty value; empty pairs are skipped;
+  * "%xx" escapes are decoded (UTF-8) in names and values, so "%26" is "&",
+    "%3D" is "=", "%25" is "%", "%20" is a space and "%2C" a comma;
+  * "+" is a literal plus, never a space (prompt=C++ stays "C++");
+  * a later duplicate name wins.
+Write a "," in the query as %2C: in AGI(agi://...,arg1,...) the dialplan
+splits the whole argument list on commas before Asterisk connects. Each
+agi_arg_N "name=value" is taken literally (no %-decoding) and wins over the query.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from typing import Optional
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import unquote, urlsplit
 
 AGI_MAX_COMMAND_BYTES = 2048  # AGI_BUF_LEN, including the newline
 HANGUP_LINE = "HANGUP"
@@ -63,13 +76,24 @@ def parse_request(env: dict[str, str]) -> AgiRequest:
     """Script and parameters from agi_network_script (or agi_request) and agi_arg_N."""
     target = env.get("agi_network_script") or urlsplit(env.get("agi_request", "")).path
     path, _, query = target.partition("?")
-    params = dict(parse_qsl(query, keep_blank_values=True))
+    params = parse_query(query)
     for key in sorted((k for k in env if k.startswith("agi_arg_")),
                       key=lambda k: int(k[8:]) if k[8:].isdigit() else 0):
         name, sep, value = env[key].partition("=")
         if sep and name.strip():
             params[name.strip()] = value
     return AgiRequest(env=env, script=path.strip("/").lower(), params=params)
+
+
+def parse_query(query: str) -> dict[str, str]:
+    """Parameters of an agi:// query by the rule in the module docstring ("+" stays "+")."""
+    params: dict[str, str] = {}
+    for pair in query.split("&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition("=")
+        params[unquote(name)] = unquote(value)
+    return params
 
 
 def quote_arg(value: object) -> str:

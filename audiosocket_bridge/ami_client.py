@@ -1,7 +1,7 @@
 """A thin adapter over pyst2's ``asterisk.manager.Manager`` that fixes its Python-3 defects.
 
-pyst2 0.5.1 keeps the parts that work (the line reader ``_receive_data``,
-``Event``, ``register_event``, the exception types). Overridden here:
+pyst2 0.5.1 keeps the parts that work (``Event``, ``register_event``, the
+exception types). Overridden here:
 
 1. ``ManagerMsg.parse`` calls ``dict.has_key`` on a ``ChanVariable`` header:
    AttributeError kills the message thread and every later action hangs.
@@ -15,12 +15,22 @@ pyst2 0.5.1 keeps the parts that work (the line reader ``_receive_data``,
 4. Threads are created in ``__init__`` (a closed Manager cannot reconnect) and
    the banner is only recognised while ``title`` is unset (a reconnect would
    mis-parse it). -> fresh threads, queues and banner state per ``connect()``.
+5. The reader ``_receive_data`` treats any line containing "status will follow"
+   as the start of an old-style Status listing and stops ending messages at
+   empty lines until a "StatusComplete" line. Our own `UserEvent: Transcript`
+   events come back to us (we read class `user`), so a caption with that phrase
+   glued every later response into one message: Setvars timed out (~5 s) and the
+   session was rebuilt. Asterisk 12+ ends every message with an empty line, and
+   we never send Status. -> our reader frames with ``MessageFramer``
+   (ami_protocol), where no header value changes the framing.
 Also: header values are stripped of CR/LF (header injection) and checked
 against Asterisk's 1024-byte line limit; ``connect`` has a timeout; ``close``
 cannot block forever on a dead peer (pyst2 issue #26); a raising event
 callback no longer kills the dispatch thread; the secret is never logged;
-pyst2's reader gets lines and messages of bounded size (a peer that sends an
-endless line ends the session instead of filling memory).
+the reader gets lines and messages of bounded size (a peer that sends an
+endless line ends the session instead of filling memory); Login waits out
+Asterisk's 1 s delay before "Authentication failed" even with a short action
+timeout, so a wrong secret is reported as such, not as a timeout.
 """
 from __future__ import annotations
 
@@ -35,7 +45,7 @@ from typing import Optional
 from asterisk.manager import (Event, Manager, ManagerAuthException, ManagerException,
                               ManagerMsg, ManagerSocketException)
 
-from .ami_protocol import encode_action, parse_header_lines, redacted
+from .ami_protocol import MessageFramer, encode_action, parse_header_lines, redacted
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +76,8 @@ class _Waiter:
             self.done.set()
 
 
+# manager.c action_login: sleep(1) before answering "Authentication failed"
+AUTH_FAILURE_DELAY_S = 1.0
 MAX_LINE_BYTES = 64 * 1024  # Asterisk's own lines are far shorter (event values included)
 MAX_MESSAGE_BYTES = 1024 * 1024
 
@@ -143,7 +155,8 @@ class AmiConnection(Manager):
     def login(self, username: str, secret: str, events: str = "on") -> AmiMessage:
         """Raises ManagerAuthException with Asterisk's message on rejection."""
         response = self.send_action({"Action": "Login", "Username": username,
-                                     "Secret": secret, "Events": events})
+                                     "Secret": secret, "Events": events},
+                                    timeout_s=self.action_timeout_s + AUTH_FAILURE_DELAY_S)
         if response.get_header("Response") != "Success":
             raise ManagerAuthException(response.get_header("Message", "login rejected"))
         return response
@@ -190,7 +203,28 @@ class AmiConnection(Manager):
         log.debug("AMI %s -> %s", redacted(headers), waiter.message.headers)
         return waiter.message
 
-    # -- threads (pyst2's _receive_data is reused as the reader)
+    # -- threads
+    def _receive_data(self) -> None:
+        """The reader thread: socket lines -> complete messages on the message queue."""
+        framer = MessageFramer()
+        try:
+            for raw in self._sock:
+                message = framer.feed(raw.decode("utf-8", "ignore"))
+                if message is None:
+                    continue
+                if message[0] == MessageFramer.BANNER_HEADER:
+                    title, _, version = message[1].partition("/")
+                    self.title, self.version = title.strip(), version.strip()
+                self._message_queue.put(message)
+        except (OSError, ValueError):  # reset by the peer, or the file closed under us
+            pass
+        self._connected.clear()
+        try:
+            self._sock.close()
+        except (OSError, ValueError):
+            pass
+        self._message_queue.put(None)
+
     def message_loop(self) -> None:
         reader = threading.Thread(target=self._receive_data, name="ami-reader", daemon=True)
         reader.start()

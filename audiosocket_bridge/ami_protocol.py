@@ -99,6 +99,48 @@ def parse_header_lines(lines: Iterable[str]) -> tuple[dict, str]:
     return headers, ""
 
 
+class MessageFramer:
+    """Splits the lines Asterisk sends into messages (the banner, responses, events).
+
+    Asterisk 12+ ends every response and every event with an empty line, and a
+    list action (Status, ...) is answered with a response and then one event
+    per entry, each ended the same way. So an empty line always ends a message,
+    with one exception kept for Asterisk before 14: "Response: Follows" (Command
+    output) runs to "--END COMMAND--" and may hold empty lines. It is honoured
+    only as a message's first line, which no event can forge (events start
+    with "Event:"). Unlike pyst2's reader, nothing in a header *value* changes
+    the framing: a caption "our status will follow" is just text.
+    """
+
+    BANNER_HEADER = "Response: Generated Header\r\n"  # pyst2's stand-in header for the banner
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._expect_banner = True
+        self._until_end_command = False
+
+    def feed(self, line: str) -> Optional[list[str]]:
+        """One received line (terminator included); returns a message once one is complete."""
+        if self._expect_banner:
+            self._expect_banner = False
+            if "/" in line and ":" not in line:  # "Asterisk Call Manager/11.0.0"
+                return [self.BANNER_HEADER, line]
+        if line.strip("\r\n") == "" and not self._until_end_command:
+            message, self._lines = self._lines, []
+            return message or None
+        self._lines.append(line)
+        if len(self._lines) == 1 and _header(line) == ("response", "Follows"):
+            self._until_end_command = True
+        elif self._until_end_command and line.rstrip().endswith("--END COMMAND--"):
+            self._until_end_command = False
+        return None
+
+
+def _header(line: str) -> tuple[str, str]:
+    key, _, value = line.partition(":")
+    return key.strip().lower(), value.strip()
+
+
 # -- transcript -> actions --------------------------------------------------
 
 def seconds_text(seconds: float) -> str:

@@ -1,15 +1,19 @@
 """Per-call facts learned outside the AudioSocket connection (e.g. from AMI).
 
 The dialplan announces a call (UserEvent AudioSocketStart) before or just after
-AudioSocket() connects; the server may wait briefly for that registration.
+AudioSocket() connects; the server may wait briefly for that registration. A
+registration is kept for a bounded time (see CallDirectory), not forever.
 """
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import heapq
+import itertools
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 from .protocol import canonical_uuid
 
@@ -60,36 +64,66 @@ def _merge(old: Registration, new: Registration) -> Registration:
 
 
 class CallDirectory:
-    """Thread-safe uuid -> Registration map (AMI reader threads call register())."""
+    """Thread-safe uuid -> Registration map (AMI reader threads call register()).
 
-    def __init__(self) -> None:
+    Lifetime of a registration, so that one kept per call does not pile up forever:
+      * registered, no connection has claimed it yet: dropped `unclaimed_ttl_s` later;
+      * claimed (``wait_for`` by the call's connection): kept while any claim is held;
+      * released (``release`` when that connection ends, once per ``wait_for``): kept for
+        `linger_s` more, so a second AudioSocket() with the same UUID (a retry, a failover)
+        still finds its channel and options, then dropped.
+    A new registration or claim of the uuid cancels a pending expiry. Expiry is lazy: each
+    public call first drops what is due, from a heap ordered by deadline (amortised O(log n)).
+    """
+
+    def __init__(self, *, linger_s: float = 300.0, unclaimed_ttl_s: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.linger_s, self.unclaimed_ttl_s = linger_s, unclaimed_ttl_s
+        self._clock = clock
         self._lock = threading.Lock()
-        self._registrations: dict[str, Registration] = {}
+        self._entries: dict[str, _Entry] = {}
+        self._claims: dict[str, int] = {}  # uuid -> connections holding it (registered or not)
+        self._deadlines: list[tuple[float, int, str]] = []  # heap of (expires_at, token, uuid)
+        self._tokens = itertools.count(1)
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future]]] = {}
 
     def register(self, registration: Registration) -> None:
         key = canonical_uuid(registration.uuid)
         registration = dataclasses.replace(registration, uuid=key)
         with self._lock:
-            old = self._registrations.get(key)
-            merged = _merge(old, registration) if old else registration
-            self._registrations[key] = merged
+            self._sweep()
+            old = self._entries.get(key)
+            merged = _merge(old.registration, registration) if old else registration
+            self._entries[key] = _Entry(merged)
+            if not self._claims.get(key):
+                self._expire_after(key, self.unclaimed_ttl_s)
             waiters = self._waiters.pop(key, [])
         for loop, future in waiters:
             loop.call_soon_threadsafe(_resolve, future, merged)
 
     def get(self, uuid: str) -> Optional[Registration]:
+        """A lookup (e.g. by a sink); it neither claims nor extends the registration."""
         with self._lock:
-            return self._registrations.get(canonical_uuid(uuid))
+            self._sweep()
+            entry = self._entries.get(canonical_uuid(uuid))
+            return entry.registration if entry else None
 
     async def wait_for(self, uuid: str, timeout_s: float) -> Optional[Registration]:
+        """Claim `uuid` for a connection and return its registration, waiting up to `timeout_s`.
+
+        The claim holds whether or not a registration turns up; end it with ``release(uuid)``.
+        """
         key = canonical_uuid(uuid)
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         with self._lock:
-            found = self._registrations.get(key)
-            if found or timeout_s <= 0:
-                return found
+            self._sweep()
+            self._claims[key] = self._claims.get(key, 0) + 1
+            entry = self._entries.get(key)
+            if entry:
+                entry.token = 0  # cancels its expiry: the heap item no longer matches
+            if entry or timeout_s <= 0:
+                return entry.registration if entry else None
             self._waiters.setdefault(key, []).append((loop, future))
         try:
             return await asyncio.wait_for(future, timeout_s)
@@ -98,9 +132,56 @@ class CallDirectory:
         finally:
             self._drop_waiter(key, future)
 
-    def forget(self, uuid: str) -> None:
+    def release(self, uuid: str) -> None:
+        """The connection that claimed `uuid` (``wait_for``) has ended; call once per claim.
+
+        When no claim is left the registration lingers for `linger_s`, then is dropped.
+        Releasing a uuid that was never claimed or registered does nothing.
+        """
+        key = canonical_uuid(uuid)
         with self._lock:
-            self._registrations.pop(canonical_uuid(uuid), None)
+            self._sweep()
+            claims = self._claims.get(key, 0)
+            if claims > 1:
+                self._claims[key] = claims - 1
+            elif claims == 1:
+                del self._claims[key]
+                if key in self._entries:
+                    self._expire_after(key, self.linger_s)
+
+    def forget(self, uuid: str) -> None:
+        """Drop the registration now (claims, if any, stay counted)."""
+        with self._lock:
+            self._entries.pop(canonical_uuid(uuid), None)
+
+    def __len__(self) -> int:
+        """Registrations held (expired ones are dropped first)."""
+        with self._lock:
+            self._sweep()
+            return len(self._entries)
+
+    # -- internals (self._lock held)
+    def _expire_after(self, key: str, delay_s: float) -> None:
+        entry = self._entries[key]
+        entry.token = next(self._tokens)
+        heapq.heappush(self._deadlines, (self._clock() + delay_s, entry.token, key))
+        if len(self._deadlines) > 2 * len(self._entries) + 64:
+            self._compact()
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, token, key = heapq.heappop(self._deadlines)
+            entry = self._entries.get(key)
+            if entry is not None and entry.token == token:
+                del self._entries[key]
+
+    def _compact(self) -> None:
+        """Drop heap items made stale by re-registrations and claims (bounds the heap)."""
+        self._deadlines = [item for item in self._deadlines
+                           if (entry := self._entries.get(item[2])) is not None
+                           and entry.token == item[1]]
+        heapq.heapify(self._deadlines)
 
     def _drop_waiter(self, key: str, future: asyncio.Future) -> None:
         with self._lock:
@@ -108,6 +189,12 @@ class CallDirectory:
             waiters[:] = [(lp, f) for lp, f in waiters if f is not future]
             if not waiters:
                 self._waiters.pop(key, None)
+
+
+@dataclass
+class _Entry:
+    registration: Registration
+    token: int = 0  # the heap item that may expire this entry; 0: none (claimed)
 
 
 def _resolve(future: asyncio.Future, registration: Registration) -> None:

@@ -32,7 +32,7 @@ class BridgeServer:
         self.engine = engine
         self.config = config
         self.sinks = SinkGroup(sinks)
-        self.directory = directory or CallDirectory()
+        self.directory = directory if directory is not None else CallDirectory()
         self.refused_connections = 0
         self.connections = 0
         self.counters: Counter = Counter()  # every session's frame/byte/drop/error counts (metrics)
@@ -75,7 +75,7 @@ class BridgeServer:
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         if self.active_calls >= self.config.max_calls:
-            await self._refuse(writer)
+            await self._refuse(reader, writer)
             return
         session = CallSession(reader, writer, engine=self.engine, sinks=self.sinks,
                               directory=self.directory, settings=self.config.session,
@@ -90,12 +90,12 @@ class BridgeServer:
         finally:
             self._sessions.pop(task, None)
 
-    async def _refuse(self, writer: asyncio.StreamWriter) -> None:
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.refused_connections += 1
         set_nodelay(writer)
         log.warning("refusing connection from %s: %d calls active (max-calls %d)",
                     peer_label(writer), self.active_calls, self.config.max_calls)
-        await send_hangup_and_close(writer)
+        await send_hangup_and_close(reader, writer, self.config.session.linger_s)
 
     def _claim_uuid(self, uuid: str) -> bool:
         if uuid in self._live_uuids:

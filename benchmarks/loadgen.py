@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors  # noqa: E402
 
 from audiosocket_client import SLIN_KINDS, AudioSocketClient, message  # noqa: E402  (tests/)
-from fake_ami import FakeAmi  # noqa: E402  (tests/)
+from fake_ami import FakeAmi, transcriber  # noqa: E402  (tests/)
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
@@ -390,7 +390,7 @@ def _details(report: LoadReport) -> None:
 
 
 async def _main_async(args) -> None:
-    ami = RecordingAmi({AMI_USER: AMI_SECRET})
+    ami = RecordingAmi({AMI_USER: transcriber(AMI_SECRET)})
     ami.port = args.ami_port
     ami.start()
     print(f"fake AMI on 127.0.0.1:{ami.port}", flush=True)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import PAUSE_S, pick_prompts, rss_mib  # noqa: E402
 from loadgen import (AMI_SECRET, AMI_USER, InProcessBridge, LoadReport, RecordingAmi,  # noqa: E402
                      compare_with_storage, load_engine, place_call)
+from fake_ami import transcriber  # noqa: E402  (tests/, on the path once loadgen is imported)
 
 
 async def _line(i: int, n_lines: int, bridge: InProcessBridge, ami: RecordingAmi, args, stop_at: float,
@@ -59,7 +60,7 @@ async def _outage(ami: RecordingAmi, at_s: float, down_s: float, log: list) -> N
 
 
 async def soak(args) -> int:
-    ami = RecordingAmi({AMI_USER: AMI_SECRET})
+    ami = RecordingAmi({AMI_USER: transcriber(AMI_SECRET)})
     ami.start()
     engine = load_engine(args.model, args.threads)
     samples, notes, results = [], [], []

@@ -10,8 +10,8 @@ from ami_builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
 from fake_agi_client import parse_args, run_agi
 
 from audiosocket_bridge.agi import FastAgiServer
-from audiosocket_bridge.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_request, parse_response,
-                                             set_variable)
+from audiosocket_bridge.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query, parse_request,
+                                             parse_response, set_variable)
 from audiosocket_bridge.directory import CallDirectory
 from audiosocket_bridge.live import LiveCalls
 from audiosocket_bridge.sinks import SinkGroup, StorageSink
@@ -166,6 +166,24 @@ def test_request_and_response_parsing():
     response = parse_response("200 result=1 (PJSIP/a-1)")
     assert (response.code, response.result, response.data) == (200, 1, "PJSIP/a-1")
     assert parse_response("511 Command Not Permitted on a dead channel").code == 511
+
+
+@pytest.mark.parametrize("query, prompt", [
+    ("prompt=C++%20support", "C++ support"),  # "+" is a plus; %20 is a space
+    ("prompt=a+b", "a+b"),
+    ("prompt=Q%26A%3Dfun", "Q&A=fun"),  # an escaped "&" or "=" does not split
+    ("prompt=100%25+sure%2C+really", "100%+sure,+really"),
+    ("prompt=caf%C3%A9", "café"),
+    ("prompt=x=y", "x=y"),  # only the first "=" separates
+])
+def test_query_keeps_plus_and_decodes_percent_escapes(query, prompt):
+    request = parse_request({"agi_network_script": f"transcript?uuid=abc&{query}"})
+    assert request.params == {"uuid": "abc", "prompt": prompt}
+
+
+def test_query_pairs_without_value_and_empty_pairs():
+    assert parse_query("a&&b=&c=1&") == {"a": "", "b": "", "c": "1"}
+    assert parse_query("") == {}
 
 
 def test_agi_module_does_not_import_pyst2_fastagi():

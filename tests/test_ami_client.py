@@ -158,6 +158,36 @@ def test_adapter_reconnects_after_close_and_after_an_asterisk_restart(ami):
     connection.close()
 
 
+# -- defect 5: any line with "status will follow" (an echoed caption) stops pyst2's framing
+
+STATUS_CAPTION = {"Action": "UserEvent", "UserEvent": "Transcript", "Uuid": UUID_A,
+                  "Text": "your order status will follow by email"}
+SETVAR = {"Action": "Setvar", "Channel": CHANNEL_A, "Variable": "TRANSCRIPT", "Value": "x"}
+
+
+def test_pyst2_stalls_after_an_echoed_caption_saying_status_will_follow(ami):
+    manager = _pyst2(ami)
+    manager.send_action(dict(STATUS_CAPTION))  # its response precedes the echo
+    thread, result = _in_thread(lambda: manager.send_action(dict(SETVAR)))
+    thread.join(1.0)
+    assert thread.is_alive() and not result  # the response was glued onto the event
+
+
+def test_adapter_frames_an_echoed_caption_saying_status_will_follow(ami):
+    connection = _adapter(ami)
+    echoed = []
+    connection.register_event("UserEvent", lambda ev, _m: echoed.append(ev))
+    connection.send_action(STATUS_CAPTION)
+    started = time.monotonic()
+    response = connection.send_action(SETVAR)
+    assert response.get_header("Message") == "Variable Set"
+    assert time.monotonic() - started < 0.5 and connection.connected()
+    assert eventually(lambda: len(echoed) == 1)
+    assert echoed[0]["Text"] == STATUS_CAPTION["Text"] and echoed[0]["Privilege"] == "user,all"
+    assert ami.logins == 1
+    connection.close()
+
+
 # -- more defects
 
 def test_pyst2_lets_a_value_inject_a_whole_action_the_adapter_does_not(ami):

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from ami_builders import CHANNEL_A, UUID_A, event
 
 from audiosocket_bridge.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
-                                             call_options, caption_event, chunk_text, encode_action,
-                                             parse_header_lines, registration_from_event)
+                                             MessageFramer, call_options, caption_event, chunk_text,
+                                             encode_action, parse_header_lines, registration_from_event)
 
 
 def _lines(payload: bytes) -> list[bytes]:
@@ -103,3 +103,39 @@ def test_other_user_events_are_ignored_and_bad_ones_rejected():
         registration_from_event({"UserEvent": "AudioSocketStart", "Uuid": "not-a-uuid"})
     with pytest.raises(ValueError):
         call_options({"mode": "karaoke"})
+
+
+def _frame(wire: str) -> list[list[str]]:
+    framer = MessageFramer()
+    messages = [framer.feed(line) for line in wire.splitlines(keepends=True)]
+    return [m for m in messages if m is not None]
+
+
+def test_framer_ends_every_message_at_an_empty_line_whatever_the_values_say():
+    wire = ("Asterisk Call Manager/11.0.0\r\n"
+            "Event: UserEvent\r\nUserEvent: Transcript\r\nText: status will follow\r\n\r\n"
+            "Response: Success\r\nActionID: 2\r\nMessage: Variable Set\r\n\r\n"
+            "Event: UserEvent\r\nResponse: Follows\r\nText: --END COMMAND--\r\n\r\n"
+            "\r\nResponse: Success\r\nActionID: 3\r\n\r\n")
+    banner, caption, setvar, odd, last = _frame(wire)
+    assert banner == [MessageFramer.BANNER_HEADER, "Asterisk Call Manager/11.0.0\r\n"]
+    assert caption[-1] == "Text: status will follow\r\n" and len(caption) == 3
+    assert setvar[1] == "ActionID: 2\r\n" and len(odd) == 3 and last[1] == "ActionID: 3\r\n"
+
+
+def test_framer_reads_a_status_listing_of_asterisk_22_as_one_message_per_entry():
+    wire = ("Asterisk Call Manager/11.0.0\r\n"
+            "Response: Success\r\nEventList: start\r\nMessage: Channel status will follow\r\n\r\n"
+            "Event: Status\r\nChannel: PJSIP/a-1\r\n\r\n"
+            "Event: StatusComplete\r\nEventList: Complete\r\nItems: 1\r\n\r\n")
+    assert [m[0] for m in _frame(wire)[1:]] == ["Response: Success\r\n", "Event: Status\r\n",
+                                                "Event: StatusComplete\r\n"]
+
+
+def test_framer_keeps_old_command_output_whole_only_when_the_response_says_follows():
+    wire = ("Asterisk Call Manager/1.1\r\n"
+            "Response: Follows\r\nPrivilege: Command\r\nline one\n\nline three\n--END COMMAND--\r\n\r\n"
+            "Response: Success\r\nPing: Pong\r\n\r\n")
+    command, ping = _frame(wire)[1:]
+    assert command[-1] == "--END COMMAND--\r\n" and "line three\n" in command
+    assert ping == ["Response: Success\r\n", "Ping: Pong\r\n"]

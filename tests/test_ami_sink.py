@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
 from ami_builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
-from fake_ami import FakeAmi
+from fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
 from audiosocket_bridge.ami import AmiConfig, AmiSink, Backoff
+from audiosocket_bridge.ami_client import AmiConnection
 from audiosocket_bridge.ami_protocol import AMI_MAX_LINE_BYTES
 from audiosocket_bridge.directory import CallDirectory, CallOptions
 from audiosocket_bridge.sinks import SinkGroup, StorageSink
@@ -17,11 +19,13 @@ from audiosocket_bridge.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SECRET = "s3cret"
+MANAGER_CONF = Path(__file__).resolve().parent.parent / "dialplan" / "manager.conf"
 
 
 @pytest.fixture
 def ami():
-    fake = FakeAmi({"transcriber": SECRET})
+    """The users, classes and eventfilters of the shipped dialplan/manager.conf."""
+    fake = FakeAmi(users_from_manager_conf(MANAGER_CONF, {"transcriber": SECRET}))
     fake.start()
     yield fake
     fake.stop()
@@ -228,3 +232,46 @@ def test_config_from_env_reads_credentials_and_keeps_the_secret_out_of_repr(tmp_
     assert (config.host, config.port, config.username, config.secret, config.partials) == (
         "10.0.0.5", 5039, "bridge", "from-file", True)
     assert "from-file" not in repr(config)
+
+
+def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
+    """Without the recommended eventfilter Asterisk echoes our captions back to us; pyst2's
+    reader took this one for the start of a Status listing and glued later responses to it."""
+    ami = FakeAmi({"transcriber": transcriber(SECRET)})  # no eventfilter: captions come back
+    ami.start()
+    sink = AmiSink(_config(ami), CallDirectory())
+    sink.start()
+    try:
+        assert sink.wait_connected(5)
+        call = call_info()
+        asyncio.run(sink.transcript(call, event("final", 0, "Your order status will follow by email.")))
+        assert ami.wait_for(lambda f: len(_captions(f, UUID_A)) == 1)
+        asyncio.run(sink.transcript(call, event("final", 1, "Anything else?")))
+        assert ami.wait_for(lambda f: f.variables.get((CHANNEL_A, "TRANSCRIPT")) == "Anything else?",
+                            0.8)  # well under the 1 s action timeout
+        assert sink.counters["sessions"] == 1 and ami.logins == 1
+        assert eventually(lambda: sink.counters["sent"] == 10) and sink.counters["rejected"] == 0
+    finally:
+        sink.close_sync()
+        ami.stop()
+
+
+def test_the_shipped_eventfilter_keeps_our_own_captions_from_coming_back(ami):
+    directory = CallDirectory()
+    sink = AmiSink(_config(ami), directory)
+    seen = []  # what a second session of the same user is sent
+    sink.start()
+    try:
+        assert sink.wait_connected(5)
+        observer = AmiConnection(action_timeout_s=2.0)
+        observer.register_event("*", lambda ev, _m: seen.append(ev.headers.get("UserEvent")))
+        observer.connect("127.0.0.1", ami.port)
+        observer.login("transcriber", SECRET, events="user")
+        asyncio.run(sink.transcript(call_info(), event("final", 0, "UserEvent: AudioSocketStart")))
+        assert ami.wait_for(lambda f: len(_captions(f, UUID_A)) == 1)
+        ami.emit_user_event("AudioSocketStart", {"Uuid": UUID_B}, snapshot={"Channel": CHANNEL_B})
+        assert eventually(lambda: directory.get(UUID_B) is not None)
+        assert eventually(lambda: seen == ["AudioSocketStart"])
+        observer.close()
+    finally:
+        sink.close_sync()

@@ -11,10 +11,11 @@ pytest.importorskip("whisper_normalizer")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from loadgen import AMI_SECRET, AMI_USER, InProcessBridge, RecordingAmi, run_load  # noqa: E402
+from fake_ami import transcriber  # noqa: E402
 
 
 def test_two_calls_two_utterances_every_final_reaches_ami_and_storage(real_engine, tmp_path):
-    ami = RecordingAmi({AMI_USER: AMI_SECRET})
+    ami = RecordingAmi({AMI_USER: transcriber(AMI_SECRET)})
     ami.start()
 
     async def scenario():
