@@ -98,6 +98,8 @@ class AmiSink:
             connect_timeout_s=config.connect_timeout_s, action_timeout_s=config.action_timeout_s))
         self._outbox = Outbox(config.max_pending)
         self._calls: dict[str, CallCaptionState] = {}  # event-loop thread only
+        self._unsent_finals: Counter = Counter()  # uuid -> final items queued, not yet sent
+        self._unsent_lock = threading.Lock()
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._drain_deadline = 0.0
@@ -126,11 +128,35 @@ class AmiSink:
         except Exception:
             log.exception("AMI sink: could not queue %s for call %s", event.kind, call.uuid)
 
+    async def settle(self, call: CallInfo, timeout_s: float) -> None:
+        """Returns once every final queued for `call` has been answered by Asterisk."""
+        loop = asyncio.get_running_loop()
+        deadline_s = loop.time() + timeout_s
+        while self._unsent(call.uuid) and loop.time() < deadline_s:
+            await asyncio.sleep(0.01)
+
+    def _unsent(self, uuid: str) -> int:
+        with self._unsent_lock:
+            return self._unsent_finals.get(uuid, 0)
+
+    def _put(self, item: OutboxItem) -> None:
+        if item.final:
+            with self._unsent_lock:
+                self._unsent_finals[item.uuid] += 1
+        self._outbox.put(item)
+
+    def _sent(self, item: OutboxItem) -> None:
+        if item.final:
+            with self._unsent_lock:
+                self._unsent_finals[item.uuid] -= 1
+                if self._unsent_finals[item.uuid] <= 0:
+                    del self._unsent_finals[item.uuid]
+
     async def call_ended(self, call: CallInfo) -> None:
         state = self._calls.pop(call.uuid, CallCaptionState())
         channel = self._registration(call).channel
-        self._outbox.put(OutboxItem(call.uuid, [end_event(call.uuid, channel, len(state.finals),
-                                                          call.end_reason)], final=True))
+        self._put(OutboxItem(call.uuid, [end_event(call.uuid, channel, len(state.finals),
+                                                   call.end_reason)], final=True))
 
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(None, self.close_sync)
@@ -155,9 +181,9 @@ class AmiSink:
         if event.is_final:
             state = self._calls.setdefault(call.uuid, CallCaptionState())
             actions = state.final_setvars(registration.channel, event.text) + [caption]
-            self._outbox.put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
+            self._put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
         elif self._partials_enabled(registration):
-            self._outbox.put(OutboxItem(call.uuid, [caption], final=False,
+            self._put(OutboxItem(call.uuid, [caption], final=False,
                                         segment=event.segment_index))
 
     def _registration(self, call: CallInfo) -> Registration:
@@ -222,9 +248,12 @@ class AmiSink:
     def _pump(self, connection: AmiConnection) -> None:
         while connection.connected() and not self._finished():
             item = self._outbox.get(timeout_s=0.2)
-            if item is not None and not self._send_item(connection, item):
+            if item is None:
+                continue
+            if not self._send_item(connection, item):
                 self._outbox.put_back(item)
                 return
+            self._sent(item)
 
     def _send_item(self, connection: AmiConnection, item: OutboxItem) -> bool:
         """False if the session failed; `item.next_index` marks where to resume."""

@@ -16,6 +16,7 @@ from .protocol import Audio, Dtmf, ErrorFrame, Frame, Hangup, UuidFrame
 
 DEFAULT_SAMPLE_RATE_HZ = 8000
 BYTES_PER_SAMPLE = 2
+G711_FRAME_BYTES = 160
 
 
 class CallError(Exception):
@@ -100,6 +101,9 @@ class Call:
         self.dtmf: list[tuple[float, str]] = []
         self.audio_s = 0.0
         self.audio_bytes = 0
+        # 8 kHz frames of 160 bytes: 20 ms of G.711 as Dial(AudioSocket/...) without /c(slin...)
+        # sends it, labelled 0x10 (or 10 ms of real slin from a 10 ms ptime phone)
+        self.g711_sized_frames = 0
         self.end_reason: Optional[str] = None
         self.peer_error_code: Optional[int] = None
         self.queue = AudioQueue(queue_max_s)
@@ -145,6 +149,14 @@ class Call:
         self.end_reason = reason
         return True
 
+    def fill_silence(self, duration_s: float) -> None:
+        """Queue silence for a stretch of wall-clock time in which no media arrived."""
+        samples = int(duration_s * self.sample_rate_hz)
+        if samples > 0:
+            chunk = AudioChunk(bytes(BYTES_PER_SAMPLE * samples), self.sample_rate_hz)
+            self.audio_s += chunk.duration_s
+            self.queue.put(chunk)
+
     def _on_uuid(self, call_uuid: str) -> Outcome:
         if self.state is not CallState.AWAITING_UUID:
             raise CallError("second UUID message on one connection")
@@ -159,6 +171,8 @@ class Call:
         if frame.sample_rate_hz != self.sample_rate_hz:
             self.rate_changes.append((round(self.audio_s, 3), frame.sample_rate_hz))
             self.sample_rate_hz = frame.sample_rate_hz
+        if frame.sample_rate_hz == 8000 and len(frame.pcm) == G711_FRAME_BYTES:
+            self.g711_sized_frames += 1
         chunk = AudioChunk(frame.pcm, frame.sample_rate_hz)
         self.audio_s += chunk.duration_s
         self.audio_bytes += len(frame.pcm)

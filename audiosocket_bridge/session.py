@@ -4,6 +4,8 @@ Three tasks per connection, so the network never waits for the model:
   reader     socket -> decoder -> Call (audio lands in the Call's bounded queue)
   feeder     Call queue -> engine stream.push() (after the registration wait)
   dispatcher engine events (marshalled onto the loop) -> sinks, in order
+and one timer (`_tick`) for the wall clock: the idle timeout, keep-alive silence to Asterisk and
+silence for the engine while no media arrives (see SessionSettings).
 """
 from __future__ import annotations
 
@@ -19,12 +21,15 @@ from whisper.stream_types import StreamOptions, TranscriptEvent
 
 from .calls import Call, CallError, CallState, Outcome
 from .directory import CallDirectory, CallOptions, Registration
-from .protocol import FrameDecoder, ProtocolError, RawAudioDecoder, encode_hangup
+from .protocol import FrameDecoder, ProtocolError, RawAudioDecoder, encode_audio, encode_hangup
 from .sinks import CallInfo, SinkGroup
 
 log = logging.getLogger(__name__)
 
 READ_CHUNK_BYTES = 65536
+TICK_S = 0.25
+G711_WARNING_FRAMES = 25
+FRAME_MS = 20
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,18 @@ class SessionSettings:
     registration_wait_s: float = 0.0
     ivr_no_input_timeout_s: float = 10.0
     flush_timeout_s: float = 30.0
+    # app_audiosocket hangs the channel up after 2 s with no media either way (a ChanSpy leg while
+    # nobody talks, hold, silence suppression): 20 ms of silence back to Asterisk whenever it has
+    # sent nothing for this long keeps the call up. 0 turns it off.
+    keepalive_s: float = 0.5
+    # With no media for this long the engine is fed silence in real time (up to gap_fill_max_s
+    # per gap), so an utterance followed by a media gap is finalised on time, not at the hang-up.
+    gap_fill_after_s: float = 0.3
+    gap_fill_max_s: float = 5.0
+    # IVR: how long the hangup frame waits for the sinks to acknowledge the final (AMI Setvar of
+    # TRANSCRIPT), so the dialplan after AudioSocket() reads it.
+    settle_timeout_s: float = 2.0
+    linger_s: float = 2.0  # after our hangup frame: read Asterisk's last audio until it closes
 
 
 def _utc_now() -> datetime:
@@ -59,15 +76,30 @@ def set_nodelay(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-async def send_hangup_and_close(writer: asyncio.StreamWriter) -> None:
-    """A hangup message in one write (Asterisk reads the 3-byte header in one read)."""
+async def send_hangup_and_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                 linger_s: float = 2.0) -> None:
+    """A hangup message in one write (Asterisk reads the 3-byte header in one read), then a
+    half-close, then Asterisk's last frames read and dropped until it closes (at most linger_s).
+
+    Closing a socket with unread data makes the kernel answer with RST: Asterisk's next read or
+    write fails, AudioSocket() returns -1 and the call is hung up instead of going on in the
+    dialplan.
+    """
     try:
         if not writer.is_closing():
             writer.write(encode_hangup())
-            await asyncio.wait_for(writer.drain(), 2.0)
+            await asyncio.wait_for(writer.drain(), linger_s)
+            if writer.can_write_eof():
+                writer.write_eof()
+            await asyncio.wait_for(_discard_until_eof(reader), linger_s)
     except (OSError, asyncio.TimeoutError):
         pass
     await close_writer(writer)
+
+
+async def _discard_until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(READ_CHUNK_BYTES):
+        pass
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
@@ -112,10 +144,13 @@ class CallSession:
         self._feeder_task: Optional[asyncio.Task] = None
         self._dispatcher_task: Optional[asyncio.Task] = None
         self._ivr_timer: Optional[asyncio.Task] = None
-        self._idle_timer: Optional[asyncio.TimerHandle] = None
-        self._last_read_s = 0.0
+        self._tick_timer: Optional[asyncio.TimerHandle] = None
+        self._last_read_s = self._last_write_s = 0.0
+        self._last_audio_s: Optional[float] = None  # loop time of the last audio frame
+        self._gap_filled_s = 0.0  # silence given to the engine since then
         self._hangup_on_close = False
         self._claimed = False
+        self._claimed_registration = False  # directory.wait_for() done: release() at the end
         self._finals = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -140,10 +175,10 @@ class CallSession:
     # ------------------------------------------------------------ reader
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        self._last_read_s = loop.time()
+        self._last_read_s = self._last_write_s = loop.time()
         # One timer per call, not a wait_for() per read: Asterisk sends a frame every 20 ms, and a
         # wait_for() costs a task and a timer each time.
-        self._idle_timer = loop.call_later(self.settings.idle_timeout_s, self._check_idle)
+        self._tick_timer = loop.call_later(TICK_S, self._tick)
         try:
             while self.call.state is not CallState.ENDED:
                 try:
@@ -155,17 +190,41 @@ class CallSession:
                 if not self._consume(data):
                     return
         finally:
-            self._idle_timer.cancel()
+            self._tick_timer.cancel()
 
-    def _check_idle(self) -> None:
-        loop = asyncio.get_running_loop()
-        silent_s = loop.time() - self._last_read_s
-        if silent_s < self.settings.idle_timeout_s:
-            self._idle_timer = loop.call_later(self.settings.idle_timeout_s - silent_s, self._check_idle)
+    def _tick(self) -> None:
+        now_s = asyncio.get_running_loop().time()
+        if now_s - self._last_read_s >= self.settings.idle_timeout_s:
+            self._fail_quietly("idle-timeout", f"no data for {self.settings.idle_timeout_s:g} s")
+            if self._reader_task is not None:
+                self._reader_task.cancel()
             return
-        self._fail_quietly("idle-timeout", f"no data for {self.settings.idle_timeout_s:g} s")
-        if self._reader_task is not None:
-            self._reader_task.cancel()
+        if self.call.active:
+            self._keep_asterisk_waiting(now_s)
+            self._fill_media_gap(now_s)
+        self._tick_timer = asyncio.get_running_loop().call_later(TICK_S, self._tick)
+
+    def _keep_asterisk_waiting(self, now_s: float) -> None:
+        keepalive_s = self.settings.keepalive_s
+        if self.settings.raw or keepalive_s <= 0 or self.writer.is_closing():
+            return
+        if now_s - max(self._last_read_s, self._last_write_s) >= keepalive_s:
+            rate_hz = self.call.sample_rate_hz
+            self.writer.write(encode_audio(bytes(2 * rate_hz * FRAME_MS // 1000), rate_hz))
+            self._last_write_s = now_s
+            self.counters["keepalives"] += 1
+
+    def _fill_media_gap(self, now_s: float) -> None:
+        if self._last_audio_s is None:  # nothing heard yet: no timeline to keep
+            return
+        gap_s = now_s - self._last_audio_s
+        if gap_s < self.settings.gap_fill_after_s:
+            return
+        due_s = min(gap_s, self.settings.gap_fill_max_s) - self._gap_filled_s
+        if due_s >= FRAME_MS / 1000:
+            self.call.fill_silence(due_s)
+            self._gap_filled_s += due_s
+            self._audio_ready.set()
 
     def _consume(self, data: bytes) -> bool:
         """Decode and apply one read; False when the connection must stop."""
@@ -190,6 +249,11 @@ class CallSession:
         if outcome is Outcome.STARTED:
             self._on_started()
         elif outcome is Outcome.AUDIO:
+            self._last_audio_s, self._gap_filled_s = self._last_read_s, 0.0
+            if self.call.g711_sized_frames == G711_WARNING_FRAMES:
+                log.warning("call %s: 8 kHz frames of 160 bytes look like G.711 labelled as slin: "
+                            "with Dial(AudioSocket/host:port/uuid) add /c(slin16) or /c(slin), "
+                            "or the transcript is garbage", self.call.uuid)
             self._count_drops()
             self._audio_ready.set()
         elif outcome is Outcome.ENDED:
@@ -218,7 +282,7 @@ class CallSession:
 
     async def _close_socket(self) -> None:
         if self._hangup_on_close:
-            await send_hangup_and_close(self.writer)
+            await send_hangup_and_close(self.reader, self.writer, self.settings.linger_s)
         else:
             await close_writer(self.writer)
 
@@ -236,6 +300,7 @@ class CallSession:
     async def _feed(self) -> None:
         try:
             await self._announce()
+            self._claimed_registration = True
             if self._open_stream():
                 await self._push_until_ended()
         except Exception as error:
@@ -285,12 +350,15 @@ class CallSession:
             self.info.sample_rate_hz = self.call.sample_rate_hz
             await self.sinks.transcript(self.info, event)
             if event.is_final:
-                self._on_final(event)
+                await self._on_final(event)
 
-    def _on_final(self, event: TranscriptEvent) -> None:
-        if event.text.strip():
-            self._finals += 1
-        if self.info.registration.options.mode == "ivr" and self._finals == 1 and event.text.strip():
+    async def _on_final(self, event: TranscriptEvent) -> None:
+        if not event.text.strip():
+            return
+        self._finals += 1
+        if self.info.registration.options.mode == "ivr" and self._finals == 1:
+            # TRANSCRIPT must be on the channel before AudioSocket() returns to the dialplan
+            await self.sinks.settle(self.info, self.settings.settle_timeout_s)
             self.stop("ivr-final")
 
     async def _ivr_no_input(self, timeout_s: float) -> None:
@@ -313,6 +381,8 @@ class CallSession:
                 self._ivr_timer.cancel()
             if self._claimed:
                 self._release_uuid(self.call.uuid)
+            if self._claimed_registration:
+                self.directory.release(self.call.uuid)
 
     async def _close_stream(self) -> None:
         if self.stream is None:

@@ -39,6 +39,9 @@ class Sink(Protocol):
 
     async def close(self) -> None: ...
 
+    # Optional: `async def settle(self, call, timeout_s) -> None` returns once what the sink has
+    # taken for `call` so far has reached its destination (or after timeout_s).
+
 
 class SinkGroup:
     """Calls several sinks in order, isolating each one's failures."""
@@ -57,6 +60,12 @@ class SinkGroup:
 
     async def close(self) -> None:
         await self._each("close")
+
+    async def settle(self, call: CallInfo, timeout_s: float) -> None:
+        """Wait (at most timeout_s) until every sink has delivered what it has for `call`."""
+        waits = [sink.settle(call, timeout_s) for sink in self.sinks if hasattr(sink, "settle")]
+        if waits:
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def _each(self, method: str, *args) -> None:
         for sink in self.sinks:

@@ -275,3 +275,76 @@ def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
             assert await client.wait_server_end(3) and client.server_hangup
     run(scenario())
     assert session.encode_hangup() in writes
+
+
+def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
+    """After its hangup frame the bridge half-closes and keeps reading: frames Asterisk sends
+    before it has read the hangup must not meet a closed socket (RST makes Asterisk's
+    AudioSocket() return -1 and hang the call up)."""
+    async def scenario():
+        directory = CallDirectory()
+        async with Bridge(tmp_path, directory=directory) as bridge:
+            call_uuid = str(uuid.uuid4())
+            directory.register(Registration(call_uuid, options=CallOptions(mode="ivr")))
+            reader, writer = await asyncio.open_connection(*bridge.server.address)
+            writer.write(message(0x01, uuid.UUID(call_uuid).bytes))
+            received = b""
+            while b"\x00\x00\x00" not in received:  # FakeEngine: a final after 1 s of audio
+                writer.write(message(0x10, bytes(320)))
+                await writer.drain()
+                try:
+                    received += await asyncio.wait_for(reader.read(4096), 0.02)
+                except asyncio.TimeoutError:
+                    pass
+            assert await reader.read() == b""  # half-closed by the bridge
+            for _ in range(20):  # Asterisk's frames in flight, 400 ms of them
+                writer.write(message(0x10, bytes(320)))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+            writer.close()
+            await writer.wait_closed()
+            assert await bridge.live.wait_ended(call_uuid, 5)
+            assert bridge.live.get(call_uuid).end_reason == "ivr-final"
+    run(scenario())
+
+
+def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
+    """Asterisk (this client) sends nothing for 3 s: the bridge's silence frames keep its 2 s
+    no-activity timeout from firing, and the engine is fed the gap in real time."""
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.5, realtime=True)
+            await asyncio.sleep(3.0)
+            assert not client.timed_out and not client.ended
+            assert len(client.received_audio) >= 320 * 4  # 20 ms frames, one per 0.5 s of quiet
+            assert bytes(client.received_audio) == bytes(len(client.received_audio))
+            pushed_s = bridge.engine.stream(client.call_uuid).pushed_s
+            assert 2.5 <= pushed_s <= 3.6  # 0.5 s sent, then the gap as silence
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+    run(scenario())
+
+
+def test_gap_fill_is_bounded(tmp_path):
+    async def scenario():
+        async with Bridge(tmp_path, gap_fill_max_s=1.0) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.2, realtime=True)
+            await asyncio.sleep(2.5)
+            assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(1.2, abs=0.05)
+            await client.finish("hangup")
+    run(scenario())
+
+
+def test_ulaw_labelled_as_slin_is_warned_about(tmp_path, caplog):
+    """Dial(AudioSocket/host:port/uuid) without /c(slin16): 160-byte G.711 payloads under 0x10."""
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect()
+            await client.send_ulaw(bytes(8000 * 2), realtime=False)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+    with caplog.at_level(logging.WARNING, logger="audiosocket_bridge"):
+        run(scenario())
+    assert sum("look like G.711" in r.getMessage() for r in caplog.records) == 1
