@@ -152,7 +152,7 @@ def find_alignment(
     tokens = [*tokenizer.sot_sequence, tokenizer.no_timestamps, *text_tokens, tokenizer.eot]
     with torch.inference_mode():
         if audio_features is None:
-            features = model.embed_audio(mel.unsqueeze(0).to(model.device))
+            features = model.embed_audio(mel.unsqueeze(0).to(model.device), content_frames=num_frames)
         else:
             features = audio_features.unsqueeze(0)
         cache = model.decoder.new_cache(features)
@@ -288,7 +288,7 @@ def add_word_timestamps(
     segments: List[dict],
     model: "Whisper",
     tokenizer: Tokenizer,
-    mel: Tensor,
+    mel: Optional[Tensor],
     num_frames: int,
     prepend_punctuations: str = PREPEND_PUNCTUATIONS,
     append_punctuations: str = APPEND_PUNCTUATIONS,

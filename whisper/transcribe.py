@@ -158,11 +158,13 @@ def _print_segments(segments: List[dict]) -> None:
         print(f"[{format_timestamp(segment['start'])} --> {format_timestamp(segment['end'])}] {segment['text']}")
 
 
-def _add_words(model: "Whisper", tokenizer: Tokenizer, mel_window: Tensor, window: Window,
+def _add_words(model: "Whisper", tokenizer: Tokenizer, features: Tensor, window: Window,
                split: WindowSegments, words: WordOptions, transcript: Transcript) -> Tuple[List[dict], int]:  # fmt: skip
-    """Word timings for one window's segments; may drop hallucinated segments and move the next seek."""
+    """Word timings for one window's segments (from the window's encoder states, as decoded); may
+    drop hallucinated segments and move the next seek."""
     add_word_timestamps(
-        segments=split.segments, model=model, tokenizer=tokenizer, mel=mel_window, num_frames=window.n_frames,
+        segments=split.segments, model=model, tokenizer=tokenizer, mel=None, audio_features=features,
+        num_frames=window.n_frames,
         prepend_punctuations=words.prepend_punctuations, append_punctuations=words.append_punctuations,
         last_speech_timestamp=transcript.last_speech_s,
     )  # fmt: skip
@@ -180,13 +182,14 @@ def _transcribe_window(model: "Whisper", mel: Tensor, window: Window, options: D
                        condition_on_previous_text: bool, verbose: Optional[bool]) -> int:  # fmt: skip
     """Decode one window into the transcript; returns where the next window starts."""
     mel_window = pad_or_trim(mel[:, window.seek : window.end_seek], N_FRAMES).to(model.device)
-    result = decode_with_fallback(model, mel_window, replace(options, prompt=transcript.prompt()), policy)
+    features = model.embed_audio(mel_window.unsqueeze(0), content_frames=window.n_frames)[0]
+    result = decode_with_fallback(model, features, replace(options, prompt=transcript.prompt()), policy)
     if policy.is_silence(result):
         return window.end_seek
     split = split_into_segments(transcript.tokenizer, result, window)
     segments, next_seek = split.segments, split.next_seek
     if words.enabled:
-        segments, next_seek = _add_words(model, transcript.tokenizer, mel_window, window, split, words, transcript)
+        segments, next_seek = _add_words(model, transcript.tokenizer, features, window, split, words, transcript)
     if verbose:
         _print_segments(segments)
     transcript.add(segments, result.temperature, condition_on_previous_text)
@@ -287,7 +290,8 @@ def transcribe_batch(
             indices = short[first : first + batch_size]
             width = min(N_FRAMES, max(window_frames, *(content_frames[i] for i in indices)))
             batch = torch.stack([mels[i][:, :width] for i in indices]).to(model.device)
-            decoded = decode(model, batch, options)
+            features = model.embed_audio(batch, content_frames=[content_frames[i] for i in indices])
+            decoded = decode(model, features, options)
             tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                                       language=decoded[0].language, task=options.task)  # fmt: skip
             for i, result in zip(indices, decoded):

@@ -1,0 +1,61 @@
+"""The short encoder path: only the audio of a window (plus padding) is encoded, the rest of the
+1500 positions comes from an all-silent window encoded once. Real weights, real prompts."""
+import torch
+
+from prompts import english_prompts
+from whisper.audio import N_FRAMES, N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
+from whisper.evaluation import english_wer
+from whisper.model import short_encoder_frames
+from whisper.transcribe import transcribe
+
+
+def test_frames_cover_the_audio_rounded_and_bounded():
+    assert short_encoder_frames(1, N_FRAMES) == 300
+    assert short_encoder_frames(250, N_FRAMES) == 500
+    assert short_encoder_frames(2900, N_FRAMES) == N_FRAMES
+    assert all(short_encoder_frames(n, N_FRAMES) % 2 == 0 for n in range(0, 3001, 37))
+
+
+def test_features_are_the_audio_part_then_the_silent_window(tiny_model):
+    audio = torch.from_numpy(pad_or_trim(load_audio(english_prompts()[0].path)))
+    mel = log_mel_spectrogram(audio, tiny_model.dims.n_mels).unsqueeze(0)
+    with torch.inference_mode():
+        short = tiny_model.embed_audio(mel, content_frames=150)
+        head = tiny_model._encode(mel[..., :short_encoder_frames(150, N_FRAMES)])
+        full = tiny_model.embed_audio(mel)
+    assert short.shape == full.shape == (1, tiny_model.dims.n_audio_ctx, tiny_model.dims.n_audio_state)
+    split = head.shape[1]
+    assert torch.equal(short[:, :split], head)
+    assert torch.equal(short[:, split:], tiny_model.silent_features()[:, split:])
+    assert not torch.equal(short, full)
+
+
+def test_no_content_length_or_switched_off_encodes_the_whole_window(tiny_model):
+    mel = log_mel_spectrogram(torch.zeros(N_SAMPLES), tiny_model.dims.n_mels).unsqueeze(0)
+    with torch.inference_mode():
+        full = tiny_model.embed_audio(mel)
+        tiny_model.short_encoder = False
+        try:
+            off = tiny_model.embed_audio(mel, content_frames=100)
+        finally:
+            tiny_model.short_encoder = True
+    assert torch.equal(full, off)
+
+
+def test_transcripts_match_the_full_window(tiny_model):
+    """Same words as 30 s windows on real prompts, with word timestamps, and no loops."""
+    sample = english_prompts()[5::40][:12]
+    texts = {}
+    for short in (True, False):
+        tiny_model.short_encoder = short
+        try:
+            texts[short] = [transcribe(tiny_model, str(p.path), temperature=0.0, word_timestamps=True)["text"]
+                            for p in sample]
+        finally:
+            tiny_model.short_encoder = True
+    references = [p.text for p in sample]
+    words = sum(len(r.split()) for r in references)  # within 3 words of the full window's errors
+    assert english_wer(references, texts[True]) <= english_wer(references, texts[False]) + 3 / words
+    assert english_wer(texts[False], texts[True]) < 0.1
+    assert all(len(h.split()) <= 2 * len(r.split()) + 2 for h, r in zip(texts[True], references))
+
