@@ -15,6 +15,7 @@ from .text_metrics import compression_ratio
 from .tokenizer import Tokenizer, get_tokenizer
 
 if TYPE_CHECKING:
+    from .grammar import Grammar
     from .model import DecoderCache, Whisper
 
 
@@ -35,6 +36,7 @@ class DecodingOptions:
     without_timestamps: bool = False
     max_initial_timestamp: Optional[float] = 1.0
     fp16: bool = True  # ignored on the CPU, where we always compute in float32
+    grammar: Optional["Grammar"] = None  # whisper.grammar: only answers it allows (no timestamps)
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,8 @@ class DecodingTask:
             raise ValueError("length_penalty (alpha) should be between 0 and 1")
         if options.task not in ("transcribe", "translate"):
             raise ValueError(f"unknown task {options.task!r}: use 'transcribe' or 'translate'")
+        if options.grammar is not None and not options.without_timestamps:
+            raise ValueError("a grammar constrains the text: decode it with without_timestamps=True")
         return options
 
     def _as_tokens(self, text_or_tokens: Union[str, List[int]]) -> List[int]:
@@ -352,6 +356,8 @@ class DecodingTask:
                 max_initial = round(self.options.max_initial_timestamp / precision_s)
             last_index = None if n_audio_frames >= N_FRAMES else n_audio_frames // 2
             filters.append(ApplyTimestampRules(self.tokenizer, self.sample_begin, max_initial, last_index))
+        if self.options.grammar is not None:  # last: whatever the others leave, the grammar narrows
+            filters.append(self.options.grammar.logit_filter(self.tokenizer, self.sample_begin))
         return filters
 
     def _languages(self, features: Tensor) -> Tuple[List[str], Optional[List[Dict[str, float]]]]:

@@ -1,0 +1,66 @@
+"""IVR grammars as constrained decoding, on the Asterisk voice's real digits and prompts."""
+import numpy as np
+import pytest
+import torch
+
+from prompts import prompt
+from whisper.audio import SAMPLE_RATE_HZ, load_audio, log_mel_spectrogram, pad_or_trim
+from whisper.decoding import DecodingOptions, decode
+from whisper.grammar import YES_NO, Choices, Digits, parse_grammar
+
+
+def spoken_digits(digits: str, gap_s: float = 0.25) -> np.ndarray:
+    gap = np.zeros(int(gap_s * SAMPLE_RATE_HZ), np.float32)
+    return np.concatenate([piece for d in digits for piece in (load_audio(prompt(f"digits/{d}").path), gap)])
+
+
+def decode_with(model, audio: np.ndarray, grammar=None) -> str:
+    mel = log_mel_spectrogram(torch.from_numpy(pad_or_trim(audio)), model.dims.n_mels)
+    options = DecodingOptions(without_timestamps=True, grammar=grammar)
+    return decode(model, mel, options).text
+
+
+@pytest.mark.parametrize("spec, grammar", [
+    ("digits", Digits()), ("digits:4", Digits(4, 4)), ("digits:4-10", Digits(4, 10)),
+    ("digits:1-3:*#", Digits(1, 3, True)), ("yesno", YES_NO),
+    ("choices:sales|support|billing", Choices(("sales", "support", "billing"))),
+])
+def test_dialplan_forms(spec, grammar):
+    assert parse_grammar(spec) == grammar
+
+
+@pytest.mark.parametrize("spec", ["digits:10-4", "digits:x", "digits:4:+", "choices:", "colour", "yesno:x"])
+def test_bad_forms_are_refused_with_the_rule(spec):
+    with pytest.raises(ValueError):
+        parse_grammar(spec)
+
+
+def test_answers_in_canonical_form():
+    assert Digits(4, 6).answer("4, 7, 1, 1.") == "4711"
+    assert Digits(4, 6).answer("4 7") is None
+    assert YES_NO.answer(" Yeah.") == "yes" and YES_NO.answer("No!") == "no"
+    assert Choices(("sales", "support")).answer("Support.") == "support"
+    assert Choices(("sales", "support")).answer("the weather") is None
+
+
+def test_digit_string_comes_out_as_numerals_only(tiny_model):
+    text = decode_with(tiny_model, spoken_digits("4071958"), Digits(4, 10))
+    assert set(text) <= set("0123456789 ") and Digits(4, 10).answer(text) == "4071958"
+
+
+def test_length_range_is_enforced(tiny_model):
+    """Seven digits spoken, exactly four allowed: the decoder must stop after four."""
+    text = decode_with(tiny_model, spoken_digits("4071958"), Digits(4, 4))
+    assert len("".join(c for c in text if c.isdigit())) == 4
+
+
+def test_choices_pick_the_spoken_word(tiny_model):
+    grammar = Choices(("hello", "goodbye", "operator"))
+    assert grammar.answer(decode_with(tiny_model, load_audio(prompt("vm-goodbye").path), grammar)) == "goodbye"
+    assert YES_NO.answer(decode_with(tiny_model, load_audio(prompt("vm-no").path), YES_NO)) == "no"
+
+
+def test_grammar_needs_a_decode_without_timestamps(tiny_model):
+    mel = log_mel_spectrogram(torch.zeros(SAMPLE_RATE_HZ * 30), tiny_model.dims.n_mels)
+    with pytest.raises(ValueError, match="without_timestamps"):
+        decode(tiny_model, mel, DecodingOptions(grammar=YES_NO))
