@@ -76,3 +76,40 @@ def word_errors(ref: str, hyp: str) -> Tuple[int, int]:
 def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     """Pooled WER: all edits over all reference words."""
     return english_wer(refs, hyps)
+
+
+def cpu_description() -> str:
+    """The CPU model and its bfloat16 matrix units, for every figure a benchmark prints."""
+    model, flags = "unknown CPU", set()
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+        elif key.strip() == "flags":
+            flags = set(value.split())
+    units = [name for name in ("amx_bf16", "avx512_bf16") if name in flags]
+    amx = "AMX" if "amx_bf16" in flags else "no AMX"
+    return f"{model} ({amx}; bf16 units: {', '.join(units) or 'none'})"
+
+
+def encoder_ms_per_window(model, repeats: int = 3) -> Tuple[float, float]:
+    """Median ms of one encoder pass: a whole 30 s window, and the short path for 3 s of audio."""
+    import statistics
+    import time
+
+    import torch
+
+    from whisper.audio import N_SAMPLES, log_mel_spectrogram
+
+    mel = log_mel_spectrogram(torch.zeros(N_SAMPLES), model.dims.n_mels).unsqueeze(0).to(model.device)
+    model.silent_features()  # built once per model, not part of a window's cost
+    timings = {}
+    for content_frames in (None, 300):
+        samples = []
+        for _ in range(repeats + 1):
+            started_s = time.perf_counter()
+            with torch.inference_mode():
+                model.embed_audio(mel, content_frames=content_frames)
+            samples.append(1000 * (time.perf_counter() - started_s))
+        timings[content_frames] = statistics.median(samples[1:])  # the first pass warms up
+    return timings[None], timings[300]

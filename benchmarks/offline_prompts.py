@@ -1,6 +1,10 @@
 """Offline accuracy and speed on the Asterisk English prompts: our engine against faster-whisper int8.
 
     python3 benchmarks/offline_prompts.py [--limit N] [--quantize] [--window-frames 3000]
+                                          [--file-by-file] [--full-encoder]
+
+--file-by-file runs our model.transcribe() on one file at a time (as faster-whisper always does);
+otherwise ours is transcribe_batch(). --full-encoder turns the short encoder path off.
 
 Both engines run tiny.en greedy (temperature 0, no fallback, no timestamps unless --timestamps) on 2 CPU threads;
 each one's wall time covers reading the WAV files and transcribing, not loading the model.
@@ -22,7 +26,8 @@ import whisper  # noqa: E402
 from prompts import Prompt, english_prompts  # noqa: E402
 from whisper.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
 from whisper.evaluation import english_wer  # noqa: E402
-from whisper.transcribe import transcribe_batch  # noqa: E402
+from whisper.transcribe import transcribe, transcribe_batch  # noqa: E402
+from _common import cpu_description, encoder_ms_per_window  # noqa: E402
 
 
 
@@ -33,6 +38,11 @@ def report_progress(engine: str, done: int, total: int, started_s: float) -> Non
 def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
     torch.set_num_threads(args.threads)
     model = whisper.load_model("tiny.en", device="cpu", quantize=args.quantize, encoder_dtype=args.encoder_dtype)
+    model.short_encoder = not args.full_encoder
+    full_ms, short_ms = encoder_ms_per_window(model)
+    print(f"encoder: {full_ms:.0f} ms per 30 s window, {short_ms:.0f} ms on the short path for 3 s of audio")
+    if args.file_by_file:
+        return [_one_file(model, p, args) for p in prompts]
     texts: List[str] = []
     started_s = time.perf_counter()
     chunk = args.batch_size * 8  # several batches per call, so that short-window mode can group by length
@@ -43,6 +53,12 @@ def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
         texts += [r["text"] for r in results]
         report_progress("ours", len(texts), len(prompts), started_s)
     return texts
+
+
+def _one_file(model, prompt: Prompt, args: argparse.Namespace) -> str:
+    return transcribe(model, str(prompt.path), temperature=0.0, condition_on_previous_text=False,
+                      without_timestamps=not args.timestamps, compression_ratio_threshold=None,
+                      logprob_threshold=None, no_speech_threshold=None)["text"]  # fmt: skip
 
 
 def run_faster_whisper(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
@@ -85,14 +101,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for each engine")
     parser.add_argument("--timestamps", action="store_true", help="decode with timestamp tokens (both engines)")
     parser.add_argument("--skip-faster-whisper", action="store_true")
+    parser.add_argument("--file-by-file", action="store_true", help="ours: model.transcribe() per file")
+    parser.add_argument("--full-encoder", action="store_true", help="ours: encode whole 30 s windows")
     args = parser.parse_args()
     prompts = english_prompts()[: args.limit]
     audio_s = sum(len(load_audio(p.path)) for p in prompts) / SAMPLE_RATE_HZ
     print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {args.threads} threads, tiny.en greedy, "
-          f"{'with' if args.timestamps else 'no'} timestamps")
+          f"{'with' if args.timestamps else 'no'} timestamps; CPU: {cpu_description()}")
     ours, ours_s = timed(run_ours, prompts, args)
     print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s:.1f} s  RTF {ours_s / audio_s:.3f}"
-          f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames)")  # fmt: skip
+          f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames, "
+          f"{'file by file' if args.file_by_file else 'batched'}, short encoder {not args.full_encoder})")  # fmt: skip
     if args.skip_faster_whisper:
         return
     theirs, theirs_s = timed(run_faster_whisper, prompts, args)
