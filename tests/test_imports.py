@@ -13,6 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("statement", [
     "import whisper",
     "from whisper.writers import format_timestamp",
+    "import whisper.streaming.types",
+    "from whisper.stream_types import StreamOptions, TranscriptEvent",
+    "from whisper.streaming import EngineOptions, TranscriptEvent",
+    "import whisper.streaming.policy, whisper.streaming.agreement, whisper.streaming.endpointing",
+    "import audiosocket_bridge.ami_protocol",
+    "import audiosocket_bridge.export",
 ])  # fmt: skip
 def test_pure_modules_do_not_import_torch(statement):
     check = f"{statement}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
