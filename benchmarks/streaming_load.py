@@ -28,9 +28,9 @@ OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
 
 import whisper  # noqa: E402
 from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim  # noqa: E402
-from whisper.stream_sim import play_realtime  # noqa: E402
-from whisper.stream_types import StreamOptions  # noqa: E402
 from whisper.streaming import EngineOptions, StreamingEngine  # noqa: E402
+from whisper.streaming.sim import play_realtime  # noqa: E402
+from whisper.streaming.types import StreamOptions  # noqa: E402
 
 
 def hold_the_gil(share: float, stop: threading.Event, burst_s: float = 0.00009) -> None:

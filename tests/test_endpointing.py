@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from whisper.endpointing import EndpointOptions, Endpointer
-from whisper.vad import FRAME_SAMPLES, VoiceActivityDetector
+from whisper.streaming.endpointing import EndpointOptions, Endpointer
+from whisper.streaming.vad import FRAME_SAMPLES, VoiceActivityDetector
 
 SPEECH_DB, SILENCE_DB = -20.0, -90.0
 

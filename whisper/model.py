@@ -222,9 +222,6 @@ class DecoderCache:
         self.reorder(rows)
         self.cross_kv = [(k[rows], v[rows]) for k, v in self.cross_kv]
 
-    def truncate(self, length: int) -> None:
-        self.self_kv = [None if kv is None else (kv[0][:, :, :length], kv[1][:, :, :length]) for kv in self.self_kv]
-
 
 class TextDecoder(nn.Module):
     def __init__(self, n_vocab: int, n_ctx: int, n_state: int, n_head: int, n_layer: int):

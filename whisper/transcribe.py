@@ -14,6 +14,7 @@ from .decoding import DecodingOptions, DecodingResult, decode
 from .hallucination import SilenceSkip
 from .progress import progress_bar
 from .segments import Window, WindowSegments, clear_empty, last_word_end, split_into_segments
+from .streaming.policy import DEFAULT_TEMPERATURES, FallbackPolicy, retry_hotter
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, add_word_timestamps
 from .tokenizer import LANGUAGES, Tokenizer, get_tokenizer
 from .writers import format_timestamp
@@ -21,34 +22,7 @@ from .writers import format_timestamp
 if TYPE_CHECKING:
     from .model import Whisper
 
-DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 PROMPT_RESET_TEMPERATURE = 0.5  # text sampled hotter than this is a poor prompt for the next window
-
-
-@dataclass(frozen=True)
-class FallbackPolicy:
-    """When to re-decode a window at the next temperature, and when a window is silence."""
-
-    temperatures: Tuple[float, ...] = DEFAULT_TEMPERATURES
-    compression_ratio_threshold: Optional[float] = 2.4
-    logprob_threshold: Optional[float] = -1.0
-    no_speech_threshold: Optional[float] = 0.6
-
-    def is_silence(self, result: DecodingResult) -> bool:
-        """Probably no speech, and the decoded text is not confident enough to outvote that."""
-        if self.no_speech_threshold is None or result.no_speech_prob <= self.no_speech_threshold:
-            return False
-        return self.logprob_threshold is None or result.avg_logprob <= self.logprob_threshold
-
-    def needs_fallback(self, result: DecodingResult) -> bool:
-        too_repetitive = (
-            self.compression_ratio_threshold is not None
-            and result.compression_ratio > self.compression_ratio_threshold
-        )
-        too_unlikely = self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold
-        if too_unlikely and self.no_speech_threshold is not None and result.no_speech_prob > self.no_speech_threshold:
-            return False  # silence: a hotter decode will not help
-        return too_repetitive or too_unlikely
 
 
 def _at_temperature(options: DecodingOptions, temperature: float) -> DecodingOptions:
@@ -60,13 +34,8 @@ def _at_temperature(options: DecodingOptions, temperature: float) -> DecodingOpt
 def decode_with_fallback(model: "Whisper", mel: Tensor, options: DecodingOptions,
                          policy: FallbackPolicy) -> DecodingResult:  # fmt: skip
     """Decode at each temperature in turn until the result is neither repetitive nor unlikely."""
-    result = None
-    for temperature in policy.temperatures:
-        result = decode(model, mel, _at_temperature(options, temperature))
-        if not policy.needs_fallback(result):
-            break
-    assert result is not None, "at least one temperature is needed"
-    return result
+    return retry_hotter(lambda temperature: decode(model, mel, _at_temperature(options, temperature)),
+                        policy.temperatures, policy.needs_fallback)  # fmt: skip
 
 
 def parse_clip_timestamps(clip_timestamps: Union[str, Sequence[float]], content_frames: int) -> List[Tuple[int, int]]:

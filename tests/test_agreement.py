@@ -1,0 +1,44 @@
+"""LocalAgreement-2 as a pure policy: partials in, commit points out."""
+from __future__ import annotations
+
+from whisper.streaming.agreement import AgreementOptions, LocalAgreement
+from whisper.timing import WordTiming
+
+
+def timed(text: str, duration_s: float):
+    words = text.split()
+    step_s = duration_s / len(words)
+    return lambda: [WordTiming(" " + w, [i], i * step_s, (i + 1) * step_s, 0.9) for i, w in enumerate(words)]
+
+
+def test_words_two_partials_agree_on_are_committed_up_to_the_margin():
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0, commit_margin_s=1.0, commit_min_words=3))
+    first = "please enter your account number followed by"
+    assert agreement.commit_point(first, 6.0, timed(first, 6.0)) is None  # nothing to agree with yet
+    second = "Please enter your account, number followed by the pound key"
+    commit = agreement.commit_point(second, 7.0, timed(second, 7.0))
+    assert commit is not None
+    assert commit.text == "Please enter your account, number followed by"  # all seven agreed words end by 6 s
+    assert commit.end_s <= 7.0 - 1.0 and commit.tokens == list(range(7))
+
+
+def test_short_utterances_and_disagreements_commit_nothing():
+    agreement = LocalAgreement()
+    called = []
+
+    def timings():
+        called.append(True)
+        return []
+
+    agreement.commit_point("press one for sales", 3.0, timings)
+    assert agreement.commit_point("press one for sales", 4.0, timings) is None  # under 5 s
+    assert agreement.commit_point("dress one for sails", 6.0, timings) is None  # the first word differs
+    assert called == [], "word times were aligned for nothing"
+
+
+def test_restart_forgets_the_previous_partial():
+    agreement = LocalAgreement()
+    text = "press one for sales or two for support"
+    agreement.commit_point(text, 6.0, timed(text, 6.0))
+    agreement.restart()
+    assert agreement.commit_point(text, 7.0, timed(text, 7.0)) is None

@@ -1,0 +1,87 @@
+"""LocalAgreement-2: finals before the speaker stops, from the words two consecutive partials agree on.
+
+A pure policy over one utterance's partials: it remembers the previous partial's words and says
+which leading words of the next one may be committed (become a final) and where that final ends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class AgreementOptions:
+    commit_after_s: float = 5.0  # shorter utterances are left to the endpointer
+    commit_margin_s: float = 1.0  # committed words end at least this long before the audio so far
+    commit_min_words: int = 3
+
+
+class TimedWord(Protocol):
+    """A word with its times in seconds from the utterance's start (timing.WordTiming)."""
+
+    word: str
+    tokens: List[int]
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The leading words of an open utterance that become a final; the rest stays open."""
+
+    words: Tuple[TimedWord, ...]
+
+    @property
+    def end_s(self) -> float:
+        """Where the final ends, in seconds from the utterance's start."""
+        return self.words[-1].end
+
+    @property
+    def text(self) -> str:
+        return "".join(w.word for w in self.words).strip()
+
+    @property
+    def tokens(self) -> List[int]:
+        return [token for w in self.words for token in w.tokens]
+
+
+def _normalise(word: str) -> str:
+    return "".join(ch for ch in word.lower() if ch.isalnum())
+
+
+class LocalAgreement:
+    """One stream's open utterance: its previous partial, and where the next partial may commit."""
+
+    def __init__(self, options: AgreementOptions = AgreementOptions()):
+        self.options = options
+        self._previous_words: List[str] = []
+
+    def restart(self) -> None:
+        """A new utterance opens (or the rest of a committed one): nothing to agree with yet."""
+        self._previous_words = []
+
+    def commit_point(self, text: str, duration_s: float,
+                     timings: Callable[[], Sequence[TimedWord]]) -> Optional[Commit]:  # fmt: skip
+        """Take in a partial of ``duration_s`` of audio; what of it to commit, or None.
+
+        ``timings`` gives the partial's word times; it is called only when a commit is possible
+        (aligning words costs a model pass).
+        """
+        agreed, options = self._agree(text.split()), self.options
+        if duration_s < options.commit_after_s or agreed < options.commit_min_words:
+            return None
+        spoken = [t for t in timings() if t.word.strip()]
+        committed = [t for t in spoken[:agreed] if t.end <= duration_s - options.commit_margin_s]
+        if len(committed) < options.commit_min_words:
+            return None
+        return Commit(tuple(committed))
+
+    def _agree(self, words: List[str]) -> int:
+        """How many leading words ``words`` shares with the previous partial, which it replaces."""
+        previous, self._previous_words = self._previous_words, words
+        count = 0
+        for old, new in zip(previous, words):
+            if _normalise(old) != _normalise(new):
+                break
+            count += 1
+        return count

@@ -1,0 +1,26 @@
+"""The scheduler's seam to a model: decode a batch of windows, and time a decoded result's words.
+
+``whisper_decoder.WhisperBatchDecoder`` is the implementation on a Whisper model; tests give the
+scheduler a fake one, so that scheduling runs without a model.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, List, Protocol, Sequence
+
+if TYPE_CHECKING:
+    from ..decoding import DecodingResult
+    from ..timing import WordTiming
+    from .job import Job
+
+Poll = Callable[[], None]  # called between steps of a batch; it may raise to abandon the batch
+
+
+class BatchDecoder(Protocol):
+    @property
+    def is_multilingual(self) -> bool: ...
+
+    def decode(self, jobs: Sequence["Job"], temperature: float, poll: Poll) -> List["DecodingResult"]:
+        """One result per job, in order, all decoded as one batch."""
+
+    def word_timings(self, job: "Job", result: "DecodingResult") -> List["WordTiming"]:
+        """The words of ``result`` with times in seconds from the start of ``job``'s audio."""

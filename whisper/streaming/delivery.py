@@ -1,0 +1,73 @@
+"""What decoded windows become: guarded, re-decoded hotter when unreliable, committed early by
+LocalAgreement, and sent to their stream as events with word times."""
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Optional, Sequence
+
+from .decoder import BatchDecoder, Poll
+from .job import Job
+from .options import EngineOptions
+from .policy import needs_fallback, rejection_reason, retry_hotter
+from .stream import Stream
+from .types import Word
+
+if TYPE_CHECKING:
+    from ..decoding import DecodingResult
+    from ..timing import WordTiming
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    def __init__(self, decoder: BatchDecoder, options: EngineOptions, counters: collections.Counter, poll: Poll):
+        self.decoder, self.options, self.counters, self._poll = decoder, options, counters, poll
+
+    def finals(self, streams: Sequence[Stream], fallback: bool) -> None:
+        """Emit each stream's finals that have a result, in order. Without ``fallback`` (in the middle
+        of a batch, where the model is busy) a final that needs one waits for the next tick."""
+        guard = self.options.guard
+        for stream in streams:
+            while (job := stream.ready_final()) is not None:
+                assert job.result is not None
+                if not fallback and needs_fallback(job.result, guard):
+                    break
+                result = self._with_fallback(job, job.result)
+                reason = rejection_reason(result, job.duration_s, guard)
+                if reason is not None:
+                    log.debug("stream %s segment %d: dropped (%s): %r", stream.id, job.segment_index, reason, result.text)
+                    result = replace(result, text="", tokens=[])
+                stream.pop_final()
+                if result.text or job.had_partial:
+                    self._emit(job, result)
+
+    def partial(self, job: Job, result: "DecodingResult") -> None:
+        """Show a decoded partial if it passes the guards; commit what two partials agree on."""
+        if rejection_reason(result, job.duration_s, self.options.guard) is not None:
+            return
+        self._emit(job, result)
+        commit = job.stream.agreement.commit_point(result.text, job.duration_s,
+                                                   lambda: self.decoder.word_timings(job, result))  # fmt: skip
+        if commit is None:
+            return
+        final_job = job.stream.commit(job.start_s + commit.end_s)
+        if final_job is not None:
+            self._emit(final_job, replace(result, text=commit.text, tokens=commit.tokens), list(commit.words))
+
+    def _with_fallback(self, job: Job, result: "DecodingResult") -> "DecodingResult":
+        guard = self.options.guard
+        return retry_hotter(lambda temperature: self.decoder.decode([job], temperature, self._poll)[0],
+                            guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)  # fmt: skip
+
+    def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
+        words = ()
+        if job.kind == "final" and result.text and job.stream.options.word_timestamps:
+            timings = timings if timings is not None else self.decoder.word_timings(job, result)
+            words = tuple(
+                Word(t.word, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))
+                for t in timings if t.word.strip()
+            )  # fmt: skip
+        self.counters["partials" if job.kind == "partial" else "finals"] += 1
+        job.stream.emit(job.event(result, words))

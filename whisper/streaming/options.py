@@ -1,0 +1,24 @@
+"""The engine's settings, fixed when it is built (per-stream settings are ``types.StreamOptions``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .agreement import AgreementOptions
+from .endpointing import EndpointOptions
+from .policy import GuardOptions
+from .vad import VadOptions
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    endpoint: EndpointOptions = EndpointOptions()
+    vad: VadOptions = VadOptions()
+    guard: GuardOptions = GuardOptions()  # also the temperatures unreliable finals are re-decoded at
+    agreement: AgreementOptions = AgreementOptions()  # finals before the speaker stops (LocalAgreement-2)
+    max_batch: int = 8  # windows per encoder/decoder batch of finals
+    max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
+    partial_budget: float = 0.35  # most of the scheduler's time partials may take, over the last 2 s
+    min_partial_audio_s: float = 0.6
+    max_pending_audio_s: float = 120.0  # per stream, not yet processed; beyond it the oldest audio is dropped
+    behind_after_s: float = 2.0  # a final waiting longer than this means the engine is behind
+    tick_s: float = 0.02

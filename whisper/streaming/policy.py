@@ -1,0 +1,110 @@
+"""When a decode is unreliable or invented: temperature fallback, and the guards against Whisper's
+inventions on silence, tones and noise.
+
+Pure functions of a result's statistics (text, average log-probability, no-speech probability,
+compression ratio), shared by long-form ``transcribe()`` and the streaming scheduler: both read the
+same thresholds from a ``FallbackPolicy``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional, Protocol, Sequence, Tuple, TypeVar
+
+DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+class Decoded(Protocol):
+    """What the policy reads of a decoding result."""
+
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+ResultT = TypeVar("ResultT", bound=Decoded)
+
+
+@dataclass(frozen=True)
+class FallbackPolicy:
+    """When to re-decode at the next temperature, and when a window is silence (None: never)."""
+
+    temperatures: Tuple[float, ...] = DEFAULT_TEMPERATURES
+    compression_ratio_threshold: Optional[float] = 2.4
+    logprob_threshold: Optional[float] = -1.0
+    no_speech_threshold: Optional[float] = 0.6
+
+    def repetitive(self, result: Decoded) -> bool:
+        threshold = self.compression_ratio_threshold
+        return threshold is not None and result.compression_ratio > threshold
+
+    def unlikely(self, result: Decoded) -> bool:
+        return self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold
+
+    def may_be_silence(self, result: Decoded) -> bool:
+        return self.no_speech_threshold is not None and result.no_speech_prob > self.no_speech_threshold
+
+    def is_silence(self, result: Decoded) -> bool:
+        """Probably no speech, and the decoded text is not confident enough to outvote that."""
+        confident = self.logprob_threshold is not None and result.avg_logprob > self.logprob_threshold
+        return self.may_be_silence(result) and not confident
+
+    def needs_fallback(self, result: Decoded) -> bool:
+        if self.unlikely(result) and self.may_be_silence(result):
+            return False  # silence: a hotter decode will not help
+        return self.repetitive(result) or self.unlikely(result)
+
+
+def retry_hotter(decode_at: Callable[[float], ResultT], temperatures: Sequence[float],
+                 needs_fallback: Callable[[ResultT], bool], result: Optional[ResultT] = None) -> ResultT:  # fmt: skip
+    """Decode at each temperature in turn until ``needs_fallback`` is false; ``result``, if given, is
+    the decode that came before the first of ``temperatures``."""
+    for temperature in temperatures:
+        if result is not None and not needs_fallback(result):
+            break
+        result = decode_at(temperature)
+    assert result is not None, "at least one temperature is needed"
+    return result
+
+
+@dataclass(frozen=True)
+class GuardOptions:
+    # The first temperature is the batched greedy decode; unreliable finals are re-decoded at the others.
+    fallback: FallbackPolicy = FallbackPolicy(temperatures=(0.0, 0.2, 0.5))
+    max_repeats: int = 3  # the same word n-gram this many times in a row is a loop
+    max_words_per_s: float = 6.0  # faster than any caller speaks
+
+
+def _repeats(words: list[str], max_repeats: int) -> bool:
+    for size in range(1, 6):
+        for start in range(0, len(words) - size * max_repeats + 1):
+            gram = words[start : start + size]
+            if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, max_repeats)):
+                return True
+    return False
+
+
+def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions = GuardOptions()) -> Optional[str]:
+    """Why a streamed utterance's ``result`` should be treated as no speech, or None to keep it."""
+    policy = options.fallback
+    if not result.text.strip():
+        return "empty"
+    if policy.may_be_silence(result) and policy.unlikely(result):
+        return "no speech"
+    if policy.repetitive(result):
+        return "repetitive (compression ratio)"
+    words = re.findall(r"\w+", result.text.lower())
+    if _repeats(words, options.max_repeats):
+        return "repetitive (repeated words)"
+    if len(words) > max(3.0, options.max_words_per_s * duration_s):
+        return "too many words for the audio"
+    if policy.unlikely(result):
+        return "low confidence"
+    return None
+
+
+def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
+    """Worth decoding a streamed utterance again, hotter: as ``FallbackPolicy`` says, except that a
+    result the model thinks may be silence is not (unreliable, the guards drop it as it is)."""
+    return options.fallback.needs_fallback(result) and not options.fallback.may_be_silence(result)

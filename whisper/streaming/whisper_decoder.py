@@ -1,0 +1,81 @@
+"""The batch decoder on a Whisper model: the encoder over all windows, then greedy decoding in groups."""
+from __future__ import annotations
+
+import collections
+from dataclasses import replace
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_spectrogram, pad_or_trim
+from ..decoding import DecodingOptions, DecodingResult, DecodingTask
+from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
+                      merge_punctuations)  # fmt: skip
+from ..tokenizer import get_tokenizer
+from .decoder import Poll
+from .job import Job
+from .types import StreamOptions
+
+if TYPE_CHECKING:
+    from ..model import Whisper
+
+_ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
+
+
+def _mel(audio: np.ndarray) -> torch.Tensor:
+    return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES))
+
+
+def _decoding_options(options: StreamOptions, temperature: float) -> DecodingOptions:
+    return DecodingOptions(task=options.task, language=options.language, temperature=temperature,
+                           prompt=options.initial_prompt or None, without_timestamps=True)  # fmt: skip
+
+
+class WhisperBatchDecoder:
+    """Every window is the last 30 s of its job's audio, padded as Whisper was trained."""
+
+    def __init__(self, model: "Whisper"):
+        self.model = model
+
+    @property
+    def is_multilingual(self) -> bool:
+        return self.model.is_multilingual
+
+    @torch.no_grad()
+    def decode(self, jobs: Sequence[Job], temperature: float, poll: Poll) -> List[DecodingResult]:
+        features = self._encode(jobs, poll)
+        groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
+        for i, job in enumerate(jobs):
+            groups[_decoding_options(job.stream.options, temperature)].append(i)
+        results: List[Optional[DecodingResult]] = [None] * len(jobs)
+        for options, rows in groups.items():
+            longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
+            options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
+            task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
+            for i, result in zip(rows, task.run(features[rows])):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _encode(self, jobs: Sequence[Job], poll: Poll) -> torch.Tensor:
+        features = []
+        for first in range(0, len(jobs), _ENCODE_WINDOWS):
+            mel = torch.stack([_mel(job.audio[-N_SAMPLES:]) for job in jobs[first : first + _ENCODE_WINDOWS]])
+            features.append(self.model.embed_audio(mel.to(self.model.device)))
+            poll()
+        return torch.cat(features)
+
+    @torch.no_grad()
+    def word_timings(self, job: Job, result: DecodingResult) -> List[WordTiming]:
+        """From the cross-attention the decode recorded (or, after a fallback, a new pass)."""
+        tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
+                                  language=result.language, task=job.stream.options.task)  # fmt: skip
+        num_frames = len(job.audio) // HOP_LENGTH
+        if result.cross_attention is not None:
+            first_row = len(result.cross_attention[0][0, 0]) - len(result.tokens) - 1
+            timings = align_words(self.model, tokenizer, result.tokens, result.cross_attention, num_frames,
+                                  np.asarray(result.token_probs), first_row)  # fmt: skip
+        else:
+            timings = find_alignment(self.model, tokenizer, result.tokens, None, num_frames,
+                                     audio_features=result.audio_features)  # fmt: skip
+        return merge_punctuations(timings, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
