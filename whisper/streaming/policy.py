@@ -68,12 +68,22 @@ def retry_hotter(decode_at: Callable[[float], ResultT], temperatures: Sequence[f
     return result
 
 
+# What Whisper writes on music, line noise and hiss (its training subtitles' stock phrases). A caller's
+# real "Thank you." comes with a no-speech probability near 0.02; the inventions with 0.4-0.95.
+STOCK_PHRASES = frozenset({
+    "you", "thank you", "thanks", "thank you very much", "thank you so much", "thanks for watching",
+    "thank you for watching", "bye", "bye bye", "okay", "oh", "so", "uh", "um", "hmm", "mm",
+})
+
+
 @dataclass(frozen=True)
 class GuardOptions:
     # The first temperature is the batched greedy decode; unreliable finals are re-decoded at the others.
     fallback: FallbackPolicy = FallbackPolicy(temperatures=(0.0, 0.2, 0.5))
     max_repeats: int = 3  # the same word n-gram this many times in a row is a loop
     max_words_per_s: float = 6.0  # faster than any caller speaks
+    stock_phrase_no_speech: float = 0.4  # a stock phrase is dropped above this no-speech probability
+    short_text_no_speech: float = 0.85  # ... and any text of up to 4 words above this one
 
 
 def _repeats(words: list[str], max_repeats: int) -> bool:
@@ -92,9 +102,14 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "empty"
     if policy.may_be_silence(result) and policy.unlikely(result):
         return "no speech"
+    words = re.findall(r"\w+", result.text.lower())
+    if " ".join(re.findall(r"[\w']+", result.text.lower())) in STOCK_PHRASES \
+            and result.no_speech_prob > options.stock_phrase_no_speech:
+        return "stock phrase on no speech"
+    if len(words) <= 4 and result.no_speech_prob > options.short_text_no_speech:
+        return "no speech (short text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
-    words = re.findall(r"\w+", result.text.lower())
     if _repeats(words, options.max_repeats):
         return "repetitive (repeated words)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):

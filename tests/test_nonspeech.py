@@ -1,0 +1,46 @@
+"""No words from a line without speech: tones, DTMF, call progress, fax, noise, music on hold.
+
+Real weights, real Asterisk sounds and sox-made tones, fed through the streaming engine as a call
+(deterministic simulation), partials included; a caller's real "Thank you." still comes through.
+"""
+import pytest
+
+from nonspeech import non_speech
+from prompts import prompt
+from whisper.stream_sim import simulate
+from whisper.stream_types import StreamOptions
+from whisper.streaming import EngineOptions, StreamingEngine
+from whisper.streaming.policy import rejection_reason
+
+SOUNDS = non_speech()
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model):
+    return StreamingEngine(tiny_model, EngineOptions())
+
+
+@pytest.mark.parametrize("name", sorted(SOUNDS))
+def test_non_speech_gives_no_words(engine, name):
+    events = simulate(engine, SOUNDS[name], 8000, StreamOptions(partials=True), stream_id=name)
+    assert [(e.kind, e.text) for e in events if e.text.strip()] == []
+
+
+@pytest.mark.parametrize("name, text", [("auth-thankyou", "thank you"), ("vm-goodbye", "goodbye")])
+def test_real_short_answers_are_kept(engine, name, text):
+    events = simulate(engine, prompt(name).pcm + bytes(16000), 8000, StreamOptions(), stream_id=name)
+    finals = [e.text for e in events if e.is_final and e.text.strip()]
+    assert len(finals) == 1 and text in finals[0].lower().replace(",", "")
+
+
+class Result:
+    def __init__(self, text: str, no_speech_prob: float, avg_logprob: float = -0.6):
+        self.text, self.no_speech_prob, self.avg_logprob, self.compression_ratio = text, no_speech_prob, avg_logprob, 1.0
+
+
+def test_stock_phrases_need_the_model_to_doubt_speech():
+    assert rejection_reason(Result(" you", 0.9), 2.0) == "stock phrase on no speech"
+    assert rejection_reason(Result(" Thank you.", 0.45), 1.0) == "stock phrase on no speech"
+    assert rejection_reason(Result(" Thank you.", 0.02), 1.0) is None
+    assert rejection_reason(Result(" Please hold.", 0.9), 1.0) == "no speech (short text)"
+    assert rejection_reason(Result(" Please hold the line for the next agent.", 0.9), 3.0) is None
