@@ -64,3 +64,31 @@ def test_grammar_needs_a_decode_without_timestamps(tiny_model):
     mel = log_mel_spectrogram(torch.zeros(SAMPLE_RATE_HZ * 30), tiny_model.dims.n_mels)
     with pytest.raises(ValueError, match="without_timestamps"):
         decode(tiny_model, mel, DecodingOptions(grammar=YES_NO))
+
+
+def test_streamed_digits_with_a_grammar_come_out_as_one_number(tiny_model):
+    """Live: a digit string read with pauses, streamed; with the grammar every final is numerals."""
+    from whisper.stream_sim import simulate
+    from whisper.stream_types import StreamOptions
+    from whisper.streaming import EngineOptions, StreamingEngine
+
+    pcm = (np.clip(spoken_digits("31415", gap_s=0.3), -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = _resample_to_8k(pcm)
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    events = simulate(engine, pcm + bytes(16000), 8000, StreamOptions(grammar="digits:1-10"))
+    finals = [e.text for e in events if e.is_final and e.text]
+    assert "".join(finals) == "31415" and all(text.isdigit() for text in finals)
+
+
+def test_a_bad_grammar_is_refused_when_the_stream_opens(tiny_model):
+    from whisper.stream_types import StreamOptions
+    from whisper.streaming import EngineOptions, StreamingEngine
+
+    with pytest.raises(ValueError, match="unknown grammar"):
+        StreamingEngine(tiny_model, EngineOptions()).open_stream("x", StreamOptions(grammar="colours"))
+
+
+def _resample_to_8k(pcm16k: bytes) -> bytes:
+    from prompts import resample_pcm
+
+    return resample_pcm(pcm16k, 16000, 8000)

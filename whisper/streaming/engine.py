@@ -48,6 +48,10 @@ class StreamingEngine:
                     on_event: Optional[EventCallback] = None) -> Stream:  # fmt: skip
         if options.language is not None and not self.decoder.is_multilingual and options.language != "en":
             raise ValueError(f"this model is English-only; it can't transcribe language {options.language!r}")
+        if options.grammar is not None:
+            from ..grammar import parse_grammar
+
+            parse_grammar(options.grammar)  # a bad one is refused here, not in the scheduler thread
         stream = Stream(stream_id, options, self.options, on_event or (lambda event: None), self._wakeup.set)
         self._scheduler.add(stream)
         return stream

@@ -17,6 +17,9 @@ class StreamOptions:
     partials: bool = True  # emit "partial" events while the caller speaks
     partial_interval_s: float = 0.8
     word_timestamps: bool = True
+    # An IVR grammar (whisper.grammar.parse_grammar: "digits:4-10", "yesno", "choices:a|b"): every
+    # decode is constrained to it and the text is its canonical answer ("4711"), or empty.
+    grammar: Optional[str] = None
 
 
 @dataclass(frozen=True)

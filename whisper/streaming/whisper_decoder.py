@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 from dataclasses import replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
@@ -10,6 +11,7 @@ import torch
 
 from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_spectrogram, pad_or_trim
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
+from ..grammar import Grammar, parse_grammar
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
                       merge_punctuations)  # fmt: skip
 from ..tokenizer import get_tokenizer
@@ -27,9 +29,23 @@ def _mel(audio: np.ndarray) -> torch.Tensor:
     return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES))
 
 
+@functools.lru_cache(maxsize=256)
+def _grammar(spec: Optional[str]) -> Optional[Grammar]:
+    return None if spec is None else parse_grammar(spec)
+
+
 def _decoding_options(options: StreamOptions, temperature: float) -> DecodingOptions:
     return DecodingOptions(task=options.task, language=options.language, temperature=temperature,
-                           prompt=options.initial_prompt or None, without_timestamps=True)  # fmt: skip
+                           prompt=options.initial_prompt or None, without_timestamps=True,
+                           grammar=_grammar(options.grammar))  # fmt: skip
+
+
+def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingResult:
+    """A grammar's canonical answer as the text ("4711", "sales"); none if the words are not one."""
+    if grammar is None:
+        return result
+    answer = grammar.answer(result.text)
+    return replace(result, text=answer or "", tokens=result.tokens if answer else [])
 
 
 class WhisperBatchDecoder:
@@ -54,14 +70,16 @@ class WhisperBatchDecoder:
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
             task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
             for i, result in zip(rows, task.run(features[rows])):
-                results[i] = result
+                results[i] = _as_answer(result, options.grammar)
         return results  # type: ignore[return-value]
 
     def _encode(self, jobs: Sequence[Job], poll: Poll) -> torch.Tensor:
         features = []
         for first in range(0, len(jobs), _ENCODE_WINDOWS):
-            mel = torch.stack([_mel(job.audio[-N_SAMPLES:]) for job in jobs[first : first + _ENCODE_WINDOWS]])
-            features.append(self.model.embed_audio(mel.to(self.model.device)))
+            group = jobs[first : first + _ENCODE_WINDOWS]
+            mel = torch.stack([_mel(job.audio[-N_SAMPLES:]) for job in group])
+            content_frames = [min(len(job.audio), N_SAMPLES) // HOP_LENGTH for job in group]
+            features.append(self.model.embed_audio(mel.to(self.model.device), content_frames=content_frames))
             poll()
         return torch.cat(features)
 
