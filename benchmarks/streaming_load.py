@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import pick_prompts, rss_mib, stream_audio, wer  # noqa: E402
+from _common import cpu_description, encoder_ms_per_window, pick_prompts, rss_mib, stream_audio, wer  # noqa: E402
 
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this (as in loadgen.py)  (puts the repo root on sys.path)
 
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--utterances", type=int, default=10)
+    parser.add_argument("--full-encoder", action="store_true", help="encode whole 30 s windows")
     parser.add_argument("--gil-busy", type=float, default=0.0, metavar="SHARE",
                         help="a thread beside the engine runs pure Python for this share of a core (e.g. 0.07)")
     args = parser.parse_args()
@@ -122,7 +123,12 @@ def main() -> None:
     if args.gil_busy > 0:
         threading.Thread(target=hold_the_gil, args=(args.gil_busy, stop_busy), daemon=True).start()
     model = whisper.load_model(args.model)
-    print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {torch.get_num_threads()} threads")
+    model.short_encoder = not args.full_encoder
+    full_ms, short_ms = encoder_ms_per_window(model)
+    print(f"CPU: {cpu_description()}")
+    print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {torch.get_num_threads()} threads, "
+          f"{full_ms:.0f} ms per 30 s window, {short_ms:.0f} ms short path for 3 s "
+          f"({'whole windows' if args.full_encoder else 'short encoder'})")
     print(f"{'N':>3} {'p50 s':>6} {'p95 s':>6} {'1st partial s':>13} {'WER':>6} {'offline WER':>11} "
           f"{'CPU cores':>9} {'RSS/stream MiB':>14} {'matched':>8} {'partials skipped':>16}")
     for n in args.streams:
