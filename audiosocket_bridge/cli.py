@@ -88,8 +88,8 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .export import export_call
-    from .storage import open_storage
+    from .outputs.export import export_call
+    from .outputs.storage import open_storage
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
@@ -123,8 +123,8 @@ def build_engine(settings: BridgeConfig):
 
 
 def server_config(settings: BridgeConfig):
-    from .server import DEFAULT_PORT, ServerConfig
-    from .session import SessionSettings
+    from .audiosocket.server import DEFAULT_PORT, ServerConfig
+    from .audiosocket.session import SessionSettings
 
     host, port = split_host_port(settings.listen, DEFAULT_PORT)
     session = SessionSettings(
@@ -138,7 +138,7 @@ def server_config(settings: BridgeConfig):
 
 
 def _ami_sink(settings: BridgeConfig, directory):
-    from . import ami
+    from .asterisk import ami_sink as ami
 
     secret = settings.ami_secret or ""  # also read from AUDIOSOCKET_AMI_SECRET by config
     sink = ami.AmiSink(ami.AmiConfig(host=settings.ami_host, port=settings.ami_port,
@@ -150,15 +150,15 @@ def _ami_sink(settings: BridgeConfig, directory):
 
 async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
-    from .directory import CallDirectory
-    from .live import LiveCalls
-    from .server import BridgeServer
-    from .sinks import ConsoleSink, StorageSink
-    from .storage import open_storage
+    from .registrations import Registrations
+    from .outputs.live import LiveCalls
+    from .audiosocket.server import BridgeServer
+    from .outputs.sinks import ConsoleSink, StorageSink
+    from .outputs.storage import open_storage
 
     stop = stop or asyncio.Event()
     storage = open_storage(settings.storage)
-    directory, live = CallDirectory(), LiveCalls()
+    directory, live = Registrations(), LiveCalls()
     storage_sink = StorageSink(storage)
     sinks = [storage_sink, ConsoleSink(show_partials=settings.partials)]
     ami_sink = _ami_sink(settings, directory) if settings.ami_host else None
@@ -187,7 +187,7 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
 def _metrics(settings: BridgeConfig):
     if not settings.metrics_listen:
         return None
-    from .metrics import BridgeMetrics
+    from .outputs.metrics import BridgeMetrics
 
     return BridgeMetrics()
 
@@ -195,7 +195,7 @@ def _metrics(settings: BridgeConfig):
 async def _start_metrics(settings: BridgeConfig, metrics, **watched):
     if metrics is None:
         return None
-    from .metrics import MetricsServer
+    from .outputs.metrics import MetricsServer
 
     metrics.watch(**watched)
     host, port = split_host_port(settings.metrics_listen, 9300)
@@ -207,7 +207,7 @@ async def _start_metrics(settings: BridgeConfig, metrics, **watched):
 async def _start_agi(settings: BridgeConfig, storage, live, directory):
     if not settings.agi_listen:
         return None
-    from . import agi
+    from .asterisk import agi_server as agi
 
     host, port = split_host_port(settings.agi_listen, 4573)
     agi_server = agi.FastAgiServer(host, port, storage, live, directory)

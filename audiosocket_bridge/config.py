@@ -8,7 +8,7 @@ import configparser
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
-from .storage import DEFAULT_STORAGE_URL
+from .outputs.storage import DEFAULT_STORAGE_URL
 from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"

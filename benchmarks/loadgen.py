@@ -331,17 +331,17 @@ class InProcessBridge:
         self.server = self.storage = self.reader = self.ami_sink = self.live = None
 
     async def __aenter__(self) -> "InProcessBridge":
-        from audiosocket_bridge.ami import AmiConfig, AmiSink
-        from audiosocket_bridge.directory import CallDirectory
-        from audiosocket_bridge.live import LiveCalls
-        from audiosocket_bridge.server import BridgeServer, ServerConfig
-        from audiosocket_bridge.session import SessionSettings
-        from audiosocket_bridge.sinks import StorageSink
-        from audiosocket_bridge.storage import open_storage
+        from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink
+        from audiosocket_bridge.registrations import Registrations
+        from audiosocket_bridge.outputs.live import LiveCalls
+        from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
+        from audiosocket_bridge.audiosocket.session import SessionSettings
+        from audiosocket_bridge.outputs.sinks import StorageSink
+        from audiosocket_bridge.outputs.storage import open_storage
 
         self.storage = open_storage(self.db_url)
         self.reader = open_storage(self.db_url)
-        directory, self.live = CallDirectory(), LiveCalls()
+        directory, self.live = Registrations(), LiveCalls()
         self.ami_sink = AmiSink(AmiConfig(host="127.0.0.1", port=self.ami.port, username=AMI_USER,
                                           secret=AMI_SECRET, partials=self.partials), directory)
         self.ami_sink.start()
@@ -398,7 +398,7 @@ async def _main_async(args) -> None:
     try:
         if args.connect:
             from audiosocket_bridge.config import split_host_port
-            from audiosocket_bridge.storage import open_storage
+            from audiosocket_bridge.outputs.storage import open_storage
 
             host, port = split_host_port(args.connect, 8300)
             await asyncio.get_running_loop().run_in_executor(

@@ -7,8 +7,8 @@ from typing import Callable, Optional
 
 from whisper.stream_types import TranscriptEvent
 
-from audiosocket_bridge.directory import CallOptions, Registration
-from audiosocket_bridge.sinks import CallInfo
+from audiosocket_bridge.registrations import CallOptions, Registration
+from audiosocket_bridge.outputs.sinks import CallInfo
 
 UUID_A = "0f8fad5b-d9cb-469f-a165-70867728950e"
 UUID_B = "7c9e6679-7425-40de-944b-e07fc1f90ae7"

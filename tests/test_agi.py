@@ -9,13 +9,13 @@ import pytest
 from ami_builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
 from fake_agi_client import parse_args, run_agi
 
-from audiosocket_bridge.agi import FastAgiServer
-from audiosocket_bridge.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query, parse_request,
+from audiosocket_bridge.asterisk.agi_server import FastAgiServer
+from audiosocket_bridge.asterisk.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query, parse_request,
                                              parse_response, set_variable)
-from audiosocket_bridge.directory import CallDirectory
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.sinks import SinkGroup, StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.registrations import Registrations
+from audiosocket_bridge.outputs.live import LiveCalls
+from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 
 
 class Bridge:
@@ -24,7 +24,7 @@ class Bridge:
     def __init__(self) -> None:
         self.storage = open_storage("sqlite:///:memory:")
         self.live = LiveCalls()
-        self.directory = CallDirectory()
+        self.directory = Registrations()
         self.sinks = SinkGroup([StorageSink(self.storage), self.live])  # live last, as specified
         self.server = FastAgiServer("127.0.0.1", 0, self.storage, self.live, self.directory,
                                     transcript_wait_s=2.0)
@@ -189,6 +189,6 @@ def test_query_pairs_without_value_and_empty_pairs():
 def test_agi_module_does_not_import_pyst2_fastagi():
     import sys
 
-    import audiosocket_bridge.agi  # noqa: F401
+    import audiosocket_bridge.asterisk.agi_server  # noqa: F401
 
     assert "asterisk.fastagi" not in sys.modules  # it imports the Python 2 SocketServer

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from ami_builders import CHANNEL_A, UUID_A, event
 
-from audiosocket_bridge.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
+from audiosocket_bridge.asterisk.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
                                              MessageFramer, call_options, caption_event, chunk_text,
                                              encode_action, parse_header_lines, registration_from_event)
 

@@ -10,12 +10,12 @@ import pytest
 from ami_builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
 from fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
-from audiosocket_bridge.ami import AmiConfig, AmiSink, Backoff
-from audiosocket_bridge.ami_client import AmiConnection
-from audiosocket_bridge.ami_protocol import AMI_MAX_LINE_BYTES
-from audiosocket_bridge.directory import CallDirectory, CallOptions
-from audiosocket_bridge.sinks import SinkGroup, StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink, Backoff
+from audiosocket_bridge.asterisk.ami_client import AmiConnection
+from audiosocket_bridge.asterisk.ami_protocol import AMI_MAX_LINE_BYTES
+from audiosocket_bridge.registrations import Registrations, CallOptions
+from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SECRET = "s3cret"
@@ -43,7 +43,7 @@ def sink_for(ami):
     sinks = []
 
     def make(**overrides) -> AmiSink:
-        sink = AmiSink(_config(ami, **overrides), CallDirectory())
+        sink = AmiSink(_config(ami, **overrides), Registrations())
         sink.start()
         sinks.append(sink)
         return sink
@@ -148,7 +148,7 @@ def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
 
 def test_wrong_credentials_give_a_clear_error_while_transcripts_are_still_stored(ami, caplog):
     storage = open_storage("sqlite:///:memory:")
-    ami_sink = AmiSink(_config(ami, secret="wrong-secret"), CallDirectory())
+    ami_sink = AmiSink(_config(ami, secret="wrong-secret"), Registrations())
     group = SinkGroup([StorageSink(storage), ami_sink])
     call = call_info()
     caplog.set_level(logging.DEBUG)
@@ -165,13 +165,13 @@ def test_wrong_credentials_give_a_clear_error_while_transcripts_are_still_stored
 
     assert asyncio.run(scenario()) == "still stored"
     assert "Authentication failed" in ami_sink.last_error and "'transcriber'" in ami_sink.last_error
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name.endswith("ami")]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name.endswith("ami_sink")]
     assert len(errors) == 1 and "Authentication failed" in errors[0].getMessage()
     assert "wrong-secret" not in caplog.text and "wrong-secret" not in repr(ami_sink.config)
 
 
 def test_audiosocketstart_event_registers_the_call_and_routes_its_setvars(ami):
-    directory = CallDirectory()
+    directory = Registrations()
     sink = AmiSink(_config(ami), directory)
     sink.start()
     assert sink.wait_connected(5)
@@ -239,7 +239,7 @@ def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
     reader took this one for the start of a Status listing and glued later responses to it."""
     ami = FakeAmi({"transcriber": transcriber(SECRET)})  # no eventfilter: captions come back
     ami.start()
-    sink = AmiSink(_config(ami), CallDirectory())
+    sink = AmiSink(_config(ami), Registrations())
     sink.start()
     try:
         assert sink.wait_connected(5)
@@ -257,7 +257,7 @@ def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
 
 
 def test_the_shipped_eventfilter_keeps_our_own_captions_from_coming_back(ami):
-    directory = CallDirectory()
+    directory = Registrations()
     sink = AmiSink(_config(ami), directory)
     seen = []  # what a second session of the same user is sent
     sink.start()

@@ -1,8 +1,8 @@
 """Call and AudioQueue: the per-connection policy, without sockets."""
 import pytest
 
-from audiosocket_bridge.calls import AudioChunk, AudioQueue, Call, CallError, CallState, Outcome
-from audiosocket_bridge.protocol import Audio, Dtmf, ErrorFrame, Hangup, UuidFrame
+from audiosocket_bridge.audiosocket.call import AudioChunk, AudioQueue, Call, CallError, CallState, Outcome
+from audiosocket_bridge.audiosocket.protocol import Audio, Dtmf, ErrorFrame, Hangup, UuidFrame
 
 CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
 SLIN_20MS = bytes(320)

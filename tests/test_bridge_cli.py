@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_client import AudioSocketClient
 from ports import free_port, wait_listening
 from prompts import prompt

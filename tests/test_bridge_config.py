@@ -8,7 +8,7 @@ import pytest
 
 from audiosocket_bridge import cli
 from audiosocket_bridge.config import BridgeConfig, split_host_port
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.outputs.storage import open_storage
 from test_bridge_storage import CALL, fill
 
 REPO = Path(__file__).resolve().parent.parent

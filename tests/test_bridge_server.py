@@ -9,12 +9,12 @@ import uuid
 
 import pytest
 
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.server import BridgeServer, ServerConfig
-from audiosocket_bridge.session import SessionSettings
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.registrations import Registrations, CallOptions, Registration
+from audiosocket_bridge.outputs.live import LiveCalls
+from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
+from audiosocket_bridge.audiosocket.session import SessionSettings
+from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_client import AudioSocketClient, message
 from fakes import FakeEngine
 
@@ -210,7 +210,7 @@ def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
 
 def test_ivr_mode_hangs_up_after_first_final(tmp_path):
     async def scenario():
-        directory = CallDirectory()
+        directory = Registrations()
         async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
             client = bridge.client()
             directory.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
@@ -227,7 +227,7 @@ def test_ivr_mode_hangs_up_after_first_final(tmp_path):
 
 def test_ivr_no_input_timeout(tmp_path):
     async def scenario():
-        directory = CallDirectory()
+        directory = Registrations()
         async with Bridge(tmp_path, directory=directory) as bridge:
             client = bridge.client()
             directory.register(Registration(client.call_uuid,
@@ -241,7 +241,7 @@ def test_ivr_no_input_timeout(tmp_path):
 
 def test_registration_waits_for_late_ami_event(tmp_path):
     async def scenario():
-        directory = CallDirectory()
+        directory = Registrations()
         async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
             client = await bridge.client().connect()
             await client.send_silence(0.3)
@@ -257,7 +257,7 @@ def test_registration_waits_for_late_ami_event(tmp_path):
 
 def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
     """Asterisk reads the 3-byte header with one read(), so it must arrive whole."""
-    from audiosocket_bridge import session
+    from audiosocket_bridge.audiosocket import session
 
     writes = []
     original = asyncio.StreamWriter.write
@@ -282,7 +282,7 @@ def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
     before it has read the hangup must not meet a closed socket (RST makes Asterisk's
     AudioSocket() return -1 and hang the call up)."""
     async def scenario():
-        directory = CallDirectory()
+        directory = Registrations()
         async with Bridge(tmp_path, directory=directory) as bridge:
             call_uuid = str(uuid.uuid4())
             directory.register(Registration(call_uuid, options=CallOptions(mode="ivr")))

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from audiosocket_bridge.directory import Registration
-from audiosocket_bridge.export import export_call, format_timestamp
-from audiosocket_bridge.sinks import CallInfo
-from audiosocket_bridge.storage import open_storage, sqlite_path
+from audiosocket_bridge.registrations import Registration
+from audiosocket_bridge.outputs.export import export_call, format_timestamp
+from audiosocket_bridge.outputs.sinks import CallInfo
+from audiosocket_bridge.outputs.storage import open_storage, sqlite_path
 from whisper.stream_types import TranscriptEvent
 
 CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
@@ -94,7 +94,7 @@ def test_finals_survive_a_crash(tmp_path):
         import os, sys
         sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'tests')!r})
         from test_bridge_storage import call_info, final
-        from audiosocket_bridge.storage import open_storage
+        from audiosocket_bridge.outputs.storage import open_storage
         storage = open_storage("sqlite:///{db}")
         call = call_info()
         storage.record_call_start(call)

@@ -2,12 +2,12 @@
 import asyncio
 import re
 
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.server import BridgeServer, ServerConfig
-from audiosocket_bridge.session import SessionSettings
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.registrations import Registrations, CallOptions, Registration
+from audiosocket_bridge.outputs.live import LiveCalls
+from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
+from audiosocket_bridge.audiosocket.session import SessionSettings
+from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_client import AudioSocketClient
 from prompts import prompt, resample_pcm
 from whisper.stream_sim import silence
@@ -111,7 +111,7 @@ async def _generated_uuid(bridge: RealBridge) -> str:
 
 def test_ivr_mode_hangs_up_after_the_first_utterance(real_engine, tmp_path):
     async def scenario():
-        directory = CallDirectory()
+        directory = Registrations()
         async with RealBridge(real_engine, tmp_path, directory=directory, registration_wait_s=2) as bridge:
             client = bridge.client()
             directory.register(Registration(client.call_uuid, channel="PJSIP/ivr-1",

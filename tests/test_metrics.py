@@ -8,9 +8,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from audiosocket_bridge import cli
 from audiosocket_bridge.config import BridgeConfig
-from audiosocket_bridge.metrics import BridgeMetrics, MetricsServer
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.outputs.metrics import BridgeMetrics, MetricsServer
+from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_client import AudioSocketClient, message
 from fakes import FakeEngine
 from test_bridge_server import Bridge, run

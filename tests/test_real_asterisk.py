@@ -154,7 +154,7 @@ def texts_of(*names: str) -> str:
 
 
 def stored_segments(bridge: BridgeProcess, uuid: str):
-    from audiosocket_bridge.storage import open_storage
+    from audiosocket_bridge.outputs.storage import open_storage
 
     storage = open_storage(bridge.storage_url)
     try:

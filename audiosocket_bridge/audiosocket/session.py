@@ -19,10 +19,10 @@ from typing import Callable, Optional
 
 from whisper.stream_types import StreamOptions, TranscriptEvent
 
-from .calls import Call, CallError, CallState, Outcome
-from .directory import CallDirectory, CallOptions, Registration
+from .call import Call, CallError, CallState, Outcome
+from ..registrations import Registrations, CallOptions, Registration
 from .protocol import FrameDecoder, ProtocolError, RawAudioDecoder, encode_audio, encode_hangup
-from .sinks import CallInfo, SinkGroup
+from ..outputs.sinks import CallInfo, SinkGroup
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
 
 class CallSession:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
-                 engine, sinks: SinkGroup, directory: CallDirectory, settings: SessionSettings,
+                 engine, sinks: SinkGroup, directory: Registrations, settings: SessionSettings,
                  claim_uuid: Callable[[str], bool], release_uuid: Callable[[str], None],
                  counters: Optional[Counter] = None) -> None:
         self.reader, self.writer = reader, writer

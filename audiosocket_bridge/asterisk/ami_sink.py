@@ -1,13 +1,13 @@
 """AMI sink and listener: transcripts out to Asterisk, call registrations in.
 
-Out (per call, on the call's channel from the CallDirectory):
+Out (per call, on the call's channel from Registrations):
   every final  -> Setvar TRANSCRIPT_FULL_n (changed parts only), TRANSCRIPT_PARTS,
                   TRANSCRIPT_SEGMENTS, TRANSCRIPT (latest utterance, set last),
                   then `UserEvent: Transcript` (Final: 1)
   partials     -> `UserEvent: Transcript` (Final: 0), if enabled for the call
   call end     -> `UserEvent: TranscriptEnd`
 In: `UserEvent: AudioSocketStart` events (dialplan UserEvent() app; needs read
-class `user`) register uuid -> channel + options in the CallDirectory.
+class `user`) register uuid -> channel + options in Registrations.
 
 One sender thread owns the AMI session. Sink methods only enqueue (never
 block the event loop). While AMI is down, items wait in the Outbox (see its
@@ -30,8 +30,8 @@ from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, Manager
 from .ami_outbox import Outbox, OutboxItem
 from .ami_protocol import (START_EVENT, AmiLineTooLong, CallCaptionState, caption_event, end_event,
                            registration_from_event)
-from .directory import CallDirectory, Registration
-from .sinks import CallInfo
+from ..registrations import Registrations, Registration
+from ..outputs.sinks import CallInfo
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +87,10 @@ class Backoff:
 class AmiSink:
     """A Sink (see sinks.py). ``start()`` is synchronous; ``close()`` is async."""
 
-    def __init__(self, config: AmiConfig, directory: CallDirectory, *,
+    def __init__(self, config: AmiConfig, registrations: Registrations, *,
                  connection_factory: Optional[Callable[[], AmiConnection]] = None) -> None:
         self.config = config
-        self.directory = directory
+        self.registrations = registrations
         self.counters: Counter = Counter()
         self.state = "idle"  # idle | connecting | connected | down | auth-failed | closed
         self.last_error: Optional[str] = None
@@ -187,7 +187,7 @@ class AmiSink:
                                         segment=event.segment_index))
 
     def _registration(self, call: CallInfo) -> Registration:
-        found = self.directory.get(call.uuid)
+        found = self.registrations.get(call.uuid)
         return found if found is not None and found.channel else call.registration
 
     def _partials_enabled(self, registration: Registration) -> bool:
@@ -296,7 +296,7 @@ class AmiSink:
             log.warning("ignoring malformed %s event: %s", START_EVENT, exc)
             return
         if registration is not None:
-            self.directory.register(registration)
+            self.registrations.register(registration)
             self.counters["registrations"] += 1
             log.info("registered call %s on %s (%s)", registration.uuid, registration.channel,
                      registration.options)

@@ -15,9 +15,9 @@ from typing import Iterable, Mapping, Optional
 
 from whisper.stream_types import TranscriptEvent
 
-from .values import parse_bool, parse_float
-from .directory import CallOptions, Registration
-from .protocol import canonical_uuid
+from ..values import parse_bool, parse_float
+from ..registrations import CallOptions, Registration
+from ..audiosocket.protocol import canonical_uuid
 
 AMI_MAX_LINE_BYTES = 1024  # including the trailing CR LF
 EOL = "\r\n"

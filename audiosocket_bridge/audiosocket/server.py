@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from .directory import CallDirectory
+from ..registrations import Registrations
 from .session import CallSession, SessionSettings, peer_label, send_hangup_and_close, set_nodelay
-from .sinks import Sink, SinkGroup
+from ..outputs.sinks import Sink, SinkGroup
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +28,11 @@ class ServerConfig:
 
 class BridgeServer:
     def __init__(self, engine, config: ServerConfig = ServerConfig(), sinks: Sequence[Sink] = (),
-                 directory: Optional[CallDirectory] = None) -> None:
+                 directory: Optional[Registrations] = None) -> None:
         self.engine = engine
         self.config = config
         self.sinks = SinkGroup(sinks)
-        self.directory = directory if directory is not None else CallDirectory()
+        self.directory = directory if directory is not None else Registrations()
         self.refused_connections = 0
         self.connections = 0
         self.counters: Counter = Counter()  # every session's frame/byte/drop/error counts (metrics)

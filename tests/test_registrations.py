@@ -1,4 +1,4 @@
-"""CallDirectory lifetime: unclaimed TTL, claims, release + linger, with a fake clock."""
+"""Registrations lifetime: unclaimed TTL, claims, release + linger, with a fake clock."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,7 @@ import uuid as uuid_lib
 
 import pytest
 
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
+from audiosocket_bridge.registrations import Registrations, CallOptions, Registration
 
 UUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 LINGER_S, UNCLAIMED_TTL_S = 300.0, 3600.0
@@ -30,20 +30,20 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def directory(clock: FakeClock) -> CallDirectory:
-    return CallDirectory(linger_s=LINGER_S, unclaimed_ttl_s=UNCLAIMED_TTL_S, clock=clock)
+def directory(clock: FakeClock) -> Registrations:
+    return Registrations(linger_s=LINGER_S, unclaimed_ttl_s=UNCLAIMED_TTL_S, clock=clock)
 
 
-def claim(directory: CallDirectory, uuid: str = UUID, timeout_s: float = 0.0):
+def claim(directory: Registrations, uuid: str = UUID, timeout_s: float = 0.0):
     return asyncio.run(directory.wait_for(uuid, timeout_s))
 
 
-def register(directory: CallDirectory, uuid: str = UUID, **fields) -> None:
+def register(directory: Registrations, uuid: str = UUID, **fields) -> None:
     directory.register(Registration(uuid, **fields))
 
 
 def test_defaults_are_five_minutes_linger_and_an_hour_unclaimed():
-    directory = CallDirectory()
+    directory = Registrations()
     assert (directory.linger_s, directory.unclaimed_ttl_s) == (300.0, 3600.0)
 
 

@@ -10,7 +10,7 @@ import asyncio
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional
 
-from .protocol import canonical_uuid
+from ..audiosocket.protocol import canonical_uuid
 from .sinks import CallInfo
 
 if TYPE_CHECKING:

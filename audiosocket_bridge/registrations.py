@@ -2,7 +2,7 @@
 
 The dialplan announces a call (UserEvent AudioSocketStart) before or just after
 AudioSocket() connects; the server may wait briefly for that registration. A
-registration is kept for a bounded time (see CallDirectory), not forever.
+registration is kept for a bounded time (see Registrations), not forever.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from .protocol import canonical_uuid
+from .audiosocket.protocol import canonical_uuid
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
     )
 
 
-class CallDirectory:
+class Registrations:
     """Thread-safe uuid -> Registration map (AMI reader threads call register()).
 
     Lifetime of a registration, so that one kept per call does not pile up forever:

@@ -8,7 +8,7 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
       Needs no AMI. SET VARIABLE also works on a hung-up channel (h / hangup handler).
   agi://127.0.0.1:4573/register?uuid=${ID}&language=de&partials=0&mode=ivr&prompt=...
       Registers the channel (agi_channel, agi_uniqueid, CHANNEL(linkedid)) and per-call
-      options in the CallDirectory; sets AUDIOSOCKET_REGISTER = OK | ERROR.
+      options in Registrations; sets AUDIOSOCKET_REGISTER = OK | ERROR.
 Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
 
 Why not pyst2's AGI: asterisk.fastagi imports SocketServer (Python 2 only), AGI()
@@ -27,8 +27,8 @@ from typing import Optional
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
 from .ami_protocol import call_options, chunk_text
-from .directory import CallDirectory, Registration
-from .protocol import canonical_uuid
+from ..registrations import Registrations, Registration
+from ..audiosocket.protocol import canonical_uuid
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ class AgiSession:
 
 
 class FastAgiServer:
-    def __init__(self, host: str, port: int, storage, live_calls, directory: CallDirectory, *,
+    def __init__(self, host: str, port: int, storage, live_calls, registrations: Registrations, *,
                  transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0) -> None:
         self.host, self.port = host, port
-        self.storage, self.live_calls, self.directory = storage, live_calls, directory
+        self.storage, self.live_calls, self.registrations = storage, live_calls, registrations
         self.transcript_wait_s = transcript_wait_s
         self.request_timeout_s = request_timeout_s
         self._server: Optional[asyncio.base_events.Server] = None
@@ -189,7 +189,7 @@ class FastAgiServer:
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
             return
         linkedid = await session.get_variable("CHANNEL(linkedid)")
-        self.directory.register(Registration(uuid=uuid, channel=request.channel,
+        self.registrations.register(Registration(uuid=uuid, channel=request.channel,
                                              uniqueid=request.uniqueid, linkedid=linkedid or None,
                                              options=options))
         log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
