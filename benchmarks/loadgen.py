@@ -1,7 +1,7 @@
 """Load generator for the AudioSocket bridge: N concurrent calls as Asterisk places them.
 
-    python benchmarks/loadgen.py --calls 1 4 8 16 --utterances 5      # bridge in-process (tiny.en)
-    python benchmarks/loadgen.py --connect 127.0.0.1:8300 --ami-port 5039 \\
+    python -m benchmarks.loadgen --calls 1 4 8 16 --utterances 5      # bridge in-process (tiny.en)
+    python -m benchmarks.loadgen --connect 127.0.0.1:8300 --ami-port 5039 \\
         --storage sqlite:///transcripts.db --calls 4                    # against a running bridge
 
 Each call does what the dialplan + app_audiosocket do: `UserEvent(AudioSocketStart, Uuid: ...)` on
@@ -10,8 +10,8 @@ clock -- Asterisk English prompts, a different set per call, each followed by a 
 finally a plain socket close (caller hangs up).
 
 Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
-server (tests/fake_ami.py) and sends `UserEvent: Transcript` actions; those with `Final: 1` are
-timestamped as they arrive. Final latency of an utterance = arrival of the last final that
+server (tests/support/recording_ami.py) and sends `UserEvent: Transcript` actions; those with
+`Final: 1` are timestamped as they arrive. Final latency of an utterance = arrival of the last final that
 overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame was sent.
 A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it after
 storing the call's last final).
@@ -27,109 +27,23 @@ import asyncio
 import itertools
 import logging
 import os
-import sys
 import tempfile
 import time
 import uuid as uuid_lib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
+from tests.support.fake_ami import transcriber
+from tests.support.recording_ami import AmiFinal, RecordingAmi
 
-from _common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors  # noqa: E402
-
-from audiosocket_client import SLIN_KINDS, AudioSocketClient, message  # noqa: E402  (tests/)
-from fake_ami import FakeAmi, transcriber  # noqa: E402  (tests/)
+from ._common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
 _dial_counter = itertools.count()
-
-
-# ---------------------------------------------------------------- AMI side
-
-@dataclass(frozen=True)
-class AmiFinal:
-    uuid: str
-    segment: int
-    start_s: float
-    end_s: float
-    text: str
-    arrived: float  # time.monotonic() when the action was read
-
-
-class RecordingAmi(FakeAmi):
-    """The fake AMI, plus arrival-timestamped `UserEvent: Transcript` finals and `TranscriptEnd`s.
-
-    With keep_actions=False (default) it keeps no action log or variables, so a long soak does
-    not grow; finals and call ends are kept per UUID until forget() is called.
-    """
-
-    def __init__(self, *args, keep_actions: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.keep_actions = keep_actions
-        self.finals: Dict[str, List[AmiFinal]] = {}
-        self.ends: Dict[str, float] = {}  # uuid -> TranscriptEnd arrival
-        self.duplicate_finals = 0  # the same (uuid, segment) again, e.g. re-sent after an outage
-        self.partials = 0
-
-    def _process(self, session, lines, too_long) -> bool:
-        arrived = time.monotonic()
-        if not too_long:
-            headers = {}
-            for line in lines:
-                key, sep, value = line.partition(":")
-                if sep:
-                    headers.setdefault(key.strip(), value.strip())
-            if headers.get("Action", "").lower() == "userevent":
-                self._record(headers, arrived)
-        keep = super()._process(session, lines, too_long)
-        if not self.keep_actions:
-            with self._lock:
-                self.actions.clear()
-                self.variables.clear()
-        return keep
-
-    def _record(self, headers: Dict[str, str], arrived: float) -> None:
-        name, call = headers.get("UserEvent", ""), headers.get("Uuid", "").lower()
-        with self._changed:
-            if name == "Transcript" and headers.get("Final") == "1":
-                finals = self.finals.setdefault(call, [])
-                segment = int(headers.get("Segment", "-1"))
-                if any(f.segment == segment for f in finals):
-                    self.duplicate_finals += 1
-                else:
-                    finals.append(AmiFinal(call, segment, float(headers.get("Start", "nan")),
-                                           float(headers.get("End", "nan")),
-                                           headers.get("Text", ""), arrived))
-            elif name == "Transcript":
-                self.partials += 1
-            elif name == "TranscriptEnd":
-                self.ends.setdefault(call, arrived)
-            self._changed.notify_all()
-
-    def register_call(self, call_uuid: str, channel: str) -> None:
-        """What `UserEvent(AudioSocketStart,Uuid: ${ID},...)` in the dialplan emits."""
-        self.emit_user_event("AudioSocketStart", {"Uuid": call_uuid, "Language": "en", "Partials": "0"},
-                             snapshot={"Channel": channel, "Uniqueid": f"{time.time():.6f}",
-                                       "Linkedid": f"{time.time():.6f}"})
-
-    def finals_of(self, call_uuid: str) -> List[AmiFinal]:
-        with self._lock:
-            return sorted(self.finals.get(call_uuid.lower(), []), key=lambda f: f.segment)
-
-    def ended(self, call_uuid: str) -> Optional[float]:
-        with self._lock:
-            return self.ends.get(call_uuid.lower())
-
-    def forget(self, call_uuids: Sequence[str]) -> None:
-        with self._lock:
-            for call in call_uuids:
-                self.finals.pop(call.lower(), None)
-                self.ends.pop(call.lower(), None)
 
 
 # ---------------------------------------------------------------- one call

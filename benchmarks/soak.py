@@ -1,11 +1,11 @@
 """Soak test (not for CI): N calls re-dialled continuously for --minutes against an in-process bridge.
 
-    python benchmarks/soak.py                          # 4 lines, 30 minutes, tiny.en
-    python benchmarks/soak.py --calls 8 --minutes 3
+    python -m benchmarks.soak                          # 4 lines, 30 minutes, tiny.en
+    python -m benchmarks.soak --calls 8 --minutes 3
 
 Everything is on 127.0.0.1: the bridge (tiny.en, SQLite in a temp dir, AMI sink), the fake AMI
-(tests/fake_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process (bridge + load
-generator + fake AMI) is sampled every 10 s. Halfway through, the fake AMI goes down for
+(tests/support/recording_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process
+(bridge + load generator + fake AMI) is sampled every 10 s. Halfway through, the fake AMI goes down for
 --outage seconds and comes back on the same port (an Asterisk restart); the AMI sink must
 queue the finals and deliver them after it reconnects. At the end: RSS start/peak/end, calls
 completed, finals stored vs finals AMI received (lost must be 0), p50/p95 final latency.
@@ -18,14 +18,13 @@ import logging
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tests.support.fake_ami import transcriber
+from tests.support.recording_ami import RecordingAmi
 
-from _common import PAUSE_S, pick_prompts, rss_mib  # noqa: E402
-from loadgen import (AMI_SECRET, AMI_USER, InProcessBridge, LoadReport, RecordingAmi,  # noqa: E402
-                     compare_with_storage, load_engine, place_call)
-from fake_ami import transcriber  # noqa: E402  (tests/, on the path once loadgen is imported)
+from ._common import PAUSE_S, pick_prompts, rss_mib
+from .loadgen import (AMI_SECRET, AMI_USER, InProcessBridge, LoadReport, compare_with_storage,
+                      load_engine, place_call)
 
 
 async def _line(i: int, n_lines: int, bridge: InProcessBridge, ami: RecordingAmi, args, stop_at: float,

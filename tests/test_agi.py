@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ami_builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
-from fake_agi_client import parse_args, run_agi
+from tests.support.builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
+from tests.support.fake_agi_client import parse_args, run_agi
 
 from audiosocket_bridge.asterisk.agi_server import FastAgiServer
 from audiosocket_bridge.asterisk.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query, parse_request,

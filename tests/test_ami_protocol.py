@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ami_builders import CHANNEL_A, UUID_A, event
+from tests.support.builders import CHANNEL_A, UUID_A, event
 
 from audiosocket_bridge.asterisk.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
                                              MessageFramer, call_options, caption_event, chunk_text,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ami_builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
-from fake_ami import FakeAmi, transcriber, users_from_manager_conf
+from tests.support.builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
+from tests.support.fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
 from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink, Backoff
 from audiosocket_bridge.asterisk.ami_client import AmiConnection

@@ -8,8 +8,8 @@ from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
 from audiosocket_bridge.audiosocket.session import SessionSettings
 from audiosocket_bridge.outputs.sinks import StorageSink
 from audiosocket_bridge.outputs.storage import open_storage
-from audiosocket_client import AudioSocketClient
-from prompts import prompt, resample_pcm
+from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.prompts import prompt, resample_pcm
 from whisper.stream_sim import silence
 
 PAUSE_S = 1.5

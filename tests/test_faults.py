@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from audiosocket_client import SLIN_KINDS, message
-from test_bridge_server import assert_good, good_call, run
-from test_metrics import MeteredBridge, scrape, value
+from tests.support.audiosocket_client import SLIN_KINDS, message
+from tests.support.bridges import MeteredBridge, assert_good, good_call, run
+from tests.support.scrape import scrape, value
 
 FUZZ_SEED = 20240505
 FUZZ_CONNECTIONS = 60

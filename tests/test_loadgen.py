@@ -1,17 +1,14 @@
 """The load generator against an in-process bridge with the REAL engine (tiny.en), AMI and SQLite."""
 import asyncio
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("whisper.streaming")
 pytest.importorskip("whisper_normalizer")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-
-from loadgen import AMI_SECRET, AMI_USER, InProcessBridge, RecordingAmi, run_load  # noqa: E402
-from fake_ami import transcriber  # noqa: E402
+from benchmarks.loadgen import AMI_SECRET, AMI_USER, InProcessBridge, run_load  # noqa: E402
+from tests.support.fake_ami import transcriber  # noqa: E402
+from tests.support.recording_ami import RecordingAmi  # noqa: E402
 
 
 def test_two_calls_two_utterances_every_final_reaches_ami_and_storage(real_engine, tmp_path):

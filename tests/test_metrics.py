@@ -1,72 +1,15 @@
 """Prometheus /metrics and /healthz over HTTP, with a server and FakeEngine calls."""
 import asyncio
-import socket
-import urllib.error
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from audiosocket_bridge import cli
 from audiosocket_bridge.config import BridgeConfig
-from audiosocket_bridge.outputs.metrics import BridgeMetrics, MetricsServer
-from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.outputs.metrics import BridgeMetrics
 from audiosocket_bridge.outputs.storage import open_storage
-from audiosocket_client import AudioSocketClient, message
-from fakes import FakeEngine
-from test_bridge_server import Bridge, run
-
-
-class MeteredBridge(Bridge):
-    """Bridge + BridgeMetrics (sink before LiveCalls) + MetricsServer on a free port."""
-
-    def __init__(self, tmp_path, **kw):
-        super().__init__(tmp_path, **kw)
-        self.metrics = BridgeMetrics()
-        sinks = self.server.sinks.sinks
-        sinks.insert(len(sinks) - 1, self.metrics)  # live stays last
-        storage_sink = next(s for s in sinks if isinstance(s, StorageSink))
-        self.metrics.watch(engine=self.engine, server=self.server, storage=self.storage,
-                           storage_sink=storage_sink)
-        self.http = MetricsServer(self.metrics, "127.0.0.1", 0)
-
-    async def __aenter__(self):
-        await super().__aenter__()
-        await self.http.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await super().__aexit__(*exc)
-        await self.http.close()
-
-
-def http_get(address, path):
-    """(status, body) with urllib in a thread (the server runs on the test's loop)."""
-    def fetch():
-        url = f"http://{address[0]}:{address[1]}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-    return asyncio.to_thread(fetch)
-
-
-def samples(text):
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def value(found, name, **labels):
-    return found.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-async def scrape(bridge):
-    status, body = await http_get(bridge.http.address, "/metrics")
-    assert status == 200
-    return samples(body)
+from tests.support.audiosocket_client import AudioSocketClient, message
+from tests.support.bridges import MeteredBridge, run
+from tests.support.fake_engine import FakeEngine
+from tests.support.ports import free_port
+from tests.support.scrape import http_get, samples, scrape, value
 
 
 def test_metrics_count_a_call(tmp_path):
@@ -152,12 +95,6 @@ def test_registries_are_independent():
     first.calls_started.inc()
     assert first.registry.get_sample_value("audiosocket_calls_started_total") == 1
     assert second.registry.get_sample_value("audiosocket_calls_started_total") == 0
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_metrics_listen_from_environment():

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from prompts import SOUNDS_DIR, prompt, read_slin
+from tests.support.prompts import SOUNDS_DIR, prompt, read_slin
 from whisper.evaluation import english_wer
 from whisper.stream_sim import play_realtime, silence, simulate
 from whisper.stream_types import StreamOptions
