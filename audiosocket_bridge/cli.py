@@ -48,6 +48,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="how long a new call waits for its AMI registration (default 1)")
     add("--shutdown-deadline", type=float, metavar="SECONDS",
         help="time to flush calls on SIGTERM/SIGINT (default 30)")
+    add("--keepalive", type=float, metavar="SECONDS",
+        help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
+             "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
@@ -122,19 +125,15 @@ def build_engine(settings: BridgeConfig):
     return engine
 
 
-def server_config(settings: BridgeConfig):
-    from .audiosocket.server import DEFAULT_PORT, ServerConfig
-    from .audiosocket.session import SessionSettings
+def session_settings(settings: BridgeConfig):
+    from .audiosocket.settings import SessionSettings
 
-    host, port = split_host_port(settings.listen, DEFAULT_PORT)
-    session = SessionSettings(
+    return SessionSettings(
         max_frame_bytes=settings.max_frame_bytes, idle_timeout_s=settings.idle_timeout,
         raw=settings.raw, language=settings.language, partials=settings.partials,
         registration_wait_s=settings.registration_wait if settings.ami_host else 0.0,
-        flush_timeout_s=settings.shutdown_deadline,
+        keepalive_s=settings.keepalive, flush_timeout_s=settings.shutdown_deadline,
     )
-    return ServerConfig(host=host, port=port, max_calls=settings.max_calls,
-                        shutdown_deadline_s=settings.shutdown_deadline, session=session)
 
 
 def _ami_sink(settings: BridgeConfig, directory):
@@ -152,8 +151,8 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
     from .registrations import Registrations
     from .outputs.live import LiveCalls
-    from .audiosocket.server import BridgeServer
-    from .outputs.sinks import ConsoleSink, StorageSink
+    from .audiosocket.server import DEFAULT_PORT, BridgeServer
+    from .outputs.sinks import ConsoleSink, SinkGroup, StorageSink
     from .outputs.storage import open_storage
 
     stop = stop or asyncio.Event()
@@ -168,7 +167,10 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     if metrics:
         sinks.append(metrics)
     sinks.append(live)  # last: it reports a call ended only after the sinks above
-    server = BridgeServer(engine, server_config(settings), sinks, directory)
+    sink_group = SinkGroup(sinks)
+    host, port = split_host_port(settings.listen, DEFAULT_PORT)
+    server = BridgeServer(engine, sink_group, directory, session_settings(settings), host=host,
+                          port=port, max_calls=settings.max_calls)
     await server.start()
     metrics_server = await _start_metrics(settings, metrics, engine=engine, server=server,
                                           storage=storage, storage_sink=storage_sink,
@@ -177,7 +179,8 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     _install_signal_handlers(stop)
     await stop.wait()
     log.info("shutting down")
-    await server.close()
+    await server.close(settings.shutdown_deadline)
+    await sink_group.close()
     if agi_server:
         await agi_server.close()
     if metrics_server:

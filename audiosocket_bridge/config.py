@@ -36,6 +36,7 @@ class BridgeConfig:
     metrics_listen: Optional[str] = None
     registration_wait: float = 1.0
     shutdown_deadline: float = 30.0
+    keepalive: float = 0.5
 
     def __repr__(self) -> str:  # the AMI secret must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}

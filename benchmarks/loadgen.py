@@ -248,9 +248,9 @@ class InProcessBridge:
         from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink
         from audiosocket_bridge.registrations import Registrations
         from audiosocket_bridge.outputs.live import LiveCalls
-        from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
-        from audiosocket_bridge.audiosocket.session import SessionSettings
-        from audiosocket_bridge.outputs.sinks import StorageSink
+        from audiosocket_bridge.audiosocket.server import BridgeServer
+        from audiosocket_bridge.audiosocket.settings import SessionSettings
+        from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
         from audiosocket_bridge.outputs.storage import open_storage
 
         self.storage = open_storage(self.db_url)
@@ -261,10 +261,11 @@ class InProcessBridge:
         self.ami_sink.start()
         if not await asyncio.get_running_loop().run_in_executor(None, self.ami_sink.wait_connected, 10):
             raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{self.ami.port}")
-        config = ServerConfig(host="127.0.0.1", port=0, max_calls=self.max_calls, session=SessionSettings(
-            registration_wait_s=self.registration_wait_s, partials=self.partials, flush_timeout_s=60))
-        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.ami_sink, self.live],
-                                   directory)
+        settings = SessionSettings(registration_wait_s=self.registration_wait_s, partials=self.partials,
+                                   flush_timeout_s=60)
+        self.sinks = SinkGroup([StorageSink(self.storage), self.ami_sink, self.live])
+        self.server = BridgeServer(self.engine, self.sinks, directory, settings, host="127.0.0.1",
+                                   port=0, max_calls=self.max_calls)
         await self.server.start()
         return self
 
@@ -273,7 +274,8 @@ class InProcessBridge:
         return self.server.address
 
     async def __aexit__(self, *exc) -> None:
-        await self.server.close()
+        await self.server.close(30)
+        await self.sinks.close()
         self.reader.close()
 
 

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 
+from audiosocket_bridge.audiosocket.protocol import encode_hangup
+from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
 from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_bridge.registrations import CallOptions, Registration, Registrations
 from tests.support.audiosocket_client import AudioSocketClient, message
@@ -81,7 +83,7 @@ def test_max_calls_refuses_extra_connections(tmp_path, caplog):
             await asyncio.sleep(0.1)
             extra = await bridge.client().connect()
             assert await extra.wait_server_end(5) and extra.server_hangup
-            assert bridge.server.refused_connections == 1
+            assert bridge.server.stats.connections_refused == 1
             for client in first:
                 await client.send_silence(0.2)
                 assert not client.ended
@@ -111,8 +113,8 @@ def test_raw_mode_generates_uuid(tmp_path):
     async def scenario():
         async with Bridge(tmp_path, raw=True) as bridge:
             client = await bridge.client().connect(send_uuid=False)
-            for _ in range(50):  # 1 s of bare 16 kHz slin in 640-byte chunks
-                await client.send_bytes(bytes(640))
+            for _ in range(FRAMES_PER_S):  # 1 s of bare 16 kHz slin in 20 ms chunks
+                await client.send_bytes(bytes(frame_bytes(16000)))
             await client.close()
             await asyncio.sleep(0.2)
             (stream_id, stream), = bridge.engine.streams.items()
@@ -206,8 +208,6 @@ def test_registration_waits_for_late_ami_event(tmp_path):
 
 def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
     """Asterisk reads the 3-byte header with one read(), so it must arrive whole."""
-    from audiosocket_bridge.audiosocket import session
-
     writes = []
     original = asyncio.StreamWriter.write
 
@@ -223,7 +223,7 @@ def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
             await client.send_bytes(struct.pack(">BH", 0x42, 0))
             assert await client.wait_server_end(3) and client.server_hangup
     run(scenario())
-    assert session.encode_hangup() in writes
+    assert encode_hangup() in writes
 
 
 def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
@@ -275,15 +275,49 @@ def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
     run(scenario())
 
 
-def test_gap_fill_is_bounded(tmp_path):
+def test_keepalive_zero_sends_nothing_back(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, gap_fill_max_s=1.0) as bridge:
+        async with Bridge(tmp_path, keepalive_s=0) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.2, realtime=True)
+            await asyncio.sleep(1.2)
+            assert client.received_audio == bytearray() and not client.ended
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+    run(scenario())
+
+
+def test_gap_fill_is_bounded(tmp_path, monkeypatch):
+    from audiosocket_bridge.audiosocket import session
+    from audiosocket_bridge.audiosocket.media_gaps import GapFiller
+
+    monkeypatch.setattr(session, "GapFiller", lambda: GapFiller(max_s=1.0))  # 5 s would be slow
+
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
             client = await bridge.client().connect()
             await client.send_silence(0.2, realtime=True)
             await asyncio.sleep(2.5)
             assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(1.2, abs=0.05)
             await client.finish("hangup")
     run(scenario())
+
+
+def test_an_error_message_from_asterisk_is_logged_and_the_call_goes_on(tmp_path, caplog):
+    async def scenario():
+        async with Bridge(tmp_path) as bridge:
+            client = await bridge.client().connect()
+            await client.send_silence(0.2)
+            await client.send_bytes(message(0xFF, bytes([0x04])))
+            await client.send_silence(0.2)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            assert bridge.live.get(client.call_uuid).end_reason == "hangup"
+            assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(0.4)
+    with caplog.at_level(logging.WARNING, logger="audiosocket_bridge"):
+        run(scenario())
+    errors = [r.getMessage() for r in caplog.records if "error message" in r.getMessage()]
+    assert len(errors) == 1 and "0x04 (memory)" in errors[0], errors
 
 
 def test_ulaw_labelled_as_slin_is_warned_about(tmp_path, caplog):

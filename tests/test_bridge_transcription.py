@@ -4,9 +4,9 @@ import re
 
 from audiosocket_bridge.registrations import Registrations, CallOptions, Registration
 from audiosocket_bridge.outputs.live import LiveCalls
-from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
-from audiosocket_bridge.audiosocket.session import SessionSettings
-from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.audiosocket.server import BridgeServer
+from audiosocket_bridge.audiosocket.settings import SessionSettings
+from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
 from audiosocket_bridge.outputs.storage import open_storage
 from tests.support.audiosocket_client import AudioSocketClient
 from tests.support.prompts import prompt, resample_pcm
@@ -30,15 +30,17 @@ class RealBridge:
         self.live = LiveCalls()
         self.url = f"sqlite:///{tmp_path}/real.db"
         self.storage = open_storage(self.url)
-        config = ServerConfig(port=0, session=SessionSettings(flush_timeout_s=60, **session_kw))
-        self.server = BridgeServer(engine, config, [StorageSink(self.storage), self.live], directory)
+        self.sinks = SinkGroup([StorageSink(self.storage), self.live])
+        self.server = BridgeServer(engine, self.sinks, Registrations() if directory is None else directory,
+                                   SessionSettings(flush_timeout_s=60, **session_kw), port=0)
 
     async def __aenter__(self):
         await self.server.start()
         return self
 
     async def __aexit__(self, *exc):
-        await self.server.close()
+        await self.server.close(30)
+        await self.sinks.close()
 
     def client(self) -> AudioSocketClient:
         return AudioSocketClient(*self.server.address)

@@ -135,7 +135,7 @@ def test_overload_refuses_extra_connections_while_calls_continue(tmp_path):
                 assert await extra.wait_server_end(5) and extra.server_hangup
             for call in calls:
                 assert_good(bridge, await call, 2.0, "hangup")
-            assert bridge.server.refused_connections == 30
+            assert bridge.server.stats.connections_refused == 30
             found = await scrape(bridge)
             assert value(found, "audiosocket_connections_refused_total") == 30
             assert value(found, "audiosocket_calls_ended_total", reason="hangup") == 3

@@ -2,6 +2,7 @@
 import asyncio
 
 from audiosocket_bridge import cli
+from audiosocket_bridge.audiosocket.call import AUDIO_QUEUE_MAX_S
 from audiosocket_bridge.config import BridgeConfig
 from audiosocket_bridge.outputs.metrics import BridgeMetrics
 from audiosocket_bridge.outputs.storage import open_storage
@@ -49,14 +50,14 @@ def test_metrics_count_a_call(tmp_path):
 
 def test_metrics_count_bad_input_refusals_and_drops(tmp_path):
     async def scenario():
-        # the feeder waits 0.5 s for a registration, so the 0.1 s queue overflows meanwhile
-        async with MeteredBridge(tmp_path, max_calls=1, queue_max_s=0.1,
-                                 registration_wait_s=0.5) as bridge:
+        # the feeder waits 0.5 s for a registration while 10.4 s of audio arrive at once: the
+        # call's 10 s queue drops the oldest 0.4 s
+        async with MeteredBridge(tmp_path, max_calls=1, registration_wait_s=0.5) as bridge:
             bad = await bridge.client().connect(send_uuid=False)
             await bad.send_bytes(message(0x42, b"x"))
             assert await bad.wait_server_end(5)
             first = await bridge.client().connect()
-            await first.send_silence(0.5)
+            await first.send_silence(AUDIO_QUEUE_MAX_S + 0.4)
             await asyncio.sleep(0.1)
             extra = await bridge.client().connect()
             assert await extra.wait_server_end(5) and extra.server_hangup

@@ -1,15 +1,19 @@
-"""The asyncio TCP server: accepts AudioSocket connections, one CallSession each."""
+"""The asyncio TCP server: accepts AudioSocket connections, one Session each, up to max_calls."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Optional
 
+from ..outputs.sinks import SinkGroup
 from ..registrations import Registrations
-from .session import CallSession, SessionSettings, peer_label, send_hangup_and_close, set_nodelay
-from ..outputs.sinks import Sink, SinkGroup
+from .connection import peer_label, send_hangup_and_close, set_nodelay
+from .live_uuids import LiveUuids
+from .session import Session
+from .settings import SessionSettings
+from .stats import ConnectionStats
+from .transcription import Transcription
 
 log = logging.getLogger(__name__)
 
@@ -17,28 +21,18 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8300
 
 
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
-    max_calls: int = 100
-    shutdown_deadline_s: float = 30.0
-    session: SessionSettings = field(default_factory=SessionSettings)
-
-
 class BridgeServer:
-    def __init__(self, engine, config: ServerConfig = ServerConfig(), sinks: Sequence[Sink] = (),
-                 directory: Optional[Registrations] = None) -> None:
-        self.engine = engine
-        self.config = config
-        self.sinks = SinkGroup(sinks)
-        self.directory = directory if directory is not None else Registrations()
-        self.refused_connections = 0
-        self.connections = 0
-        self.counters: Counter = Counter()  # every session's frame/byte/drop/error counts (metrics)
+    def __init__(self, engine, sinks: SinkGroup, registrations: Registrations,
+                 settings: SessionSettings = SessionSettings(), *, host: str = DEFAULT_HOST,
+                 port: int = DEFAULT_PORT, max_calls: int = 100) -> None:
+        self.settings = settings
+        self.host, self.port, self.max_calls = host, port, max_calls
+        self.stats = ConnectionStats()
+        self._transcribe = functools.partial(Transcription, engine=engine, sinks=sinks,
+                                             registrations=registrations, settings=settings)
+        self._live_uuids = LiveUuids()
         self._server: Optional[asyncio.AbstractServer] = None
-        self._sessions: dict[asyncio.Task, CallSession] = {}
-        self._live_uuids: set[str] = set()
+        self._sessions: dict[asyncio.Task, Session] = {}
 
     @property
     def address(self) -> tuple[str, int]:
@@ -50,15 +44,13 @@ class BridgeServer:
         return len(self._sessions)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, self.config.host,
-                                                  self.config.port)
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
         host, port = self.address
         log.info("AudioSocket bridge listening on %s:%d%s", host, port,
-                 " (raw slin mode)" if self.config.session.raw else "")
+                 " (raw slin mode)" if self.settings.raw else "")
 
-    async def close(self, deadline_s: Optional[float] = None) -> None:
-        """Stop accepting, end every call, and flush/store them within the deadline."""
-        deadline_s = self.config.shutdown_deadline_s if deadline_s is None else deadline_s
+    async def close(self, deadline_s: float) -> None:
+        """Stop accepting, end every call, and let each flush its last words within the deadline."""
         if self._server:
             self._server.close()
         for session in list(self._sessions.values()):
@@ -70,17 +62,14 @@ class BridgeServer:
             for task in late:
                 log.warning("shutdown: call %s not flushed in time", self._sessions[task].call.uuid)
                 task.cancel()
-        await self.sinks.close()
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        if self.active_calls >= self.config.max_calls:
+        self.stats.connections += 1
+        if self.active_calls >= self.max_calls:
             await self._refuse(reader, writer)
             return
-        session = CallSession(reader, writer, engine=self.engine, sinks=self.sinks,
-                              directory=self.directory, settings=self.config.session,
-                              claim_uuid=self._claim_uuid, release_uuid=self._live_uuids.discard,
-                              counters=self.counters)
+        session = Session(reader, writer, settings=self.settings, stats=self.stats,
+                          live_uuids=self._live_uuids, transcribe=self._transcribe)
         task = asyncio.current_task()
         self._sessions[task] = session
         try:
@@ -91,14 +80,8 @@ class BridgeServer:
             self._sessions.pop(task, None)
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.refused_connections += 1
+        self.stats.connections_refused += 1
         set_nodelay(writer)
         log.warning("refusing connection from %s: %d calls active (max-calls %d)",
-                    peer_label(writer), self.active_calls, self.config.max_calls)
-        await send_hangup_and_close(reader, writer, self.config.session.linger_s)
-
-    def _claim_uuid(self, uuid: str) -> bool:
-        if uuid in self._live_uuids:
-            return False
-        self._live_uuids.add(uuid)
-        return True
+                    peer_label(writer), self.active_calls, self.max_calls)
+        await send_hangup_and_close(reader, writer)

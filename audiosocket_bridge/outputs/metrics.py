@@ -3,7 +3,7 @@
 `BridgeMetrics` owns a dedicated CollectorRegistry (several can coexist, e.g. in
 tests).  It is a Sink (calls and transcripts are counted as they happen) and,
 once `watch()` is given the engine/server/storage/AMI objects, a collector that
-reads their state at scrape time (engine.stats(), server counters, AMI outbox).
+reads their state at scrape time (engine.stats(), the server's ConnectionStats, AMI outbox).
 `MetricsServer` is a small asyncio HTTP server on the bridge's loop:
 
   GET /metrics   Prometheus text format
@@ -139,28 +139,28 @@ class _StateCollector:
 
     @staticmethod
     def _server(server):
-        counts = server.counters
+        stats = server.stats
         yield GaugeMetricFamily("audiosocket_connections_active", "Open AudioSocket connections",
                                 value=server.active_calls)
         yield CounterMetricFamily("audiosocket_connections", "AudioSocket connections accepted "
-                                  "or refused", value=server.connections)
+                                  "or refused", value=stats.connections)
         yield CounterMetricFamily("audiosocket_connections_refused", "Connections refused "
-                                  "(max-calls reached)", value=server.refused_connections)
+                                  "(max-calls reached)", value=stats.connections_refused)
         frames = CounterMetricFamily("audiosocket_frames_received", "AudioSocket messages "
                                      "received, by kind", labels=["kind"])
-        for key, value in sorted((k, v) for k, v in counts.items() if isinstance(k, tuple)):
-            frames.add_metric([key[1]], value)
+        for kind, count in sorted(stats.frames_received.items()):
+            frames.add_metric([kind], count)
         yield frames
         yield CounterMetricFamily("audiosocket_received_bytes", "Bytes read from AudioSocket "
-                                  "connections", value=counts["bytes"])
+                                  "connections", value=stats.received_bytes)
         yield CounterMetricFamily("audiosocket_protocol_errors", "Connections ended for bad "
                                   "input (protocol or call-flow errors)",
-                                  value=counts["protocol_errors"])
+                                  value=stats.protocol_errors)
         yield CounterMetricFamily("audiosocket_audio_dropped_chunks", "Audio messages dropped "
                                   "between network and engine (queue full)",
-                                  value=counts["dropped_chunks"])
+                                  value=stats.audio_dropped_chunks)
         yield CounterMetricFamily("audiosocket_audio_dropped_seconds", "Audio dropped between "
-                                  "network and engine (queue full)", value=counts["dropped_s"])
+                                  "network and engine (queue full)", value=stats.audio_dropped_s)
 
     @staticmethod
     def _engine(engine):

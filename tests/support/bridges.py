@@ -4,12 +4,13 @@ import asyncio
 
 import pytest
 
-from audiosocket_bridge.audiosocket.server import BridgeServer, ServerConfig
-from audiosocket_bridge.audiosocket.session import SessionSettings
+from audiosocket_bridge.audiosocket.server import BridgeServer
+from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.outputs.live import LiveCalls
 from audiosocket_bridge.outputs.metrics import BridgeMetrics, MetricsServer
-from audiosocket_bridge.outputs.sinks import StorageSink
+from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
 from audiosocket_bridge.outputs.storage import open_storage
+from audiosocket_bridge.registrations import Registrations
 
 from .audiosocket_client import AudioSocketClient
 from .fake_engine import FakeEngine
@@ -23,17 +24,17 @@ class Bridge:
         self.engine = engine or FakeEngine()
         self.live = LiveCalls()
         self.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
-        config = ServerConfig(port=0, max_calls=max_calls, shutdown_deadline_s=10,
-                              session=SessionSettings(**session_kw))
-        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.live],
-                                   directory)
+        self.sinks = SinkGroup([StorageSink(self.storage), self.live])
+        self.server = BridgeServer(self.engine, self.sinks, Registrations() if directory is None else directory,
+                                   SessionSettings(**session_kw), port=0, max_calls=max_calls)
 
     async def __aenter__(self):
         await self.server.start()
         return self
 
     async def __aexit__(self, *exc):
-        await self.server.close()
+        await self.server.close(10)
+        await self.sinks.close()
 
     def client(self, call_uuid=None) -> AudioSocketClient:
         return AudioSocketClient(*self.server.address, call_uuid=call_uuid)
@@ -69,7 +70,7 @@ class MeteredBridge(Bridge):
     def __init__(self, tmp_path, **kw):
         super().__init__(tmp_path, **kw)
         self.metrics = BridgeMetrics()
-        sinks = self.server.sinks.sinks
+        sinks = self.sinks.sinks
         sinks.insert(len(sinks) - 1, self.metrics)  # live stays last
         storage_sink = next(s for s in sinks if isinstance(s, StorageSink))
         self.metrics.watch(engine=self.engine, server=self.server, storage=self.storage,
