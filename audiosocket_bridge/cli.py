@@ -13,7 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as config_mod
-from .config import BridgeConfig, split_host_port
+from .config import BridgeConfig
 
 log = logging.getLogger("audiosocket_bridge")
 
@@ -125,97 +125,15 @@ def build_engine(settings: BridgeConfig):
     return engine
 
 
-def session_settings(settings: BridgeConfig):
-    from .audiosocket.settings import SessionSettings
-
-    return SessionSettings(
-        max_frame_bytes=settings.max_frame_bytes, idle_timeout_s=settings.idle_timeout,
-        raw=settings.raw, language=settings.language, partials=settings.partials,
-        registration_wait_s=settings.registration_wait if settings.ami_host else 0.0,
-        keepalive_s=settings.keepalive, flush_timeout_s=settings.shutdown_deadline,
-    )
-
-
-def _ami_sink(settings: BridgeConfig, directory):
-    from .asterisk import ami_sink as ami
-
-    secret = settings.ami_secret or ""  # also read from AUDIOSOCKET_AMI_SECRET by config
-    sink = ami.AmiSink(ami.AmiConfig(host=settings.ami_host, port=settings.ami_port,
-                                     username=settings.ami_user, secret=secret,
-                                     partials=settings.partials), directory)
-    sink.start()
-    return sink
-
-
 async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
-    from .registrations import Registrations
-    from .outputs.live import LiveCalls
-    from .audiosocket.server import DEFAULT_PORT, BridgeServer
-    from .outputs.sinks import ConsoleSink, SinkGroup, StorageSink
-    from .outputs.storage import open_storage
+    from .bridge import Bridge
 
     stop = stop or asyncio.Event()
-    storage = open_storage(settings.storage)
-    directory, live = Registrations(), LiveCalls()
-    storage_sink = StorageSink(storage)
-    sinks = [storage_sink, ConsoleSink(show_partials=settings.partials)]
-    ami_sink = _ami_sink(settings, directory) if settings.ami_host else None
-    if ami_sink:
-        sinks.append(ami_sink)
-    metrics = _metrics(settings)
-    if metrics:
-        sinks.append(metrics)
-    sinks.append(live)  # last: it reports a call ended only after the sinks above
-    sink_group = SinkGroup(sinks)
-    host, port = split_host_port(settings.listen, DEFAULT_PORT)
-    server = BridgeServer(engine, sink_group, directory, session_settings(settings), host=host,
-                          port=port, max_calls=settings.max_calls)
-    await server.start()
-    metrics_server = await _start_metrics(settings, metrics, engine=engine, server=server,
-                                          storage=storage, storage_sink=storage_sink,
-                                          ami_sink=ami_sink)
-    agi_server = await _start_agi(settings, storage, live, directory)
-    _install_signal_handlers(stop)
-    await stop.wait()
-    log.info("shutting down")
-    await server.close(settings.shutdown_deadline)
-    await sink_group.close()
-    if agi_server:
-        await agi_server.close()
-    if metrics_server:
-        await metrics_server.close()
-
-
-def _metrics(settings: BridgeConfig):
-    if not settings.metrics_listen:
-        return None
-    from .outputs.metrics import BridgeMetrics
-
-    return BridgeMetrics()
-
-
-async def _start_metrics(settings: BridgeConfig, metrics, **watched):
-    if metrics is None:
-        return None
-    from .outputs.metrics import MetricsServer
-
-    metrics.watch(**watched)
-    host, port = split_host_port(settings.metrics_listen, 9300)
-    metrics_server = MetricsServer(metrics, host, port)
-    await metrics_server.start()
-    return metrics_server
-
-
-async def _start_agi(settings: BridgeConfig, storage, live, directory):
-    if not settings.agi_listen:
-        return None
-    from .asterisk import agi_server as agi
-
-    host, port = split_host_port(settings.agi_listen, 4573)
-    agi_server = agi.FastAgiServer(host, port, storage, live, directory)
-    await agi_server.start()
-    return agi_server
+    async with Bridge.from_config(settings, engine):
+        _install_signal_handlers(stop)
+        await stop.wait()
+        log.info("shutting down")
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

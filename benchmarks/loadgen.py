@@ -30,11 +30,15 @@ import os
 import tempfile
 import time
 import uuid as uuid_lib
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import AsyncIterator, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from audiosocket_bridge.asterisk.ami_sink import AmiConfig
+from audiosocket_bridge.audiosocket.settings import SessionSettings
+from audiosocket_bridge.bridge import Bridge
 from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
 from tests.support.fake_ami import transcriber
 from tests.support.recording_ami import AmiFinal, RecordingAmi
@@ -231,52 +235,23 @@ async def run_load(host: str, port: int, n_calls: int, utterances_per_call: int,
 
 # ---------------------------------------------------------------- in-process bridge
 
-class InProcessBridge:
-    """BridgeServer on 127.0.0.1 with SQLite storage, an AMI sink logged in to `ami`, LiveCalls.
-
-    Built like `audiosocket_bridge.cli.serve` (storage first, AMI, LiveCalls last), minus the
-    console sink. `reader` is a second storage handle for checks while the bridge writes.
-    """
-
-    def __init__(self, engine, ami: RecordingAmi, db_url: str, *, max_calls: int = 200,
-                 registration_wait_s: float = 1.0, partials: bool = False) -> None:
-        self.engine, self.ami, self.db_url = engine, ami, db_url
-        self.max_calls, self.registration_wait_s, self.partials = max_calls, registration_wait_s, partials
-        self.server = self.storage = self.reader = self.ami_sink = self.live = None
-
-    async def __aenter__(self) -> "InProcessBridge":
-        from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink
-        from audiosocket_bridge.registrations import Registrations
-        from audiosocket_bridge.outputs.live import LiveCalls
-        from audiosocket_bridge.audiosocket.server import BridgeServer
-        from audiosocket_bridge.audiosocket.settings import SessionSettings
-        from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
-        from audiosocket_bridge.outputs.storage import open_storage
-
-        self.storage = open_storage(self.db_url)
-        self.reader = open_storage(self.db_url)
-        directory, self.live = Registrations(), LiveCalls()
-        self.ami_sink = AmiSink(AmiConfig(host="127.0.0.1", port=self.ami.port, username=AMI_USER,
-                                          secret=AMI_SECRET, partials=self.partials), directory)
-        self.ami_sink.start()
-        if not await asyncio.get_running_loop().run_in_executor(None, self.ami_sink.wait_connected, 10):
-            raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{self.ami.port}")
-        settings = SessionSettings(registration_wait_s=self.registration_wait_s, partials=self.partials,
-                                   flush_timeout_s=60)
-        self.sinks = SinkGroup([StorageSink(self.storage), self.ami_sink, self.live])
-        self.server = BridgeServer(self.engine, self.sinks, directory, settings, host="127.0.0.1",
-                                   port=0, max_calls=self.max_calls)
-        await self.server.start()
-        return self
-
-    @property
-    def address(self):
-        return self.server.address
-
-    async def __aexit__(self, *exc) -> None:
-        await self.server.close(30)
-        await self.sinks.close()
-        self.reader.close()
+@asynccontextmanager
+async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls: int = 200,
+                            registration_wait_s: float = 1.0,
+                            partials: bool = False) -> AsyncIterator[Bridge]:
+    """The bridge as the command line assembles it, on a free port, with its AMI sink logged in
+    to `ami` before the first call is placed."""
+    settings = SessionSettings(registration_wait_s=registration_wait_s, partials=partials,
+                               shutdown_deadline_s=60)
+    ami_config = AmiConfig(host="127.0.0.1", port=ami.port, username=AMI_USER, secret=AMI_SECRET,
+                           partials=partials)
+    async with Bridge(engine, storage_url=db_url, listen=("127.0.0.1", 0), max_calls=max_calls,
+                      session=settings, ami=ami_config) as bridge:
+        logged_in = await asyncio.get_running_loop().run_in_executor(
+            None, bridge.ami_sink.wait_connected, 10)
+        if not logged_in:
+            raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{ami.port}")
+        yield bridge
 
 
 def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None):
@@ -313,10 +288,11 @@ async def _main_async(args) -> None:
     print(LoadReport.HEADER, flush=True)
     try:
         if args.connect:
+            from audiosocket_bridge.audiosocket.server import DEFAULT_PORT
             from audiosocket_bridge.config import split_host_port
             from audiosocket_bridge.outputs.storage import open_storage
 
-            host, port = split_host_port(args.connect, 8300)
+            host, port = split_host_port(args.connect, DEFAULT_PORT)
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: ami.wait_for(lambda f: f.logged_in_sessions() > 0, 60))
             storage = open_storage(args.storage) if args.storage else None
@@ -331,9 +307,9 @@ async def _main_async(args) -> None:
         try:
             with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
                 for shift, n in enumerate(args.calls):
-                    async with InProcessBridge(engine, ami, f"sqlite:///{tmp}/calls-{n}.db") as bridge:
+                    async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/calls-{n}.db") as bridge:
                         report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
-                                                ami=ami, storage=bridge.reader, shift=shift)
+                                                ami=ami, storage=bridge.storage, shift=shift)
                     print(report.row(), flush=True)
                     if args.verbose:
                         _details(report)

@@ -19,15 +19,16 @@ import sys
 import tempfile
 import time
 
+from audiosocket_bridge.bridge import Bridge
 from tests.support.fake_ami import transcriber
 from tests.support.recording_ami import RecordingAmi
 
 from ._common import PAUSE_S, pick_prompts, rss_mib
-from .loadgen import (AMI_SECRET, AMI_USER, InProcessBridge, LoadReport, compare_with_storage,
+from .loadgen import (AMI_SECRET, AMI_USER, LoadReport, compare_with_storage, in_process_bridge,
                       load_engine, place_call)
 
 
-async def _line(i: int, n_lines: int, bridge: InProcessBridge, ami: RecordingAmi, args, stop_at: float,
+async def _line(i: int, n_lines: int, bridge: Bridge, ami: RecordingAmi, args, stop_at: float,
                 results: list) -> None:
     """One caller: dial, play, hang up, wait for TranscriptEnd, dial again, until stop_at."""
     dial = 0
@@ -67,7 +68,7 @@ async def soak(args) -> int:
     duration_s = args.minutes * 60
     try:
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-            async with InProcessBridge(engine, ami, f"sqlite:///{tmp}/soak.db") as bridge:
+            async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/soak.db") as bridge:
                 sampler = asyncio.create_task(_sample_rss(samples, args.rss_every, done))
                 outage = asyncio.create_task(_outage(ami, duration_s / 2, args.outage, notes))
                 started = time.monotonic()
@@ -81,7 +82,7 @@ async def soak(args) -> int:
                 while bridge.ami_sink.pending and time.monotonic() < drain_deadline:
                     await asyncio.sleep(0.1)
                 report = LoadReport(args.calls, results, wall_s=wall_s)
-                compare_with_storage(report, bridge.reader)
+                compare_with_storage(report, bridge.storage)
                 report.duplicate_finals = ami.duplicate_finals
                 ami_counters = dict(bridge.ami_sink.counters)
                 done.set()

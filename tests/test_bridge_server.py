@@ -12,16 +12,16 @@ import pytest
 from audiosocket_bridge.audiosocket.protocol import encode_hangup
 from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
 from audiosocket_bridge.outputs.storage import open_storage
-from audiosocket_bridge.registrations import CallOptions, Registration, Registrations
+from audiosocket_bridge.registrations import CallOptions, Registration
 from tests.support.audiosocket_client import AudioSocketClient, message
-from tests.support.bridges import Bridge, assert_good, good_call, run
+from tests.support.bridges import assert_good, bridge_under_test, caller, good_call, run
 from tests.support.fake_engine import FakeEngine
 
 
 @pytest.mark.parametrize("end, reason", [("hangup", "hangup"), ("close", "closed")])
 def test_good_call_is_stored(tmp_path, end, reason):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path) as bridge:
             call_uuid = await good_call(bridge, 2.0, end)
             assert_good(bridge, call_uuid, 2.0, reason)
     run(scenario())
@@ -43,10 +43,10 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_closes_only_that_connection(tmp_path, case, caplog):
     async def scenario():
-        async with Bridge(tmp_path, max_frame_bytes=4096) as bridge:
+        async with bridge_under_test(tmp_path, max_frame_bytes=4096) as bridge:
             good = asyncio.create_task(good_call(bridge, 2.0))
             await asyncio.sleep(0.3)
-            bad = await bridge.client().connect(send_uuid=False)
+            bad = await caller(bridge).connect(send_uuid=False)
             await bad.send_bytes(BAD_INPUTS[case])
             if case.startswith("truncated"):
                 await asyncio.sleep(0.1)
@@ -64,8 +64,8 @@ def test_bad_input_closes_only_that_connection(tmp_path, case, caplog):
 
 def test_bad_input_after_start_still_stores_the_call(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(1.0)
             await client.send_bytes(message(0x42, b"?"))
             assert await client.wait_server_end(5) and client.server_hangup
@@ -78,10 +78,10 @@ def test_bad_input_after_start_still_stores_the_call(tmp_path):
 
 def test_max_calls_refuses_extra_connections(tmp_path, caplog):
     async def scenario():
-        async with Bridge(tmp_path, max_calls=2) as bridge:
-            first = [await bridge.client().connect() for _ in range(2)]
+        async with bridge_under_test(tmp_path, max_calls=2) as bridge:
+            first = [await caller(bridge).connect() for _ in range(2)]
             await asyncio.sleep(0.1)
-            extra = await bridge.client().connect()
+            extra = await caller(bridge).connect()
             assert await extra.wait_server_end(5) and extra.server_hangup
             assert bridge.server.stats.connections_refused == 1
             for client in first:
@@ -96,9 +96,9 @@ def test_max_calls_refuses_extra_connections(tmp_path, caplog):
 
 def test_idle_timeout_closes_silent_and_half_open_clients(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, idle_timeout_s=0.5) as bridge:
-            silent = await bridge.client().connect(send_uuid=False)
-            half = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, idle_timeout_s=0.5) as bridge:
+            silent = await caller(bridge).connect(send_uuid=False)
+            half = await caller(bridge).connect()
             await half.send_silence(0.4)
             good = asyncio.create_task(good_call(bridge, 1.0))
             assert await silent.wait_server_end(3) and silent.server_hangup
@@ -111,8 +111,8 @@ def test_idle_timeout_closes_silent_and_half_open_clients(tmp_path):
 
 def test_raw_mode_generates_uuid(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, raw=True) as bridge:
-            client = await bridge.client().connect(send_uuid=False)
+        async with bridge_under_test(tmp_path, raw=True) as bridge:
+            client = await caller(bridge).connect(send_uuid=False)
             for _ in range(FRAMES_PER_S):  # 1 s of bare 16 kHz slin in 20 ms chunks
                 await client.send_bytes(bytes(frame_bytes(16000)))
             await client.close()
@@ -127,8 +127,8 @@ def test_raw_mode_generates_uuid(tmp_path):
 
 def test_sample_rate_change_mid_call(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2, 8000)
             await client.send_silence(0.2, 16000)
             await client.finish("hangup")
@@ -140,14 +140,14 @@ def test_sample_rate_change_mid_call(tmp_path):
 
 def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
     async def scenario():
-        bridge = Bridge(tmp_path, engine=FakeEngine(final_every_s=100, flush_delay_s=0.2))
-        await bridge.server.start()
-        clients = [await bridge.client().connect() for _ in range(3)]
+        bridge = bridge_under_test(tmp_path, FakeEngine(final_every_s=100, flush_delay_s=0.2))
+        await bridge.start()
+        clients = [await caller(bridge).connect() for _ in range(3)]
         for client in clients:
             await client.send_silence(0.5)
         await asyncio.sleep(0.2)
-        address = bridge.server.address
-        await bridge.server.close(deadline_s=10)
+        address = bridge.address
+        await bridge.close()  # shutdown deadline 10 s
         storage = open_storage(f"sqlite:///{tmp_path}/calls.db")  # close() closed the sinks
         for client in clients:
             assert client.server_hangup
@@ -161,11 +161,10 @@ def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
 
 def test_ivr_mode_hangs_up_after_first_final(tmp_path):
     async def scenario():
-        directory = Registrations()
-        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
-            client = bridge.client()
-            directory.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
-                                            options=CallOptions(mode="ivr")))
+        async with bridge_under_test(tmp_path, registration_wait_s=2.0) as bridge:
+            client = caller(bridge)
+            bridge.registrations.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
+                                                       options=CallOptions(mode="ivr")))
             await client.connect()
             await client.send_silence(3.0, realtime=True)  # FakeEngine: a final per second
             assert client.server_hangup
@@ -178,11 +177,10 @@ def test_ivr_mode_hangs_up_after_first_final(tmp_path):
 
 def test_ivr_no_input_timeout(tmp_path):
     async def scenario():
-        directory = Registrations()
-        async with Bridge(tmp_path, directory=directory) as bridge:
-            client = bridge.client()
-            directory.register(Registration(client.call_uuid,
-                                            options=CallOptions(mode="ivr", no_input_timeout_s=0.3)))
+        async with bridge_under_test(tmp_path) as bridge:
+            client = caller(bridge)
+            options = CallOptions(mode="ivr", no_input_timeout_s=0.3)
+            bridge.registrations.register(Registration(client.call_uuid, options=options))
             await client.connect()
             assert await client.wait_server_end(3) and client.server_hangup
             assert await bridge.live.wait_ended(client.call_uuid, 3)
@@ -192,12 +190,11 @@ def test_ivr_no_input_timeout(tmp_path):
 
 def test_registration_waits_for_late_ami_event(tmp_path):
     async def scenario():
-        directory = Registrations()
-        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, registration_wait_s=2.0) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.3)
-            directory.register(Registration(client.call_uuid.upper(), channel="SIP/late-1",
-                                            options=CallOptions(partials=False)))
+            bridge.registrations.register(Registration(client.call_uuid.upper(), channel="SIP/late-1",
+                                                       options=CallOptions(partials=False)))
             await client.finish("hangup")
             assert await bridge.live.wait_ended(client.call_uuid, 5)
             assert bridge.live.get(client.call_uuid).registration.channel == "SIP/late-1"
@@ -218,8 +215,8 @@ def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
     monkeypatch.setattr(asyncio.StreamWriter, "write", spy)
 
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect(send_uuid=False)
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect(send_uuid=False)
             await client.send_bytes(struct.pack(">BH", 0x42, 0))
             assert await client.wait_server_end(3) and client.server_hangup
     run(scenario())
@@ -231,11 +228,10 @@ def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
     before it has read the hangup must not meet a closed socket (RST makes Asterisk's
     AudioSocket() return -1 and hang the call up)."""
     async def scenario():
-        directory = Registrations()
-        async with Bridge(tmp_path, directory=directory) as bridge:
+        async with bridge_under_test(tmp_path) as bridge:
             call_uuid = str(uuid.uuid4())
-            directory.register(Registration(call_uuid, options=CallOptions(mode="ivr")))
-            reader, writer = await asyncio.open_connection(*bridge.server.address)
+            bridge.registrations.register(Registration(call_uuid, options=CallOptions(mode="ivr")))
+            reader, writer = await asyncio.open_connection(*bridge.address)
             writer.write(message(0x01, uuid.UUID(call_uuid).bytes))
             received = b""
             while b"\x00\x00\x00" not in received:  # FakeEngine: a final after 1 s of audio
@@ -261,8 +257,8 @@ def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
     """Asterisk (this client) sends nothing for 3 s: the bridge's silence frames keep its 2 s
     no-activity timeout from firing, and the engine is fed the gap in real time."""
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.5, realtime=True)
             await asyncio.sleep(3.0)
             assert not client.timed_out and not client.ended
@@ -277,8 +273,8 @@ def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
 
 def test_keepalive_zero_sends_nothing_back(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, keepalive_s=0) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, keepalive_s=0) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2, realtime=True)
             await asyncio.sleep(1.2)
             assert client.received_audio == bytearray() and not client.ended
@@ -294,8 +290,8 @@ def test_gap_fill_is_bounded(tmp_path, monkeypatch):
     monkeypatch.setattr(session, "GapFiller", lambda: GapFiller(max_s=1.0))  # 5 s would be slow
 
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2, realtime=True)
             await asyncio.sleep(2.5)
             assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(1.2, abs=0.05)
@@ -305,8 +301,8 @@ def test_gap_fill_is_bounded(tmp_path, monkeypatch):
 
 def test_an_error_message_from_asterisk_is_logged_and_the_call_goes_on(tmp_path, caplog):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2)
             await client.send_bytes(message(0xFF, bytes([0x04])))
             await client.send_silence(0.2)
@@ -323,8 +319,8 @@ def test_an_error_message_from_asterisk_is_logged_and_the_call_goes_on(tmp_path,
 def test_ulaw_labelled_as_slin_is_warned_about(tmp_path, caplog):
     """Dial(AudioSocket/host:port/uuid) without /c(slin16): 160-byte G.711 payloads under 0x10."""
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_ulaw(bytes(8000 * 2), realtime=False)
             await client.finish("hangup")
             assert await bridge.live.wait_ended(client.call_uuid, 5)

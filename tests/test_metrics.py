@@ -7,7 +7,7 @@ from audiosocket_bridge.config import BridgeConfig
 from audiosocket_bridge.outputs.metrics import BridgeMetrics
 from audiosocket_bridge.outputs.storage import open_storage
 from tests.support.audiosocket_client import AudioSocketClient, message
-from tests.support.bridges import MeteredBridge, run
+from tests.support.bridges import bridge_under_test, caller, run
 from tests.support.fake_engine import FakeEngine
 from tests.support.ports import free_port
 from tests.support.scrape import http_get, samples, scrape, value
@@ -15,12 +15,12 @@ from tests.support.scrape import http_get, samples, scrape, value
 
 def test_metrics_count_a_call(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
             before = await scrape(bridge)
             assert value(before, "audiosocket_active_calls") == 0
             assert value(before, "audiosocket_frames_received_total", kind="audio") == 0
 
-            client = await bridge.client().connect()
+            client = await caller(bridge).connect()
             await client.send_silence(1.2)  # 60 frames of 20 ms; FakeEngine: 1 final per second
             await asyncio.sleep(0.3)
             during = await scrape(bridge)
@@ -52,14 +52,14 @@ def test_metrics_count_bad_input_refusals_and_drops(tmp_path):
     async def scenario():
         # the feeder waits 0.5 s for a registration while 10.4 s of audio arrive at once: the
         # call's 10 s queue drops the oldest 0.4 s
-        async with MeteredBridge(tmp_path, max_calls=1, registration_wait_s=0.5) as bridge:
-            bad = await bridge.client().connect(send_uuid=False)
+        async with bridge_under_test(tmp_path, metrics=True, max_calls=1, registration_wait_s=0.5) as bridge:
+            bad = await caller(bridge).connect(send_uuid=False)
             await bad.send_bytes(message(0x42, b"x"))
             assert await bad.wait_server_end(5)
-            first = await bridge.client().connect()
+            first = await caller(bridge).connect()
             await first.send_silence(AUDIO_QUEUE_MAX_S + 0.4)
             await asyncio.sleep(0.1)
-            extra = await bridge.client().connect()
+            extra = await caller(bridge).connect()
             assert await extra.wait_server_end(5) and extra.server_hangup
             await first.finish("close")
             assert await bridge.live.wait_ended(first.call_uuid, 5)
@@ -75,18 +75,18 @@ def test_metrics_count_bad_input_refusals_and_drops(tmp_path):
 
 def test_healthz_reports_engine_and_storage(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
-            status, body = await http_get(bridge.http.address, "/healthz")
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert (status, body) == (200, "ok\n")
-            status, _ = await http_get(bridge.http.address, "/nope")
+            status, _ = await http_get(bridge.metrics_server.address, "/nope")
             assert status == 404
             bridge.storage.close()  # storage stops answering
-            status, body = await http_get(bridge.http.address, "/healthz")
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert status == 503 and "storage" in body
             bridge.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
             bridge.metrics.storage = bridge.storage
             bridge.engine.stop()  # engine thread gone
-            status, body = await http_get(bridge.http.address, "/healthz")
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert status == 503 and "engine" in body and "storage" not in body
     run(scenario())
 

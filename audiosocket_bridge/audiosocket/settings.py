@@ -17,4 +17,5 @@ class SessionSettings:
     # ChanSpy leg nobody talks on, hold, silence suppression); 20 ms of silence back to Asterisk
     # whenever it has sent nothing for this long keeps the call up. 0 turns it off.
     keepalive_s: float = 0.5
-    flush_timeout_s: float = 30.0  # --shutdown-deadline: the engine's time for a call's last words
+    # --shutdown-deadline: how long the calls in progress may take to flush their last words
+    shutdown_deadline_s: float = 30.0

@@ -146,10 +146,10 @@ class Transcription:
             return
         try:
             await asyncio.wait_for(asyncio.wrap_future(self.stream.close()),
-                                   self.settings.flush_timeout_s)
+                                   self.settings.shutdown_deadline_s)
         except asyncio.TimeoutError:
             log.warning("call %s: engine did not flush within %g s", self.call.uuid,
-                        self.settings.flush_timeout_s)
+                        self.settings.shutdown_deadline_s)
         except Exception:
             log.exception("call %s: closing the engine stream failed", self.call.uuid)
         self._events.put_nowait(None)

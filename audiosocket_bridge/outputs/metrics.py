@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+DEFAULT_METRICS_PORT = 9300
 LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 30.0)
 STORAGE_PING_TIMEOUT_S = 2.0
 
@@ -192,7 +193,8 @@ class _StateCollector:
 class MetricsServer:
     """GET /metrics and /healthz over HTTP/1.0-style one-request connections."""
 
-    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1", port: int = 9300) -> None:
+    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1",
+                 port: int = DEFAULT_METRICS_PORT) -> None:
         self.metrics, self.host, self.port = metrics, host, port
         self._server: Optional[asyncio.AbstractServer] = None
 

@@ -1,43 +1,34 @@
-"""Bridges under test: a started server on a free port with a FakeEngine (or the real one),
-LiveCalls and SQLite, optionally with metrics; and a good call to run beside bad ones."""
+"""Bridges under test: the bridge as audiosocket_bridge.bridge assembles it, on free loopback
+ports with SQLite in a test's folder and a FakeEngine (or the real one); a caller for it; and a
+good call to run beside bad ones."""
 import asyncio
+from pathlib import Path
+from typing import Optional
 
 import pytest
 
-from audiosocket_bridge.audiosocket.server import BridgeServer
 from audiosocket_bridge.audiosocket.settings import SessionSettings
-from audiosocket_bridge.outputs.live import LiveCalls
-from audiosocket_bridge.outputs.metrics import BridgeMetrics, MetricsServer
-from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
-from audiosocket_bridge.outputs.storage import open_storage
-from audiosocket_bridge.registrations import Registrations
+from audiosocket_bridge.bridge import Bridge
 
 from .audiosocket_client import AudioSocketClient
 from .fake_engine import FakeEngine
 
+ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
 
-class Bridge:
-    """A started server on a free port with a FakeEngine, LiveCalls and SQLite."""
 
-    def __init__(self, tmp_path, engine=None, directory=None, **session_kw):
-        max_calls = session_kw.pop("max_calls", 10)
-        self.engine = engine or FakeEngine()
-        self.live = LiveCalls()
-        self.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
-        self.sinks = SinkGroup([StorageSink(self.storage), self.live])
-        self.server = BridgeServer(self.engine, self.sinks, Registrations() if directory is None else directory,
-                                   SessionSettings(**session_kw), port=0, max_calls=max_calls)
+def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
+                      shutdown_deadline_s: float = 10.0, **session) -> Bridge:
+    """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...)."""
+    return Bridge(FakeEngine() if engine is None else engine,
+                  storage_url=f"sqlite:///{tmp_path}/calls.db", listen=ANY_LOOPBACK_PORT,
+                  max_calls=max_calls,
+                  session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
+                  metrics_listen=ANY_LOOPBACK_PORT if metrics else None)
 
-    async def __aenter__(self):
-        await self.server.start()
-        return self
 
-    async def __aexit__(self, *exc):
-        await self.server.close(10)
-        await self.sinks.close()
-
-    def client(self, call_uuid=None) -> AudioSocketClient:
-        return AudioSocketClient(*self.server.address, call_uuid=call_uuid)
+def caller(bridge: Bridge, call_uuid: Optional[str] = None) -> AudioSocketClient:
+    """An Asterisk-like AudioSocket client for the bridge (connect() it)."""
+    return AudioSocketClient(*bridge.address, call_uuid=call_uuid)
 
 
 def run(coro):
@@ -45,7 +36,7 @@ def run(coro):
 
 
 async def good_call(bridge: Bridge, seconds: float = 2.0, end: str = "hangup") -> str:
-    client = await bridge.client().connect()
+    client = await caller(bridge).connect()
     await client.send_silence(seconds / 2, realtime=True)
     await client.send_dtmf("1")
     await client.send_silence(seconds / 2, realtime=True)
@@ -62,28 +53,3 @@ def assert_good(bridge: Bridge, call_uuid: str, seconds: float, reason: str) -> 
     stored = bridge.storage.get_call(call_uuid)
     assert stored.end_reason == reason and stored.ended_at is not None
     assert len(bridge.storage.get_segments(call_uuid)) == len(bridge.live.finals(call_uuid)) >= 1
-
-
-class MeteredBridge(Bridge):
-    """Bridge + BridgeMetrics (sink before LiveCalls) + MetricsServer on a free port."""
-
-    def __init__(self, tmp_path, **kw):
-        super().__init__(tmp_path, **kw)
-        self.metrics = BridgeMetrics()
-        sinks = self.sinks.sinks
-        sinks.insert(len(sinks) - 1, self.metrics)  # live stays last
-        storage_sink = next(s for s in sinks if isinstance(s, StorageSink))
-        self.metrics.watch(engine=self.engine, server=self.server, storage=self.storage,
-                           storage_sink=storage_sink)
-        self.http = MetricsServer(self.metrics, "127.0.0.1", 0)
-
-    async def __aenter__(self):
-        await super().__aenter__()
-        await self.http.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await super().__aexit__(*exc)
-        await self.http.close()
-
-

@@ -31,6 +31,6 @@ def value(found, name, **labels):
 
 
 async def scrape(bridge):
-    status, body = await http_get(bridge.http.address, "/metrics")
+    status, body = await http_get(bridge.metrics_server.address, "/metrics")
     assert status == 200
     return samples(body)
