@@ -16,7 +16,7 @@ from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
 from .asterisk.ami_sink import AmiConfig, AmiSink
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, split_host_port
+from .config import BridgeConfig, ami_secret, split_host_port
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
@@ -112,7 +112,7 @@ def ami_config(config: BridgeConfig) -> Optional[AmiConfig]:
     if not config.ami_host:
         return None
     return AmiConfig(host=config.ami_host, port=config.ami_port, username=config.ami_user,
-                     secret=config.ami_secret or "", partials=config.partials)
+                     secret=ami_secret(config), partials=config.partials)
 
 
 def _address(text: Optional[str], default_port: int) -> Optional[Address]:

@@ -41,6 +41,7 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--ami-port", type=int, help="AMI port (default 5038)")
     add("--ami-user", help="AMI user (default transcriber)")
     add("--ami-secret", help=f"AMI secret (better: the {SECRET_ENV} environment variable)")
+    add("--ami-secret-file", metavar="FILE", help="read the AMI secret from this file")
     add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
     add("--metrics-listen", metavar="HOST:PORT",
         help="serve Prometheus /metrics and /healthz over HTTP here (default: off)")

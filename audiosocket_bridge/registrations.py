@@ -13,9 +13,10 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from .audiosocket.protocol import canonical_uuid
+from .values import blank_to_none, parse_bool, parse_float
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,21 @@ class CallOptions:
     mode: str = "transcribe"  # or "ivr": bridge sends a hangup frame once the utterance is final
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
+        """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
+        prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
+        speaker. Raises ValueError for an unknown mode or a malformed value."""
+        lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
+        mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
+        if mode not in ("transcribe", "ivr"):
+            raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
+        return cls(language=blank_to_none(lower.get("language")),
+                   prompt=blank_to_none(lower.get("prompt")),
+                   partials=parse_bool(lower.get("partials")), mode=mode,
+                   no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
+                   speaker=blank_to_none(lower.get("speaker")))
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ finally a plain socket close (caller hangs up).
 
 Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
 server (tests/support/recording_ami.py) and sends `UserEvent: Transcript` actions; those with
-`Final: 1` are timestamped as they arrive. Final latency of an utterance = arrival of the last final that
-overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame was sent.
-A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it after
-storing the call's last final).
+`Final: 1` are timestamped as they arrive. Final latency of an utterance = arrival of the last
+final that overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame
+was sent. A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it
+after storing the call's last final).
 
 For a running bridge, start it with the AMI pointed at the load generator's fake AMI, e.g.
 `audiosocket-bridge --ami-host 127.0.0.1 --ami-port 5039 --ami-secret s3cret
@@ -37,13 +37,15 @@ from typing import AsyncIterator, Dict, List, Optional, Sequence
 import numpy as np
 
 from audiosocket_bridge.asterisk.ami_sink import AmiConfig
+from audiosocket_bridge.audiosocket import slin
+from audiosocket_bridge.audiosocket.slin import FRAME_MS
 from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.bridge import Bridge
 from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
 from tests.support.fake_ami import transcriber
 from tests.support.recording_ami import AmiFinal, RecordingAmi
 
-from ._common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors
+from ._common import PAUSE_S, pick_prompts, stream_audio, word_errors
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
@@ -78,7 +80,7 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
                      end_wait_s: float = 120.0, label: str = "") -> CallResult:
     """One call: register on AMI, stream the prompts in real time, hang up, wait for TranscriptEnd."""
     pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
-    frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
+    frame_bytes = slin.frame_bytes(sample_rate_hz)
     n_frames = (len(pcm) + frame_bytes - 1) // frame_bytes
     call_uuid = str(uuid_lib.uuid4())
     result = CallResult(call_uuid, " ".join(p.text for p in prompts), len(prompts), frames_planned=n_frames)
@@ -307,7 +309,8 @@ async def _main_async(args) -> None:
         try:
             with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
                 for shift, n in enumerate(args.calls):
-                    async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/calls-{n}.db") as bridge:
+                    db_url = f"sqlite:///{tmp}/calls-{n}.db"
+                    async with in_process_bridge(engine, ami, db_url) as bridge:
                         report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
                                                 ami=ami, storage=bridge.storage, shift=shift)
                     print(report.row(), flush=True)

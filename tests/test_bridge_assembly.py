@@ -68,6 +68,21 @@ def test_ami_settings_from_the_flags():
     assert "s3cret" not in repr(ami)
 
 
+def test_ami_credentials_from_the_environment_and_the_secret_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    settings = config("--partials", environ={
+        "AUDIOSOCKET_AMI_HOST": "10.0.0.5", "AUDIOSOCKET_AMI_PORT": "5039",
+        "AUDIOSOCKET_AMI_USER": "bridge", "AUDIOSOCKET_AMI_SECRET_FILE": str(secret_file)})
+    ami = ami_config(settings)
+    assert (ami.host, ami.port, ami.username, ami.secret, ami.partials) == (
+        "10.0.0.5", 5039, "bridge", "from-file", True)
+    assert "from-file" not in repr(ami) and "from-file" not in repr(settings)
+    given = config("--ami-host", "pbx", "--ami-secret-file", str(secret_file),
+                   environ={"AUDIOSOCKET_AMI_SECRET": "given"})
+    assert ami_config(given).secret == "given"  # a secret given as such wins over the file
+
+
 def test_a_start_that_fails_half_way_closes_what_it_started(tmp_path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

@@ -7,15 +7,17 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from audiosocket_bridge.outputs.export import export_call, format_timestamp
-from audiosocket_bridge.outputs.storage import open_storage, sqlite_path
+from audiosocket_bridge.outputs.export import export_call
+from audiosocket_bridge.outputs.storage import StoredWord, open_storage, sqlite_path
 from tests.support.builders import STORED_CALL, fill_storage, stored_call, stored_final
 from tests.support.ports import free_port
+from whisper.stream_types import Word
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +29,8 @@ def check_round_trip(storage) -> None:
     assert stored.started_at == datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
     assert stored.end_reason == "hangup" and stored.language == "en"
     assert stored.dtmf == ((1.5, "4"),)
-    assert [(s.index, s.text) for s in storage.get_segments(STORED_CALL)] == [(0, " Hello there."), (1, " Goodbye.")]
+    assert [(s.index, s.text) for s in storage.get_segments(STORED_CALL)] == [
+        (0, " Hello there."), (1, " Goodbye.")]
     assert storage.transcript_text(STORED_CALL) == "Hello there. Goodbye."
     assert storage.transcript_text("00000000-0000-0000-0000-000000000000") is None
 
@@ -136,11 +139,34 @@ def test_postgresql_round_trip(postgres_url):
 
 # ---------------------------------------------------------------- export
 
-def test_format_timestamp():
-    assert format_timestamp(0) == "00:00:00.000"
-    assert format_timestamp(3661.2, ",") == "01:01:01,200"
-    assert format_timestamp(59.9996) == "00:01:00.000"
-    assert format_timestamp(-1) == "00:00:00.000"
+def test_export_times_in_milliseconds_from_zero_and_without_empty_segments(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/e.db")
+    call = stored_call()
+    storage.record_call_start(call)
+    for index, (text, start_s) in enumerate([(" part 0", 0.0), (" part 1", 59.9996),
+                                             (" part 2", -1.0), (" ", 5.0)]):
+        storage.record_final(call, stored_final(index, text, start_s, 3661.2))
+    srt, vtt = export_call(storage, STORED_CALL, "srt"), export_call(storage, STORED_CALL, "vtt")
+    assert srt.startswith("1\n00:00:00,000 --> 01:01:01,200\npart 0\n\n")
+    assert "\n00:01:00.000 --> 01:01:01.200\npart 1\n" in vtt  # rounded to the millisecond
+    assert srt.endswith("\n3\n00:00:00,000 --> 01:01:01,200\npart 2\n")  # before 0 is 0
+    assert export_call(storage, STORED_CALL, "txt") == "part 0\npart 1\npart 2\n"
+    storage.close()
+
+
+def test_the_stored_words_are_read_back_and_exported_in_json(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/e.db")
+    call = stored_call()
+    storage.record_call_start(call)
+    words = (Word(" Hello", 0.5, 0.9, 0.98), Word(" there.", 0.9, 1.75, 0.91))
+    storage.record_final(call, replace(stored_final(0, " Hello there.", 0.5, 1.75), words=words))
+    assert storage.get_segments(STORED_CALL)[0].words == (
+        StoredWord(" Hello", 0.5, 0.9, 0.98), StoredWord(" there.", 0.9, 1.75, 0.91))
+    (segment,) = json.loads(export_call(storage, STORED_CALL, "json"))["segments"]
+    assert segment["words"] == [
+        {"text": " Hello", "start_s": 0.5, "end_s": 0.9, "probability": 0.98},
+        {"text": " there.", "start_s": 0.9, "end_s": 1.75, "probability": 0.91}]
+    storage.close()
 
 
 @pytest.fixture()

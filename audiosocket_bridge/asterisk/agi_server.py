@@ -26,9 +26,10 @@ from typing import Optional
 
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
-from .ami_protocol import call_options, chunk_text
-from ..registrations import Registrations, Registration
 from ..audiosocket.protocol import canonical_uuid
+from ..outputs.storage import joined_text
+from ..registrations import CallOptions, Registration, Registrations
+from .variables import chunk_text, transcript_variables
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,11 @@ class TranscriptResult:
     segments: int = 0
 
 
-def transcript_variables(result: TranscriptResult) -> list[tuple[str, str]]:
-    """Channel variables in the order they are set: TRANSCRIPT_STATUS last."""
+def result_variables(result: TranscriptResult) -> list[tuple[str, str]]:
+    """Every transcript variable (asterisk.variables), then TRANSCRIPT_STATUS."""
     parts = chunk_text(result.text)
-    variables = [(f"TRANSCRIPT_FULL_{i}", part) for i, part in enumerate(parts, start=1)]
-    variables += [("TRANSCRIPT_PARTS", str(len(parts))),
-                  ("TRANSCRIPT_SEGMENTS", str(result.segments)),
-                  ("TRANSCRIPT", result.text),
-                  ("TRANSCRIPT_STATUS", result.status)]
-    return variables
+    return transcript_variables(parts, result.segments, result.text) + [
+        ("TRANSCRIPT_STATUS", result.status)]
 
 
 class AgiSession:
@@ -161,7 +158,7 @@ class FastAgiServer:
             result = TranscriptResult("NOTFOUND")
         else:
             result = await self.lookup(uuid, wait_s)
-        for name, value in transcript_variables(result):
+        for name, value in result_variables(result):
             await session.set_variable(name, value)
 
     async def lookup(self, uuid: str, wait_s: float) -> TranscriptResult:
@@ -169,7 +166,7 @@ class FastAgiServer:
         live = self.live_calls.get(uuid)
         if live is not None and not await self.live_calls.wait_ended(uuid, wait_s):
             finals = self.live_calls.finals(uuid)
-            return TranscriptResult("PENDING", _join(f.text for f in finals), len(finals))
+            return TranscriptResult("PENDING", joined_text(f.text for f in finals), len(finals))
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
         if text is not None:
@@ -177,13 +174,13 @@ class FastAgiServer:
             return TranscriptResult("OK", text, len(segments))
         if live is not None:  # ended, but storage has nothing (e.g. storage failing)
             finals = self.live_calls.finals(uuid)
-            return TranscriptResult("OK", _join(f.text for f in finals), len(finals))
+            return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
         return TranscriptResult("NOTFOUND")
 
     async def _register(self, session: AgiSession, request: AgiRequest) -> None:
         try:
             uuid = canonical_uuid(request.params.get("uuid", ""))
-            options = call_options(request.params)
+            options = CallOptions.from_fields(request.params)
         except ValueError as exc:
             log.warning("register AGI on %s: bad parameters: %s", request.channel, exc)
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
@@ -194,7 +191,3 @@ class FastAgiServer:
                                              options=options))
         log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
         await session.set_variable("AUDIOSOCKET_REGISTER", "OK")
-
-
-def _join(texts) -> str:
-    return " ".join(t.strip() for t in texts if t.strip())

@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
 from whisper.stream_types import TranscriptEvent
 
+from ..outputs.sinks import CallInfo
+from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
-from .ami_protocol import (START_EVENT, AmiLineTooLong, CallCaptionState, caption_event, end_event,
-                           registration_from_event)
-from ..registrations import Registrations, Registration
-from ..outputs.sinks import CallInfo
+from .ami_protocol import START_EVENT, AmiLineTooLong, caption_event, end_event, registration_from_event
+from .variables import CallCaptionState
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +50,6 @@ class AmiConfig:
     max_pending: int = 2000  # outbox bound, enforced on partial captions only
     drain_timeout_s: float = 5.0  # on close: time to flush what is queued
 
-    @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "AmiConfig":
-        """AUDIOSOCKET_AMI_HOST/_PORT/_USER/_SECRET (or _SECRET_FILE); overrides win."""
-        env = os.environ if environ is None else environ
-        values: dict = {}
-        for key, name, convert in (("host", "AUDIOSOCKET_AMI_HOST", str),
-                                   ("port", "AUDIOSOCKET_AMI_PORT", int),
-                                   ("username", "AUDIOSOCKET_AMI_USER", str),
-                                   ("secret", "AUDIOSOCKET_AMI_SECRET", str)):
-            if env.get(name):
-                values[key] = convert(env[name])
-        if "secret" not in values and env.get("AUDIOSOCKET_AMI_SECRET_FILE"):
-            with open(env["AUDIOSOCKET_AMI_SECRET_FILE"], encoding="utf-8") as handle:
-                values["secret"] = handle.read().strip()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
 
 class Backoff:
     """Exponential reconnect delay: initial, 2x, 4x, ... capped at max."""
@@ -85,7 +67,7 @@ class Backoff:
 
 
 class AmiSink:
-    """A Sink (see sinks.py). ``start()`` is synchronous; ``close()`` is async."""
+    """A Sink (see outputs/sinks.py). ``start()`` is synchronous; ``close()`` is async."""
 
     def __init__(self, config: AmiConfig, registrations: Registrations, *,
                  connection_factory: Optional[Callable[[], AmiConnection]] = None) -> None:

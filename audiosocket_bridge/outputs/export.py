@@ -1,43 +1,46 @@
-"""Per-call transcript export to TXT, SRT, WebVTT or JSON."""
+"""A stored call's transcript as TXT, SRT or WebVTT (written by whisper.writers) or as the
+bridge's JSON document (the call, its DTMF digits, and every segment with its words)."""
 from __future__ import annotations
 
+import io
 import json
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from whisper.writers import format_timestamp as whisper_timestamp
+from whisper.writers import WriteSRT, WriteTXT, WriteVTT
 
-from .storage import StoredCall, StoredSegment
+from .storage import StoredCall, StoredSegment, joined_text
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
 
-def format_timestamp(seconds: float, decimal_marker: str = ".", always_hours: bool = True) -> str:
-    """HH:MM:SS.mmm (SRT uses ',' as the decimal marker); a negative time shows as zero."""
-    return whisper_timestamp(max(0.0, seconds), always_include_hours=always_hours, decimal_marker=decimal_marker)
+class _WebVttWithHours(WriteVTT):
+    always_include_hours = True  # the export has always written HH:MM:SS.mmm
+
+
+_WRITERS = {"txt": WriteTXT, "srt": WriteSRT, "vtt": _WebVttWithHours}
 
 
 def _spoken(segments: Sequence[StoredSegment]) -> list[StoredSegment]:
     return [s for s in segments if s.text.strip()]
 
 
-def to_txt(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
-    return "".join(f"{s.text.strip()}\n" for s in _spoken(segments))
+def whisper_result(segments: Sequence[StoredSegment]) -> dict:
+    """The spoken segments in the shape of whisper's transcribe() result, for its writers; a time
+    before the call's start (pre-roll) shows as zero."""
+    spoken = _spoken(segments)
+    return {"text": joined_text(s.text for s in spoken),
+            "segments": [{"start": max(0.0, s.start_s), "end": max(0.0, s.end_s), "text": s.text}
+                         for s in spoken]}
 
 
-def to_srt(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
-    blocks = [
-        f"{n}\n{format_timestamp(s.start_s, ',')} --> {format_timestamp(s.end_s, ',')}\n{s.text.strip()}\n"
-        for n, s in enumerate(_spoken(segments), start=1)
-    ]
-    return "\n".join(blocks)
-
-
-def to_vtt(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
-    cues = [
-        f"{format_timestamp(s.start_s)} --> {format_timestamp(s.end_s)}\n{s.text.strip()}\n"
-        for s in _spoken(segments)
-    ]
-    return "WEBVTT\n\n" + "\n".join(cues)
+def to_text(fmt: str, segments: Sequence[StoredSegment]) -> str:
+    """TXT, SRT or VTT. Whisper's writers end every cue with a blank line; an export has none
+    after its last cue."""
+    result = whisper_result(segments)
+    out = io.StringIO()
+    _WRITERS[fmt](".").write_result(result, out)
+    text = out.getvalue()
+    return text[:-1] if result["segments"] and text.endswith("\n\n") else text
 
 
 def _iso(value) -> Optional[str]:
@@ -55,23 +58,22 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
         "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf],
         "segments": [
             {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),
-             "language": s.language, "avg_logprob": s.avg_logprob}
+             "language": s.language, "avg_logprob": s.avg_logprob,
+             "words": [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
+                        "probability": w.probability} for w in s.words]}
             for s in segments
         ],
-        "text": " ".join(s.text.strip() for s in _spoken(segments)),
+        "text": whisper_result(segments)["text"],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-_WRITERS: dict[str, Callable[[StoredCall, Sequence[StoredSegment]], str]] = {
-    "txt": to_txt, "srt": to_srt, "vtt": to_vtt, "json": to_json,
-}
-
-
 def export_call(storage, uuid: str, fmt: str) -> Optional[str]:
-    """The call's transcript in `fmt`, or None if storage does not know the call."""
-    writer = _WRITERS[fmt]
+    """The call's transcript in `fmt` (one of FORMATS), or None if storage does not know it."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     call = storage.get_call(uuid)
     if call is None:
         return None
-    return writer(call, storage.get_segments(uuid))
+    segments = storage.get_segments(uuid)
+    return to_json(call, segments) if fmt == "json" else to_text(fmt, segments)
