@@ -13,7 +13,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as config_mod
-from .config import BridgeConfig, split_host_port
+from .config import BridgeConfig
 
 log = logging.getLogger("audiosocket_bridge")
 
@@ -41,6 +41,7 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--ami-port", type=int, help="AMI port (default 5038)")
     add("--ami-user", help="AMI user (default transcriber)")
     add("--ami-secret", help=f"AMI secret (better: the {SECRET_ENV} environment variable)")
+    add("--ami-secret-file", metavar="FILE", help="read the AMI secret from this file")
     add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
     add("--metrics-listen", metavar="HOST:PORT",
         help="serve Prometheus /metrics and /healthz over HTTP here (default: off)")
@@ -48,6 +49,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="how long a new call waits for its AMI registration (default 1)")
     add("--shutdown-deadline", type=float, metavar="SECONDS",
         help="time to flush calls on SIGTERM/SIGINT (default 30)")
+    add("--keepalive", type=float, metavar="SECONDS",
+        help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
+             "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
@@ -88,8 +92,8 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .export import export_call
-    from .storage import open_storage
+    from .outputs.export import export_call
+    from .outputs.storage import open_storage
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
@@ -122,97 +126,15 @@ def build_engine(settings: BridgeConfig):
     return engine
 
 
-def server_config(settings: BridgeConfig):
-    from .server import DEFAULT_PORT, ServerConfig
-    from .session import SessionSettings
-
-    host, port = split_host_port(settings.listen, DEFAULT_PORT)
-    session = SessionSettings(
-        max_frame_bytes=settings.max_frame_bytes, idle_timeout_s=settings.idle_timeout,
-        raw=settings.raw, language=settings.language, partials=settings.partials,
-        registration_wait_s=settings.registration_wait if settings.ami_host else 0.0,
-        flush_timeout_s=settings.shutdown_deadline,
-    )
-    return ServerConfig(host=host, port=port, max_calls=settings.max_calls,
-                        shutdown_deadline_s=settings.shutdown_deadline, session=session)
-
-
-def _ami_sink(settings: BridgeConfig, directory):
-    from . import ami
-
-    secret = settings.ami_secret or ""  # also read from AUDIOSOCKET_AMI_SECRET by config
-    sink = ami.AmiSink(ami.AmiConfig(host=settings.ami_host, port=settings.ami_port,
-                                     username=settings.ami_user, secret=secret,
-                                     partials=settings.partials), directory)
-    sink.start()
-    return sink
-
-
 async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
-    from .directory import CallDirectory
-    from .live import LiveCalls
-    from .server import BridgeServer
-    from .sinks import ConsoleSink, StorageSink
-    from .storage import open_storage
+    from .bridge import Bridge
 
     stop = stop or asyncio.Event()
-    storage = open_storage(settings.storage)
-    directory, live = CallDirectory(), LiveCalls()
-    storage_sink = StorageSink(storage)
-    sinks = [storage_sink, ConsoleSink(show_partials=settings.partials)]
-    ami_sink = _ami_sink(settings, directory) if settings.ami_host else None
-    if ami_sink:
-        sinks.append(ami_sink)
-    metrics = _metrics(settings)
-    if metrics:
-        sinks.append(metrics)
-    sinks.append(live)  # last: it reports a call ended only after the sinks above
-    server = BridgeServer(engine, server_config(settings), sinks, directory)
-    await server.start()
-    metrics_server = await _start_metrics(settings, metrics, engine=engine, server=server,
-                                          storage=storage, storage_sink=storage_sink,
-                                          ami_sink=ami_sink)
-    agi_server = await _start_agi(settings, storage, live, directory)
-    _install_signal_handlers(stop)
-    await stop.wait()
-    log.info("shutting down")
-    await server.close()
-    if agi_server:
-        await agi_server.close()
-    if metrics_server:
-        await metrics_server.close()
-
-
-def _metrics(settings: BridgeConfig):
-    if not settings.metrics_listen:
-        return None
-    from .metrics import BridgeMetrics
-
-    return BridgeMetrics()
-
-
-async def _start_metrics(settings: BridgeConfig, metrics, **watched):
-    if metrics is None:
-        return None
-    from .metrics import MetricsServer
-
-    metrics.watch(**watched)
-    host, port = split_host_port(settings.metrics_listen, 9300)
-    metrics_server = MetricsServer(metrics, host, port)
-    await metrics_server.start()
-    return metrics_server
-
-
-async def _start_agi(settings: BridgeConfig, storage, live, directory):
-    if not settings.agi_listen:
-        return None
-    from . import agi
-
-    host, port = split_host_port(settings.agi_listen, 4573)
-    agi_server = agi.FastAgiServer(host, port, storage, live, directory)
-    await agi_server.start()
-    return agi_server
+    async with Bridge.from_config(settings, engine):
+        _install_signal_handlers(stop)
+        await stop.wait()
+        log.info("shutting down")
 
 
 def _install_signal_handlers(stop: asyncio.Event) -> None:

@@ -8,7 +8,7 @@ import configparser
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
-from .storage import DEFAULT_STORAGE_URL
+from .outputs.storage import DEFAULT_STORAGE_URL
 from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
@@ -32,10 +32,12 @@ class BridgeConfig:
     ami_port: int = 5038
     ami_user: str = "transcriber"
     ami_secret: Optional[str] = None
+    ami_secret_file: Optional[str] = None  # read when ami_secret is not given
     agi_listen: Optional[str] = None
     metrics_listen: Optional[str] = None
     registration_wait: float = 1.0
     shutdown_deadline: float = 30.0
+    keepalive: float = 0.5
 
     def __repr__(self) -> str:  # the AMI secret must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -99,6 +101,14 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
     return BridgeConfig(**merged)
+
+
+def ami_secret(config: BridgeConfig) -> str:
+    """The AMI secret: given as such, else the contents of ami_secret_file, else empty."""
+    if config.ami_secret or not config.ami_secret_file:
+        return config.ami_secret or ""
+    with open(config.ami_secret_file, encoding="utf-8") as handle:
+        return handle.read().strip()
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

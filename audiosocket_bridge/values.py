@@ -19,5 +19,10 @@ def parse_bool(text: Optional[str]) -> Optional[bool]:
     raise ValueError(f"not a boolean: {text!r}")
 
 
+def blank_to_none(text: Optional[str]) -> Optional[str]:
+    """The text stripped, or None when there is none."""
+    return text.strip() if text and text.strip() else None
+
+
 def parse_float(text: Optional[str]) -> Optional[float]:
     return float(text) if text is not None and text.strip() else None

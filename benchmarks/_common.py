@@ -1,26 +1,16 @@
-"""Pieces shared by the benchmarks: prompt selection, call audio, WER, RSS.
-
-Importing this module puts the repository root and tests/ (prompts, fake peers) on sys.path.
-"""
+"""Pieces shared by the benchmarks: prompt selection, call audio, WER, RSS."""
 from __future__ import annotations
 
 import functools
-import sys
 import wave
 from pathlib import Path
 from typing import List, Sequence, Tuple
 
-
-ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT, ROOT / "tests"):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
-
-from prompts import Prompt, english_prompts, resample_pcm  # noqa: E402
-from whisper.evaluation import english_wer, normalize_english, word_edit_distance  # noqa: E402
+from audiosocket_bridge.audiosocket import slin
+from tests.support.prompts import Prompt, english_prompts, resample_pcm
+from whisper.evaluation import english_wer, normalize_english, word_edit_distance
 
 PAUSE_S = 1.2  # silence after each prompt
-FRAME_MS = 20  # Asterisk sends 20 ms of audio per frame
 
 
 def rss_mib() -> float:
@@ -56,7 +46,7 @@ def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rat
 
     Returns (pcm, starts, ends): the 20 ms frame index of each prompt's first and last frame.
     """
-    frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
+    frame_bytes = slin.frame_bytes(sample_rate_hz)
     pcm, ends, starts = b"", [], []
     for p in prompts:
         audio = resample_pcm(p.pcm, 8000, sample_rate_hz)

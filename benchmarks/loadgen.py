@@ -1,7 +1,7 @@
 """Load generator for the AudioSocket bridge: N concurrent calls as Asterisk places them.
 
-    python benchmarks/loadgen.py --calls 1 4 8 16 --utterances 5      # bridge in-process (tiny.en)
-    python benchmarks/loadgen.py --connect 127.0.0.1:8300 --ami-port 5039 \\
+    python -m benchmarks.loadgen --calls 1 4 8 16 --utterances 5      # bridge in-process (tiny.en)
+    python -m benchmarks.loadgen --connect 127.0.0.1:8300 --ami-port 5039 \\
         --storage sqlite:///transcripts.db --calls 4                    # against a running bridge
 
 Each call does what the dialplan + app_audiosocket do: `UserEvent(AudioSocketStart, Uuid: ...)` on
@@ -10,11 +10,11 @@ clock -- Asterisk English prompts, a different set per call, each followed by a 
 finally a plain socket close (caller hangs up).
 
 Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
-server (tests/fake_ami.py) and sends `UserEvent: Transcript` actions; those with `Final: 1` are
-timestamped as they arrive. Final latency of an utterance = arrival of the last final that
-overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame was sent.
-A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it after
-storing the call's last final).
+server (tests/support/recording_ami.py) and sends `UserEvent: Transcript` actions; those with
+`Final: 1` are timestamped as they arrive. Final latency of an utterance = arrival of the last
+final that overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame
+was sent. A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it
+after storing the call's last final).
 
 For a running bridge, start it with the AMI pointed at the load generator's fake AMI, e.g.
 `audiosocket-bridge --ami-host 127.0.0.1 --ami-port 5039 --ami-secret s3cret
@@ -27,109 +27,29 @@ import asyncio
 import itertools
 import logging
 import os
-import sys
 import tempfile
 import time
 import uuid as uuid_lib
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import AsyncIterator, Dict, List, Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audiosocket_bridge.asterisk.ami_sink import AmiConfig
+from audiosocket_bridge.audiosocket import slin
+from audiosocket_bridge.audiosocket.slin import FRAME_MS
+from audiosocket_bridge.audiosocket.settings import SessionSettings
+from audiosocket_bridge.bridge import Bridge
+from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
+from tests.support.fake_ami import transcriber
+from tests.support.recording_ami import AmiFinal, RecordingAmi
 
-from _common import FRAME_MS, PAUSE_S, pick_prompts, stream_audio, word_errors  # noqa: E402
-
-from audiosocket_client import SLIN_KINDS, AudioSocketClient, message  # noqa: E402  (tests/)
-from fake_ami import FakeAmi, transcriber  # noqa: E402  (tests/)
+from ._common import PAUSE_S, pick_prompts, stream_audio, word_errors
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
 _dial_counter = itertools.count()
-
-
-# ---------------------------------------------------------------- AMI side
-
-@dataclass(frozen=True)
-class AmiFinal:
-    uuid: str
-    segment: int
-    start_s: float
-    end_s: float
-    text: str
-    arrived: float  # time.monotonic() when the action was read
-
-
-class RecordingAmi(FakeAmi):
-    """The fake AMI, plus arrival-timestamped `UserEvent: Transcript` finals and `TranscriptEnd`s.
-
-    With keep_actions=False (default) it keeps no action log or variables, so a long soak does
-    not grow; finals and call ends are kept per UUID until forget() is called.
-    """
-
-    def __init__(self, *args, keep_actions: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.keep_actions = keep_actions
-        self.finals: Dict[str, List[AmiFinal]] = {}
-        self.ends: Dict[str, float] = {}  # uuid -> TranscriptEnd arrival
-        self.duplicate_finals = 0  # the same (uuid, segment) again, e.g. re-sent after an outage
-        self.partials = 0
-
-    def _process(self, session, lines, too_long) -> bool:
-        arrived = time.monotonic()
-        if not too_long:
-            headers = {}
-            for line in lines:
-                key, sep, value = line.partition(":")
-                if sep:
-                    headers.setdefault(key.strip(), value.strip())
-            if headers.get("Action", "").lower() == "userevent":
-                self._record(headers, arrived)
-        keep = super()._process(session, lines, too_long)
-        if not self.keep_actions:
-            with self._lock:
-                self.actions.clear()
-                self.variables.clear()
-        return keep
-
-    def _record(self, headers: Dict[str, str], arrived: float) -> None:
-        name, call = headers.get("UserEvent", ""), headers.get("Uuid", "").lower()
-        with self._changed:
-            if name == "Transcript" and headers.get("Final") == "1":
-                finals = self.finals.setdefault(call, [])
-                segment = int(headers.get("Segment", "-1"))
-                if any(f.segment == segment for f in finals):
-                    self.duplicate_finals += 1
-                else:
-                    finals.append(AmiFinal(call, segment, float(headers.get("Start", "nan")),
-                                           float(headers.get("End", "nan")),
-                                           headers.get("Text", ""), arrived))
-            elif name == "Transcript":
-                self.partials += 1
-            elif name == "TranscriptEnd":
-                self.ends.setdefault(call, arrived)
-            self._changed.notify_all()
-
-    def register_call(self, call_uuid: str, channel: str) -> None:
-        """What `UserEvent(AudioSocketStart,Uuid: ${ID},...)` in the dialplan emits."""
-        self.emit_user_event("AudioSocketStart", {"Uuid": call_uuid, "Language": "en", "Partials": "0"},
-                             snapshot={"Channel": channel, "Uniqueid": f"{time.time():.6f}",
-                                       "Linkedid": f"{time.time():.6f}"})
-
-    def finals_of(self, call_uuid: str) -> List[AmiFinal]:
-        with self._lock:
-            return sorted(self.finals.get(call_uuid.lower(), []), key=lambda f: f.segment)
-
-    def ended(self, call_uuid: str) -> Optional[float]:
-        with self._lock:
-            return self.ends.get(call_uuid.lower())
-
-    def forget(self, call_uuids: Sequence[str]) -> None:
-        with self._lock:
-            for call in call_uuids:
-                self.finals.pop(call.lower(), None)
-                self.ends.pop(call.lower(), None)
 
 
 # ---------------------------------------------------------------- one call
@@ -160,7 +80,7 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
                      end_wait_s: float = 120.0, label: str = "") -> CallResult:
     """One call: register on AMI, stream the prompts in real time, hang up, wait for TranscriptEnd."""
     pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
-    frame_bytes = sample_rate_hz * FRAME_MS // 1000 * 2
+    frame_bytes = slin.frame_bytes(sample_rate_hz)
     n_frames = (len(pcm) + frame_bytes - 1) // frame_bytes
     call_uuid = str(uuid_lib.uuid4())
     result = CallResult(call_uuid, " ".join(p.text for p in prompts), len(prompts), frames_planned=n_frames)
@@ -317,50 +237,23 @@ async def run_load(host: str, port: int, n_calls: int, utterances_per_call: int,
 
 # ---------------------------------------------------------------- in-process bridge
 
-class InProcessBridge:
-    """BridgeServer on 127.0.0.1 with SQLite storage, an AMI sink logged in to `ami`, LiveCalls.
-
-    Built like `audiosocket_bridge.cli.serve` (storage first, AMI, LiveCalls last), minus the
-    console sink. `reader` is a second storage handle for checks while the bridge writes.
-    """
-
-    def __init__(self, engine, ami: RecordingAmi, db_url: str, *, max_calls: int = 200,
-                 registration_wait_s: float = 1.0, partials: bool = False) -> None:
-        self.engine, self.ami, self.db_url = engine, ami, db_url
-        self.max_calls, self.registration_wait_s, self.partials = max_calls, registration_wait_s, partials
-        self.server = self.storage = self.reader = self.ami_sink = self.live = None
-
-    async def __aenter__(self) -> "InProcessBridge":
-        from audiosocket_bridge.ami import AmiConfig, AmiSink
-        from audiosocket_bridge.directory import CallDirectory
-        from audiosocket_bridge.live import LiveCalls
-        from audiosocket_bridge.server import BridgeServer, ServerConfig
-        from audiosocket_bridge.session import SessionSettings
-        from audiosocket_bridge.sinks import StorageSink
-        from audiosocket_bridge.storage import open_storage
-
-        self.storage = open_storage(self.db_url)
-        self.reader = open_storage(self.db_url)
-        directory, self.live = CallDirectory(), LiveCalls()
-        self.ami_sink = AmiSink(AmiConfig(host="127.0.0.1", port=self.ami.port, username=AMI_USER,
-                                          secret=AMI_SECRET, partials=self.partials), directory)
-        self.ami_sink.start()
-        if not await asyncio.get_running_loop().run_in_executor(None, self.ami_sink.wait_connected, 10):
-            raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{self.ami.port}")
-        config = ServerConfig(host="127.0.0.1", port=0, max_calls=self.max_calls, session=SessionSettings(
-            registration_wait_s=self.registration_wait_s, partials=self.partials, flush_timeout_s=60))
-        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.ami_sink, self.live],
-                                   directory)
-        await self.server.start()
-        return self
-
-    @property
-    def address(self):
-        return self.server.address
-
-    async def __aexit__(self, *exc) -> None:
-        await self.server.close()
-        self.reader.close()
+@asynccontextmanager
+async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls: int = 200,
+                            registration_wait_s: float = 1.0,
+                            partials: bool = False) -> AsyncIterator[Bridge]:
+    """The bridge as the command line assembles it, on a free port, with its AMI sink logged in
+    to `ami` before the first call is placed."""
+    settings = SessionSettings(registration_wait_s=registration_wait_s, partials=partials,
+                               shutdown_deadline_s=60)
+    ami_config = AmiConfig(host="127.0.0.1", port=ami.port, username=AMI_USER, secret=AMI_SECRET,
+                           partials=partials)
+    async with Bridge(engine, storage_url=db_url, listen=("127.0.0.1", 0), max_calls=max_calls,
+                      session=settings, ami=ami_config) as bridge:
+        logged_in = await asyncio.get_running_loop().run_in_executor(
+            None, bridge.ami_sink.wait_connected, 10)
+        if not logged_in:
+            raise RuntimeError(f"AMI sink did not log in to 127.0.0.1:{ami.port}")
+        yield bridge
 
 
 def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None):
@@ -397,10 +290,11 @@ async def _main_async(args) -> None:
     print(LoadReport.HEADER, flush=True)
     try:
         if args.connect:
+            from audiosocket_bridge.audiosocket.server import DEFAULT_PORT
             from audiosocket_bridge.config import split_host_port
-            from audiosocket_bridge.storage import open_storage
+            from audiosocket_bridge.outputs.storage import open_storage
 
-            host, port = split_host_port(args.connect, 8300)
+            host, port = split_host_port(args.connect, DEFAULT_PORT)
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: ami.wait_for(lambda f: f.logged_in_sessions() > 0, 60))
             storage = open_storage(args.storage) if args.storage else None
@@ -415,9 +309,10 @@ async def _main_async(args) -> None:
         try:
             with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
                 for shift, n in enumerate(args.calls):
-                    async with InProcessBridge(engine, ami, f"sqlite:///{tmp}/calls-{n}.db") as bridge:
+                    db_url = f"sqlite:///{tmp}/calls-{n}.db"
+                    async with in_process_bridge(engine, ami, db_url) as bridge:
                         report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
-                                                ami=ami, storage=bridge.reader, shift=shift)
+                                                ami=ami, storage=bridge.storage, shift=shift)
                     print(report.row(), flush=True)
                     if args.verbose:
                         _details(report)

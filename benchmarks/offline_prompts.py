@@ -1,6 +1,6 @@
 """Offline accuracy and speed on the Asterisk English prompts: our engine against faster-whisper int8.
 
-    python3 benchmarks/offline_prompts.py [--limit N] [--quantize] [--window-frames 3000]
+    python3 -m benchmarks.offline_prompts [--limit N] [--quantize] [--window-frames 3000]
                                           [--file-by-file] [--full-encoder]
 
 --file-by-file runs our model.transcribe() on one file at a time (as faster-whisper always does);
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 from typing import Callable, List, Sequence
 
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+import whisper
+from tests.support.prompts import Prompt, english_prompts
+from whisper.audio import SAMPLE_RATE_HZ, load_audio
+from whisper.evaluation import english_wer
+from whisper.transcribe import transcribe, transcribe_batch
 
-import whisper  # noqa: E402
-from prompts import Prompt, english_prompts  # noqa: E402
-from whisper.audio import SAMPLE_RATE_HZ, load_audio  # noqa: E402
-from whisper.evaluation import english_wer  # noqa: E402
-from whisper.transcribe import transcribe, transcribe_batch  # noqa: E402
-from _common import cpu_description, encoder_ms_per_window  # noqa: E402
+from ._common import cpu_description, encoder_ms_per_window
 
 
 

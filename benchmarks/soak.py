@@ -1,11 +1,11 @@
 """Soak test (not for CI): N calls re-dialled continuously for --minutes against an in-process bridge.
 
-    python benchmarks/soak.py                          # 4 lines, 30 minutes, tiny.en
-    python benchmarks/soak.py --calls 8 --minutes 3
+    python -m benchmarks.soak                          # 4 lines, 30 minutes, tiny.en
+    python -m benchmarks.soak --calls 8 --minutes 3
 
 Everything is on 127.0.0.1: the bridge (tiny.en, SQLite in a temp dir, AMI sink), the fake AMI
-(tests/fake_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process (bridge + load
-generator + fake AMI) is sampled every 10 s. Halfway through, the fake AMI goes down for
+(tests/support/recording_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process
+(bridge + load generator + fake AMI) is sampled every 10 s. Halfway through, the fake AMI goes down for
 --outage seconds and comes back on the same port (an Asterisk restart); the AMI sink must
 queue the finals and deliver them after it reconnects. At the end: RSS start/peak/end, calls
 completed, finals stored vs finals AMI received (lost must be 0), p50/p95 final latency.
@@ -18,17 +18,17 @@ import logging
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audiosocket_bridge.bridge import Bridge
+from tests.support.fake_ami import transcriber
+from tests.support.recording_ami import RecordingAmi
 
-from _common import PAUSE_S, pick_prompts, rss_mib  # noqa: E402
-from loadgen import (AMI_SECRET, AMI_USER, InProcessBridge, LoadReport, RecordingAmi,  # noqa: E402
-                     compare_with_storage, load_engine, place_call)
-from fake_ami import transcriber  # noqa: E402  (tests/, on the path once loadgen is imported)
+from ._common import PAUSE_S, pick_prompts, rss_mib
+from .loadgen import (AMI_SECRET, AMI_USER, LoadReport, compare_with_storage, in_process_bridge,
+                      load_engine, place_call)
 
 
-async def _line(i: int, n_lines: int, bridge: InProcessBridge, ami: RecordingAmi, args, stop_at: float,
+async def _line(i: int, n_lines: int, bridge: Bridge, ami: RecordingAmi, args, stop_at: float,
                 results: list) -> None:
     """One caller: dial, play, hang up, wait for TranscriptEnd, dial again, until stop_at."""
     dial = 0
@@ -68,7 +68,7 @@ async def soak(args) -> int:
     duration_s = args.minutes * 60
     try:
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-            async with InProcessBridge(engine, ami, f"sqlite:///{tmp}/soak.db") as bridge:
+            async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/soak.db") as bridge:
                 sampler = asyncio.create_task(_sample_rss(samples, args.rss_every, done))
                 outage = asyncio.create_task(_outage(ami, duration_s / 2, args.outage, notes))
                 started = time.monotonic()
@@ -82,7 +82,7 @@ async def soak(args) -> int:
                 while bridge.ami_sink.pending and time.monotonic() < drain_deadline:
                     await asyncio.sleep(0.1)
                 report = LoadReport(args.calls, results, wall_s=wall_s)
-                compare_with_storage(report, bridge.reader)
+                compare_with_storage(report, bridge.storage)
                 report.duplicate_finals = ami.duplicate_finals
                 ami_counters = dict(bridge.ami_sink.counters)
                 done.set()

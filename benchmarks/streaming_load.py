@@ -1,7 +1,7 @@
 """N concurrent real-time streams on one engine: final latency, first-partial time, WER, CPU, RSS.
 
-    python benchmarks/streaming_load.py                 # N = 1 2 4 8 16 32, tiny.en
-    python benchmarks/streaming_load.py --streams 16 --utterances 5
+    python -m benchmarks.streaming_load                 # N = 1 2 4 8 16 32, tiny.en
+    python -m benchmarks.streaming_load --streams 16 --utterances 5
 
 Each stream plays 8 kHz Asterisk English prompts (10 by default, a different set per stream) with
 1.2 s pauses, in 20 ms frames on a real-time clock, as app_audiosocket does. Final latency is the
@@ -12,25 +12,21 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import whisper
+from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim
+from whisper.streaming.sim import play_realtime
+from whisper.streaming.types import StreamOptions
+from whisper.streaming import EngineOptions, StreamingEngine
 
-from _common import cpu_description, encoder_ms_per_window, pick_prompts, rss_mib, stream_audio, wer  # noqa: E402
+from ._common import cpu_description, encoder_ms_per_window, pick_prompts, rss_mib, stream_audio, wer
 
-OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this (as in loadgen.py)  (puts the repo root on sys.path)
-
-import whisper  # noqa: E402
-from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim  # noqa: E402
-from whisper.streaming import EngineOptions, StreamingEngine  # noqa: E402
-from whisper.streaming.sim import play_realtime  # noqa: E402
-from whisper.streaming.types import StreamOptions  # noqa: E402
+OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this (as in loadgen.py)
 
 
 def hold_the_gil(share: float, stop: threading.Event, burst_s: float = 0.00009) -> None:

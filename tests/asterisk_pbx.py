@@ -4,7 +4,8 @@ free loopback ports with its own configuration in a temporary folder.
 Build:  ``python tests/asterisk_pbx.py build`` (the test suite does the same on first use). The
 build is cached under ``$ASTERISK_CACHE_DIR`` (default ``~/.cache/asterisk-whisper-bridge``),
 keyed on the tarball's SHA-256, the configure options and the module list, so a second run on the
-same machine takes a second.
+same machine takes a second. This file imports nothing from the project, so that it runs as a
+script from this path (the README's test command does) as well as ``tests.asterisk_pbx``.
 
 Environment:
   ASTERISK_TARBALL   source tarball (default ../shared/asterisk/asterisk-22.10.1.tar.gz beside
@@ -24,12 +25,9 @@ import sys
 import tarfile
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
-
-from ports import free_port
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 DIALPLAN_DIR = REPO / "dialplan"
@@ -191,7 +189,7 @@ class Asterisk:
 
     installation: Installation
     root: Path
-    ami_port: int = field(default_factory=free_port)
+    ami_port: int  # a free loopback port (tests.support.ports.free_port)
     globals: Dict[str, str] = field(default_factory=dict)  # override [globals] of extensions.conf
     extra_dialplan: str = ""  # test-only contexts appended after dialplan/extensions.conf
     # exact texts of dialplan/extensions.conf replaced once each (e.g. a PJSIP Dial by a Local one)
@@ -305,16 +303,6 @@ class Asterisk:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
-
-
-@contextmanager
-def running_asterisk(root: Path, **kwargs) -> Iterator[Asterisk]:
-    pbx = Asterisk(Installation.find(), root, **kwargs)
-    pbx.start()
-    try:
-        yield pbx
-    finally:
-        pbx.stop()
 
 
 if __name__ == "__main__":

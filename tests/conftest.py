@@ -1,12 +1,7 @@
 """Shared fixtures: the real tiny.en model and a started streaming engine on it."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ helpers: prompts, fake peers
 
 
 @pytest.fixture(scope="session")

@@ -6,63 +6,49 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ami_builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
-from fake_agi_client import parse_args, run_agi
-
-from audiosocket_bridge.agi import FastAgiServer
-from audiosocket_bridge.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query, parse_request,
-                                             parse_response, set_variable)
-from audiosocket_bridge.directory import CallDirectory
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.sinks import SinkGroup, StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.asterisk.agi_protocol import (AGI_MAX_COMMAND_BYTES, parse_query,
+                                                      parse_request, parse_response, set_variable)
+from audiosocket_bridge.bridge import Bridge
+from tests.support.bridges import ANY_LOOPBACK_PORT
+from tests.support.builders import CHANNEL_A, UUID_A, UUID_B, call_info, event
+from tests.support.fake_agi_client import parse_args, run_agi
+from tests.support.fake_engine import FakeEngine
 
 
-class Bridge:
-    """Storage + LiveCalls fed through the sink chain, and the FastAGI server on them."""
+async def agi(bridge: Bridge, url: str, **kwargs):
+    """A FastAGI request as Asterisk makes it; PORT in `url` is the bridge's FastAGI port."""
+    port = bridge.agi_server.port
+    return await run_agi("127.0.0.1", port, url.replace("PORT", str(port)), **kwargs)
 
-    def __init__(self) -> None:
-        self.storage = open_storage("sqlite:///:memory:")
-        self.live = LiveCalls()
-        self.directory = CallDirectory()
-        self.sinks = SinkGroup([StorageSink(self.storage), self.live])  # live last, as specified
-        self.server = FastAgiServer("127.0.0.1", 0, self.storage, self.live, self.directory,
-                                    transcript_wait_s=2.0)
 
-    async def agi(self, url: str, **kwargs):
-        return await run_agi("127.0.0.1", self.server.port, url.replace("PORT", str(self.server.port)),
-                             **kwargs)
+async def feed_call(bridge: Bridge, uuid: str, texts: list[str], end: bool = True):
+    """A call's start and finals through the bridge's sinks, in their order (LiveCalls last)."""
+    call = call_info(uuid)
+    await bridge.sinks.call_started(call)
+    for index, text in enumerate(texts):
+        await bridge.sinks.transcript(call, event("final", index, text, uuid=uuid))
+    if end:
+        await end_call(bridge, call)
+    return call
 
-    async def call(self, uuid: str, texts: list[str], end: bool = True):
-        call = call_info(uuid)
-        await self.sinks.call_started(call)
-        for index, text in enumerate(texts):
-            await self.sinks.transcript(call, event("final", index, text, uuid=uuid))
-        if end:
-            await self.end(call)
-        return call
 
-    async def end(self, call) -> None:
-        call.ended_at, call.end_reason = datetime.now(timezone.utc), "ivr-final"
-        await self.sinks.call_ended(call)
+async def end_call(bridge: Bridge, call) -> None:
+    call.ended_at, call.end_reason = datetime.now(timezone.utc), "ivr-final"
+    await bridge.sinks.call_ended(call)
 
 
 def _run(scenario):
     async def main():
-        bridge = Bridge()
-        await bridge.server.start()
-        try:
+        async with Bridge(FakeEngine(), storage_url="sqlite:///:memory:", listen=ANY_LOOPBACK_PORT,
+                          agi_listen=ANY_LOOPBACK_PORT) as bridge:
             return await scenario(bridge)
-        finally:
-            await bridge.server.close()
-            await bridge.sinks.close()
     return asyncio.run(main())
 
 
 def test_transcript_of_a_finished_call():
     async def scenario(bridge):
-        await bridge.call(UUID_A, ["I want to talk to sales.", 'Say "now"\\please'])
-        return await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
+        await feed_call(bridge, UUID_A, ["I want to talk to sales.", 'Say "now"\\please'])
+        return await agi(bridge, f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
 
     result = _run(scenario)
     assert result.variables["TRANSCRIPT_STATUS"] == "OK"
@@ -75,15 +61,15 @@ def test_transcript_of_a_finished_call():
 
 def test_transcript_waits_for_a_call_that_is_ending():
     async def scenario(bridge):
-        call = await bridge.call(UUID_A, ["first"], end=False)
+        call = await feed_call(bridge, UUID_A, ["first"], end=False)
 
         async def last_final_then_end():
             await asyncio.sleep(0.3)
             await bridge.sinks.transcript(call, event("final", 1, "second"))
-            await bridge.end(call)
+            await end_call(bridge, call)
 
         ending = asyncio.create_task(last_final_then_end())
-        result = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
+        result = await agi(bridge, f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}")
         await ending
         return result
 
@@ -94,10 +80,10 @@ def test_transcript_waits_for_a_call_that_is_ending():
 
 def test_transcript_pending_and_notfound():
     async def scenario(bridge):
-        await bridge.call(UUID_A, ["so far"], end=False)
-        pending = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}&wait=0.2")
-        missing = await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_B}")
-        garbage = await bridge.agi("agi://127.0.0.1:PORT/transcript?uuid=nope")
+        await feed_call(bridge, UUID_A, ["so far"], end=False)
+        pending = await agi(bridge, f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}&wait=0.2")
+        missing = await agi(bridge, f"agi://127.0.0.1:PORT/transcript?uuid={UUID_B}")
+        garbage = await agi(bridge, "agi://127.0.0.1:PORT/transcript?uuid=nope")
         return pending, missing, garbage
 
     pending, missing, garbage = _run(scenario)
@@ -111,8 +97,8 @@ def test_transcript_works_after_hangup_and_long_text_fits_agi_lines():
     words = " ".join(f"word{n}" for n in range(800))  # ~6.5 KB
 
     async def scenario(bridge):
-        await bridge.call(UUID_A, [words])
-        return await bridge.agi(f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}", hangup_first=True)
+        await feed_call(bridge, UUID_A, [words])
+        return await agi(bridge, f"agi://127.0.0.1:PORT/transcript?uuid={UUID_A}", hangup_first=True)
 
     result = _run(scenario)
     parts = int(result.variables["TRANSCRIPT_PARTS"])
@@ -123,10 +109,10 @@ def test_transcript_works_after_hangup_and_long_text_fits_agi_lines():
 
 def test_register_sets_channel_and_options_before_audiosocket():
     async def scenario(bridge):
-        result = await bridge.agi(f"agi://127.0.0.1:PORT/register?uuid={UUID_A.upper()}"
-                                  "&language=de&partials=0&mode=ivr&no_input_timeout=6",
-                                  args=("prompt=Hallo, Kundenservice",), linkedid="1718.0")
-        return result, bridge.directory.get(UUID_A)
+        result = await agi(bridge, f"agi://127.0.0.1:PORT/register?uuid={UUID_A.upper()}"
+                                   "&language=de&partials=0&mode=ivr&no_input_timeout=6",
+                           args=("prompt=Hallo, Kundenservice",), linkedid="1718.0")
+        return result, bridge.registrations.get(UUID_A)
 
     result, registration = _run(scenario)
     assert result.variables["AUDIOSOCKET_REGISTER"] == "OK"
@@ -139,7 +125,7 @@ def test_register_sets_channel_and_options_before_audiosocket():
 
 def test_register_rejects_bad_parameters():
     async def scenario(bridge):
-        return await bridge.agi(f"agi://127.0.0.1:PORT/register?uuid={UUID_A}&mode=karaoke")
+        return await agi(bridge, f"agi://127.0.0.1:PORT/register?uuid={UUID_A}&mode=karaoke")
 
     assert _run(scenario).variables["AUDIOSOCKET_REGISTER"] == "ERROR"
 
@@ -189,6 +175,6 @@ def test_query_pairs_without_value_and_empty_pairs():
 def test_agi_module_does_not_import_pyst2_fastagi():
     import sys
 
-    import audiosocket_bridge.agi  # noqa: F401
+    import audiosocket_bridge.asterisk.agi_server  # noqa: F401
 
     assert "asterisk.fastagi" not in sys.modules  # it imports the Python 2 SocketServer

@@ -8,11 +8,11 @@ import time
 import pytest
 from asterisk.manager import Manager
 
-from ami_builders import CHANNEL_A, UUID_A, eventually
-from fake_ami import FakeAmi
+from tests.support.builders import CHANNEL_A, UUID_A, eventually
+from tests.support.fake_ami import FakeAmi
 
-from audiosocket_bridge.ami_client import AmiConnection, ManagerAuthException
-from audiosocket_bridge.ami_protocol import AmiLineTooLong
+from audiosocket_bridge.asterisk.ami_client import AmiConnection, ManagerAuthException
+from audiosocket_bridge.asterisk.ami_protocol import AmiLineTooLong
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning",
                                         "ignore::pytest.PytestUnraisableExceptionWarning",

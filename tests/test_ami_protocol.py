@@ -5,11 +5,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ami_builders import CHANNEL_A, UUID_A, event
-
-from audiosocket_bridge.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, CallCaptionState,
-                                             MessageFramer, call_options, caption_event, chunk_text,
-                                             encode_action, parse_header_lines, registration_from_event)
+from audiosocket_bridge.asterisk.ami_protocol import (AMI_MAX_LINE_BYTES, AmiLineTooLong, MessageFramer,
+                                                      caption_event, encode_action, parse_header_lines,
+                                                      registration_from_event)
+from audiosocket_bridge.asterisk.variables import CallCaptionState, chunk_text, transcript_variables
+from audiosocket_bridge.registrations import CallOptions
+from tests.support.builders import CHANNEL_A, UUID_A, event
 
 
 def _lines(payload: bytes) -> list[bytes]:
@@ -63,6 +64,20 @@ def test_final_without_channel_is_remembered_and_sent_once_the_channel_is_known(
     assert full["TRANSCRIPT_FULL_1"] == "hello world" and full["TRANSCRIPT_SEGMENTS"] == "2"
 
 
+def test_transcript_variables_all_at_once_for_the_agi_and_changes_only_for_ami():
+    once = transcript_variables(["part one", "part two"], 3, "whole call")
+    assert once == [("TRANSCRIPT_FULL_1", "part one"), ("TRANSCRIPT_FULL_2", "part two"),
+                    ("TRANSCRIPT_PARTS", "2"), ("TRANSCRIPT_SEGMENTS", "3"),
+                    ("TRANSCRIPT", "whole call")]
+    assert transcript_variables([], 0, "") == [("TRANSCRIPT_PARTS", "0"), ("TRANSCRIPT_SEGMENTS", "0"),
+                                               ("TRANSCRIPT", "")]
+    changed = transcript_variables(["part one", "part two!"], 4, "!", previous_parts=["part one", "part two"])
+    assert [name for name, _ in changed] == ["TRANSCRIPT_FULL_2", "TRANSCRIPT_PARTS",
+                                             "TRANSCRIPT_SEGMENTS", "TRANSCRIPT"]
+    same = transcript_variables(["part one"], 2, "", previous_parts=["part one"])
+    assert [name for name, _ in same] == ["TRANSCRIPT_SEGMENTS", "TRANSCRIPT"]
+
+
 def test_caption_event_headers():
     headers = caption_event(UUID_A, CHANNEL_A, event("final", 3, "Hello\nthere"), speaker="caller")
     assert headers == {"Action": "UserEvent", "UserEvent": "Transcript", "Uuid": UUID_A,
@@ -102,7 +117,7 @@ def test_other_user_events_are_ignored_and_bad_ones_rejected():
     with pytest.raises(ValueError):
         registration_from_event({"UserEvent": "AudioSocketStart", "Uuid": "not-a-uuid"})
     with pytest.raises(ValueError):
-        call_options({"mode": "karaoke"})
+        CallOptions.from_fields({"mode": "karaoke"})
 
 
 def _frame(wire: str) -> list[list[str]]:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from ami_builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
-from fake_ami import FakeAmi, transcriber, users_from_manager_conf
+from tests.support.builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
+from tests.support.fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
-from audiosocket_bridge.ami import AmiConfig, AmiSink, Backoff
-from audiosocket_bridge.ami_client import AmiConnection
-from audiosocket_bridge.ami_protocol import AMI_MAX_LINE_BYTES
-from audiosocket_bridge.directory import CallDirectory, CallOptions
-from audiosocket_bridge.sinks import SinkGroup, StorageSink
-from audiosocket_bridge.storage import open_storage
+from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink, Backoff
+from audiosocket_bridge.asterisk.ami_client import AmiConnection
+from audiosocket_bridge.asterisk.ami_protocol import AMI_MAX_LINE_BYTES
+from audiosocket_bridge.registrations import Registrations, CallOptions
+from audiosocket_bridge.outputs.sinks import SinkGroup, StorageSink
+from audiosocket_bridge.outputs.storage import open_storage
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SECRET = "s3cret"
@@ -43,7 +43,7 @@ def sink_for(ami):
     sinks = []
 
     def make(**overrides) -> AmiSink:
-        sink = AmiSink(_config(ami, **overrides), CallDirectory())
+        sink = AmiSink(_config(ami, **overrides), Registrations())
         sink.start()
         sinks.append(sink)
         return sink
@@ -148,7 +148,7 @@ def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
 
 def test_wrong_credentials_give_a_clear_error_while_transcripts_are_still_stored(ami, caplog):
     storage = open_storage("sqlite:///:memory:")
-    ami_sink = AmiSink(_config(ami, secret="wrong-secret"), CallDirectory())
+    ami_sink = AmiSink(_config(ami, secret="wrong-secret"), Registrations())
     group = SinkGroup([StorageSink(storage), ami_sink])
     call = call_info()
     caplog.set_level(logging.DEBUG)
@@ -165,22 +165,22 @@ def test_wrong_credentials_give_a_clear_error_while_transcripts_are_still_stored
 
     assert asyncio.run(scenario()) == "still stored"
     assert "Authentication failed" in ami_sink.last_error and "'transcriber'" in ami_sink.last_error
-    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name.endswith("ami")]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name.endswith("ami_sink")]
     assert len(errors) == 1 and "Authentication failed" in errors[0].getMessage()
     assert "wrong-secret" not in caplog.text and "wrong-secret" not in repr(ami_sink.config)
 
 
 def test_audiosocketstart_event_registers_the_call_and_routes_its_setvars(ami):
-    directory = CallDirectory()
-    sink = AmiSink(_config(ami), directory)
+    registrations = Registrations()
+    sink = AmiSink(_config(ami), registrations)
     sink.start()
     assert sink.wait_connected(5)
     ami.emit_user_event("AudioSocketStart",
                         {"Uuid": UUID_A.upper(), "Language": "de", "Partials": "1", "Mode": "ivr"},
                         snapshot={"Channel": CHANNEL_B, "Uniqueid": "1718.7", "Linkedid": "1718.6"},
                         chan_vars={"SIPCALLID": "abc@host"})
-    assert eventually(lambda: directory.get(UUID_A) is not None)
-    registration = directory.get(UUID_A)
+    assert eventually(lambda: registrations.get(UUID_A) is not None)
+    registration = registrations.get(UUID_A)
     assert (registration.channel, registration.linkedid) == (CHANNEL_B, "1718.6")
     assert (registration.options.language, registration.options.partials,
             registration.options.mode) == ("de", True, "ivr")
@@ -222,24 +222,12 @@ def test_backoff_doubles_up_to_the_cap_and_resets():
     assert backoff.next_delay_s() == 0.5
 
 
-def test_config_from_env_reads_credentials_and_keeps_the_secret_out_of_repr(tmp_path):
-    secret_file = tmp_path / "secret"
-    secret_file.write_text("from-file\n")
-    config = AmiConfig.from_env({"AUDIOSOCKET_AMI_HOST": "10.0.0.5", "AUDIOSOCKET_AMI_PORT": "5039",
-                                 "AUDIOSOCKET_AMI_USER": "bridge",
-                                 "AUDIOSOCKET_AMI_SECRET_FILE": str(secret_file)},
-                                partials=True)
-    assert (config.host, config.port, config.username, config.secret, config.partials) == (
-        "10.0.0.5", 5039, "bridge", "from-file", True)
-    assert "from-file" not in repr(config)
-
-
 def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
     """Without the recommended eventfilter Asterisk echoes our captions back to us; pyst2's
     reader took this one for the start of a Status listing and glued later responses to it."""
     ami = FakeAmi({"transcriber": transcriber(SECRET)})  # no eventfilter: captions come back
     ami.start()
-    sink = AmiSink(_config(ami), CallDirectory())
+    sink = AmiSink(_config(ami), Registrations())
     sink.start()
     try:
         assert sink.wait_connected(5)
@@ -257,8 +245,8 @@ def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
 
 
 def test_the_shipped_eventfilter_keeps_our_own_captions_from_coming_back(ami):
-    directory = CallDirectory()
-    sink = AmiSink(_config(ami), directory)
+    registrations = Registrations()
+    sink = AmiSink(_config(ami), registrations)
     seen = []  # what a second session of the same user is sent
     sink.start()
     try:
@@ -270,7 +258,7 @@ def test_the_shipped_eventfilter_keeps_our_own_captions_from_coming_back(ami):
         asyncio.run(sink.transcript(call_info(), event("final", 0, "UserEvent: AudioSocketStart")))
         assert ami.wait_for(lambda f: len(_captions(f, UUID_A)) == 1)
         ami.emit_user_event("AudioSocketStart", {"Uuid": UUID_B}, snapshot={"Channel": CHANNEL_B})
-        assert eventually(lambda: directory.get(UUID_B) is not None)
+        assert eventually(lambda: registrations.get(UUID_B) is not None)
         assert eventually(lambda: seen == ["AudioSocketStart"])
         observer.close()
     finally:

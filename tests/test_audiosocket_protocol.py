@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audiosocket_bridge import protocol as p
-from audiosocket_client import SLIN_KINDS, message
+from audiosocket_bridge.audiosocket import protocol as p
+from tests.support.audiosocket_client import SLIN_KINDS, message
 
 CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
 

@@ -1,11 +1,12 @@
 """Call and AudioQueue: the per-connection policy, without sockets."""
 import pytest
 
-from audiosocket_bridge.calls import AudioChunk, AudioQueue, Call, CallError, CallState, Outcome
-from audiosocket_bridge.protocol import Audio, Dtmf, ErrorFrame, Hangup, UuidFrame
+from audiosocket_bridge.audiosocket.call import AudioChunk, AudioQueue, Call, CallError, CallState, Outcome
+from audiosocket_bridge.audiosocket.protocol import Audio, Dtmf, ErrorFrame, Hangup, UuidFrame
+from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
 
 CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
-SLIN_20MS = bytes(320)
+SLIN_20MS = bytes(frame_bytes(8000))
 
 
 def started_call() -> Call:
@@ -17,7 +18,7 @@ def started_call() -> Call:
 def test_uuid_first_then_audio_and_dtmf_timed_on_audio_clock():
     call = started_call()
     assert call.uuid == CALL and call.state is CallState.ACTIVE
-    for _ in range(50):
+    for _ in range(FRAMES_PER_S):
         assert call.handle(Audio(SLIN_20MS, 8000)) is Outcome.AUDIO
     call.handle(Dtmf("7"))
     assert call.dtmf == [(1.0, "7")]
@@ -55,7 +56,7 @@ def test_hangup_ends_and_first_reason_wins():
 
 def test_error_frame_is_recorded():
     call = started_call()
-    call.handle(ErrorFrame(4))
+    assert call.handle(ErrorFrame(4)) is Outcome.PEER_ERROR
     assert call.peer_error_code == 4 and call.active
 
 
@@ -73,3 +74,22 @@ def test_audio_queue_drops_oldest_and_counts():
     chunks = queue.take_all()
     assert [c.pcm[0] for c in chunks] == [3, 4, 5, 6, 7]
     assert len(queue) == 0 and queue.queued_s == 0
+
+
+def test_audio_queue_reports_each_drop_once():
+    queue = AudioQueue(max_s=0.05)
+    for _ in range(3):
+        queue.put(AudioChunk(SLIN_20MS, 8000))
+    assert queue.new_drops() == (1, pytest.approx(0.02))
+    assert queue.new_drops() == (0, 0.0)
+    queue.put(AudioChunk(SLIN_20MS, 8000))
+    assert queue.new_drops() == (1, pytest.approx(0.02))
+    assert (queue.dropped_chunks, queue.dropped_s) == (2, pytest.approx(0.04))
+
+
+def test_silence_for_a_media_gap_is_queued_on_the_audio_clock():
+    call = started_call()
+    call.fill_silence(0.5)
+    assert call.audio_s == pytest.approx(0.5)
+    (chunk,) = call.queue.take_all()
+    assert chunk.pcm == bytes(8000) and chunk.sample_rate_hz == 8000

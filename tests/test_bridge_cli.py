@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from audiosocket_bridge.storage import open_storage
-from audiosocket_client import AudioSocketClient
-from ports import free_port, wait_listening
-from prompts import prompt
+from audiosocket_bridge.outputs.storage import open_storage
+from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.ports import free_port, wait_listening
+from tests.support.prompts import prompt
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ import pytest
 
 from audiosocket_bridge import cli
 from audiosocket_bridge.config import BridgeConfig, split_host_port
-from audiosocket_bridge.storage import open_storage
-from test_bridge_storage import CALL, fill
+from audiosocket_bridge.outputs.storage import open_storage
+from tests.support.builders import STORED_CALL, fill_storage
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,9 +69,9 @@ def test_split_host_port():
 def test_export_subcommand(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/x.db"
     storage = open_storage(url)
-    fill(storage)
+    fill_storage(storage)
     storage.close()
-    assert cli.main(["export", CALL, "--format", "srt", "--storage", url]) == 0
+    assert cli.main(["export", STORED_CALL, "--format", "srt", "--storage", url]) == 0
     assert capsys.readouterr().out.startswith("1\n00:00:00,500 --> 00:00:01,750\nHello there.")
     assert cli.main(["export", "00000000-0000-0000-0000-000000000000", "--storage", url]) == 1
 

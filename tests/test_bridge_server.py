@@ -1,4 +1,4 @@
-"""The TCP server with FakeEngine (tests/fakes.py): no transcription is checked here.
+"""The TCP server with FakeEngine (tests/support/fake_engine.py): no transcription is checked here.
 
 Every bad-input case runs next to a good call that must finish untouched.
 """
@@ -9,68 +9,19 @@ import uuid
 
 import pytest
 
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.server import BridgeServer, ServerConfig
-from audiosocket_bridge.session import SessionSettings
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
-from audiosocket_client import AudioSocketClient, message
-from fakes import FakeEngine
-
-
-class Bridge:
-    """A started server on a free port with a FakeEngine, LiveCalls and SQLite."""
-
-    def __init__(self, tmp_path, engine=None, directory=None, **session_kw):
-        max_calls = session_kw.pop("max_calls", 10)
-        self.engine = engine or FakeEngine()
-        self.live = LiveCalls()
-        self.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
-        config = ServerConfig(port=0, max_calls=max_calls, shutdown_deadline_s=10,
-                              session=SessionSettings(**session_kw))
-        self.server = BridgeServer(self.engine, config, [StorageSink(self.storage), self.live],
-                                   directory)
-
-    async def __aenter__(self):
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.server.close()
-
-    def client(self, call_uuid=None) -> AudioSocketClient:
-        return AudioSocketClient(*self.server.address, call_uuid=call_uuid)
-
-
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-async def good_call(bridge: Bridge, seconds: float = 2.0, end: str = "hangup") -> str:
-    client = await bridge.client().connect()
-    await client.send_silence(seconds / 2, realtime=True)
-    await client.send_dtmf("1")
-    await client.send_silence(seconds / 2, realtime=True)
-    await client.finish(end)
-    assert await bridge.live.wait_ended(client.call_uuid, 10)
-    return client.call_uuid
-
-
-def assert_good(bridge: Bridge, call_uuid: str, seconds: float, reason: str) -> None:
-    stream = bridge.engine.stream(call_uuid)
-    assert stream.pushed_s == pytest.approx(seconds)
-    info = bridge.live.get(call_uuid)
-    assert info.end_reason == reason and info.dtmf == [(seconds / 2, "1")]
-    stored = bridge.storage.get_call(call_uuid)
-    assert stored.end_reason == reason and stored.ended_at is not None
-    assert len(bridge.storage.get_segments(call_uuid)) == len(bridge.live.finals(call_uuid)) >= 1
+from audiosocket_bridge.audiosocket.protocol import encode_hangup
+from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
+from audiosocket_bridge.outputs.storage import open_storage
+from audiosocket_bridge.registrations import CallOptions, Registration
+from tests.support.audiosocket_client import AudioSocketClient, message
+from tests.support.bridges import assert_good, bridge_under_test, caller, good_call, run
+from tests.support.fake_engine import FakeEngine
 
 
 @pytest.mark.parametrize("end, reason", [("hangup", "hangup"), ("close", "closed")])
 def test_good_call_is_stored(tmp_path, end, reason):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path) as bridge:
             call_uuid = await good_call(bridge, 2.0, end)
             assert_good(bridge, call_uuid, 2.0, reason)
     run(scenario())
@@ -92,10 +43,10 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_closes_only_that_connection(tmp_path, case, caplog):
     async def scenario():
-        async with Bridge(tmp_path, max_frame_bytes=4096) as bridge:
+        async with bridge_under_test(tmp_path, max_frame_bytes=4096) as bridge:
             good = asyncio.create_task(good_call(bridge, 2.0))
             await asyncio.sleep(0.3)
-            bad = await bridge.client().connect(send_uuid=False)
+            bad = await caller(bridge).connect(send_uuid=False)
             await bad.send_bytes(BAD_INPUTS[case])
             if case.startswith("truncated"):
                 await asyncio.sleep(0.1)
@@ -113,8 +64,8 @@ def test_bad_input_closes_only_that_connection(tmp_path, case, caplog):
 
 def test_bad_input_after_start_still_stores_the_call(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(1.0)
             await client.send_bytes(message(0x42, b"?"))
             assert await client.wait_server_end(5) and client.server_hangup
@@ -127,12 +78,12 @@ def test_bad_input_after_start_still_stores_the_call(tmp_path):
 
 def test_max_calls_refuses_extra_connections(tmp_path, caplog):
     async def scenario():
-        async with Bridge(tmp_path, max_calls=2) as bridge:
-            first = [await bridge.client().connect() for _ in range(2)]
+        async with bridge_under_test(tmp_path, max_calls=2) as bridge:
+            first = [await caller(bridge).connect() for _ in range(2)]
             await asyncio.sleep(0.1)
-            extra = await bridge.client().connect()
+            extra = await caller(bridge).connect()
             assert await extra.wait_server_end(5) and extra.server_hangup
-            assert bridge.server.refused_connections == 1
+            assert bridge.server.stats.connections_refused == 1
             for client in first:
                 await client.send_silence(0.2)
                 assert not client.ended
@@ -145,9 +96,9 @@ def test_max_calls_refuses_extra_connections(tmp_path, caplog):
 
 def test_idle_timeout_closes_silent_and_half_open_clients(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, idle_timeout_s=0.5) as bridge:
-            silent = await bridge.client().connect(send_uuid=False)
-            half = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, idle_timeout_s=0.5) as bridge:
+            silent = await caller(bridge).connect(send_uuid=False)
+            half = await caller(bridge).connect()
             await half.send_silence(0.4)
             good = asyncio.create_task(good_call(bridge, 1.0))
             assert await silent.wait_server_end(3) and silent.server_hangup
@@ -160,10 +111,10 @@ def test_idle_timeout_closes_silent_and_half_open_clients(tmp_path):
 
 def test_raw_mode_generates_uuid(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, raw=True) as bridge:
-            client = await bridge.client().connect(send_uuid=False)
-            for _ in range(50):  # 1 s of bare 16 kHz slin in 640-byte chunks
-                await client.send_bytes(bytes(640))
+        async with bridge_under_test(tmp_path, raw=True) as bridge:
+            client = await caller(bridge).connect(send_uuid=False)
+            for _ in range(FRAMES_PER_S):  # 1 s of bare 16 kHz slin in 20 ms chunks
+                await client.send_bytes(bytes(frame_bytes(16000)))
             await client.close()
             await asyncio.sleep(0.2)
             (stream_id, stream), = bridge.engine.streams.items()
@@ -176,8 +127,8 @@ def test_raw_mode_generates_uuid(tmp_path):
 
 def test_sample_rate_change_mid_call(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2, 8000)
             await client.send_silence(0.2, 16000)
             await client.finish("hangup")
@@ -189,14 +140,14 @@ def test_sample_rate_change_mid_call(tmp_path):
 
 def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
     async def scenario():
-        bridge = Bridge(tmp_path, engine=FakeEngine(final_every_s=100, flush_delay_s=0.2))
-        await bridge.server.start()
-        clients = [await bridge.client().connect() for _ in range(3)]
+        bridge = bridge_under_test(tmp_path, FakeEngine(final_every_s=100, flush_delay_s=0.2))
+        await bridge.start()
+        clients = [await caller(bridge).connect() for _ in range(3)]
         for client in clients:
             await client.send_silence(0.5)
         await asyncio.sleep(0.2)
-        address = bridge.server.address
-        await bridge.server.close(deadline_s=10)
+        address = bridge.address
+        await bridge.close()  # shutdown deadline 10 s
         storage = open_storage(f"sqlite:///{tmp_path}/calls.db")  # close() closed the sinks
         for client in clients:
             assert client.server_hangup
@@ -210,11 +161,10 @@ def test_shutdown_flushes_and_stores_in_flight_calls(tmp_path):
 
 def test_ivr_mode_hangs_up_after_first_final(tmp_path):
     async def scenario():
-        directory = CallDirectory()
-        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
-            client = bridge.client()
-            directory.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
-                                            options=CallOptions(mode="ivr")))
+        async with bridge_under_test(tmp_path, registration_wait_s=2.0) as bridge:
+            client = caller(bridge)
+            bridge.registrations.register(Registration(client.call_uuid, channel="PJSIP/bob-1",
+                                                       options=CallOptions(mode="ivr")))
             await client.connect()
             await client.send_silence(3.0, realtime=True)  # FakeEngine: a final per second
             assert client.server_hangup
@@ -227,11 +177,10 @@ def test_ivr_mode_hangs_up_after_first_final(tmp_path):
 
 def test_ivr_no_input_timeout(tmp_path):
     async def scenario():
-        directory = CallDirectory()
-        async with Bridge(tmp_path, directory=directory) as bridge:
-            client = bridge.client()
-            directory.register(Registration(client.call_uuid,
-                                            options=CallOptions(mode="ivr", no_input_timeout_s=0.3)))
+        async with bridge_under_test(tmp_path) as bridge:
+            client = caller(bridge)
+            options = CallOptions(mode="ivr", no_input_timeout_s=0.3)
+            bridge.registrations.register(Registration(client.call_uuid, options=options))
             await client.connect()
             assert await client.wait_server_end(3) and client.server_hangup
             assert await bridge.live.wait_ended(client.call_uuid, 3)
@@ -241,12 +190,11 @@ def test_ivr_no_input_timeout(tmp_path):
 
 def test_registration_waits_for_late_ami_event(tmp_path):
     async def scenario():
-        directory = CallDirectory()
-        async with Bridge(tmp_path, directory=directory, registration_wait_s=2.0) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, registration_wait_s=2.0) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.3)
-            directory.register(Registration(client.call_uuid.upper(), channel="SIP/late-1",
-                                            options=CallOptions(partials=False)))
+            bridge.registrations.register(Registration(client.call_uuid.upper(), channel="SIP/late-1",
+                                                       options=CallOptions(partials=False)))
             await client.finish("hangup")
             assert await bridge.live.wait_ended(client.call_uuid, 5)
             assert bridge.live.get(client.call_uuid).registration.channel == "SIP/late-1"
@@ -257,8 +205,6 @@ def test_registration_waits_for_late_ami_event(tmp_path):
 
 def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
     """Asterisk reads the 3-byte header with one read(), so it must arrive whole."""
-    from audiosocket_bridge import session
-
     writes = []
     original = asyncio.StreamWriter.write
 
@@ -269,12 +215,12 @@ def test_hangup_frame_is_one_write(tmp_path, monkeypatch):
     monkeypatch.setattr(asyncio.StreamWriter, "write", spy)
 
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect(send_uuid=False)
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect(send_uuid=False)
             await client.send_bytes(struct.pack(">BH", 0x42, 0))
             assert await client.wait_server_end(3) and client.server_hangup
     run(scenario())
-    assert session.encode_hangup() in writes
+    assert encode_hangup() in writes
 
 
 def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
@@ -282,11 +228,10 @@ def test_hangup_frame_then_reads_until_asterisk_closes(tmp_path):
     before it has read the hangup must not meet a closed socket (RST makes Asterisk's
     AudioSocket() return -1 and hang the call up)."""
     async def scenario():
-        directory = CallDirectory()
-        async with Bridge(tmp_path, directory=directory) as bridge:
+        async with bridge_under_test(tmp_path) as bridge:
             call_uuid = str(uuid.uuid4())
-            directory.register(Registration(call_uuid, options=CallOptions(mode="ivr")))
-            reader, writer = await asyncio.open_connection(*bridge.server.address)
+            bridge.registrations.register(Registration(call_uuid, options=CallOptions(mode="ivr")))
+            reader, writer = await asyncio.open_connection(*bridge.address)
             writer.write(message(0x01, uuid.UUID(call_uuid).bytes))
             received = b""
             while b"\x00\x00\x00" not in received:  # FakeEngine: a final after 1 s of audio
@@ -312,8 +257,8 @@ def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
     """Asterisk (this client) sends nothing for 3 s: the bridge's silence frames keep its 2 s
     no-activity timeout from firing, and the engine is fed the gap in real time."""
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.5, realtime=True)
             await asyncio.sleep(3.0)
             assert not client.timed_out and not client.ended
@@ -326,10 +271,27 @@ def test_keepalive_holds_a_silent_asterisk_and_gap_is_filled(tmp_path):
     run(scenario())
 
 
-def test_gap_fill_is_bounded(tmp_path):
+def test_keepalive_zero_sends_nothing_back(tmp_path):
     async def scenario():
-        async with Bridge(tmp_path, gap_fill_max_s=1.0) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, keepalive_s=0) as bridge:
+            client = await caller(bridge).connect()
+            await client.send_silence(0.2, realtime=True)
+            await asyncio.sleep(1.2)
+            assert client.received_audio == bytearray() and not client.ended
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+    run(scenario())
+
+
+def test_gap_fill_is_bounded(tmp_path, monkeypatch):
+    from audiosocket_bridge.audiosocket import session
+    from audiosocket_bridge.audiosocket.media_gaps import GapFiller
+
+    monkeypatch.setattr(session, "GapFiller", lambda: GapFiller(max_s=1.0))  # 5 s would be slow
+
+    async def scenario():
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(0.2, realtime=True)
             await asyncio.sleep(2.5)
             assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(1.2, abs=0.05)
@@ -337,11 +299,28 @@ def test_gap_fill_is_bounded(tmp_path):
     run(scenario())
 
 
+def test_an_error_message_from_asterisk_is_logged_and_the_call_goes_on(tmp_path, caplog):
+    async def scenario():
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
+            await client.send_silence(0.2)
+            await client.send_bytes(message(0xFF, bytes([0x04])))
+            await client.send_silence(0.2)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 5)
+            assert bridge.live.get(client.call_uuid).end_reason == "hangup"
+            assert bridge.engine.stream(client.call_uuid).pushed_s == pytest.approx(0.4)
+    with caplog.at_level(logging.WARNING, logger="audiosocket_bridge"):
+        run(scenario())
+    errors = [r.getMessage() for r in caplog.records if "error message" in r.getMessage()]
+    assert len(errors) == 1 and "0x04 (memory)" in errors[0], errors
+
+
 def test_ulaw_labelled_as_slin_is_warned_about(tmp_path, caplog):
     """Dial(AudioSocket/host:port/uuid) without /c(slin16): 160-byte G.711 payloads under 0x10."""
     async def scenario():
-        async with Bridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_ulaw(bytes(8000 * 2), realtime=False)
             await client.finish("hangup")
             assert await bridge.live.wait_ended(client.call_uuid, 5)

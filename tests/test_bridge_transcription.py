@@ -2,15 +2,11 @@
 import asyncio
 import re
 
-from audiosocket_bridge.directory import CallDirectory, CallOptions, Registration
-from audiosocket_bridge.live import LiveCalls
-from audiosocket_bridge.server import BridgeServer, ServerConfig
-from audiosocket_bridge.session import SessionSettings
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
-from audiosocket_client import AudioSocketClient
-from prompts import prompt, resample_pcm
-from whisper.stream_sim import silence
+from audiosocket_bridge.bridge import Bridge
+from audiosocket_bridge.registrations import CallOptions, Registration
+from tests.support.bridges import bridge_under_test, caller
+from tests.support.prompts import prompt, resample_pcm
+from whisper.streaming.sim import silence
 
 PAUSE_S = 1.5
 
@@ -25,23 +21,8 @@ def recall(reference: str, hypothesis: str) -> float:
     return sum(w in hyp for w in ref) / len(ref)
 
 
-class RealBridge:
-    def __init__(self, engine, tmp_path, directory=None, **session_kw):
-        self.live = LiveCalls()
-        self.url = f"sqlite:///{tmp_path}/real.db"
-        self.storage = open_storage(self.url)
-        config = ServerConfig(port=0, session=SessionSettings(flush_timeout_s=60, **session_kw))
-        self.server = BridgeServer(engine, config, [StorageSink(self.storage), self.live], directory)
-
-    async def __aenter__(self):
-        await self.server.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.server.close()
-
-    def client(self) -> AudioSocketClient:
-        return AudioSocketClient(*self.server.address)
+def real_bridge(engine, tmp_path, **session) -> Bridge:
+    return bridge_under_test(tmp_path, engine, shutdown_deadline_s=60, **session)
 
 
 def run(coro):
@@ -54,8 +35,8 @@ NAMES = ["agent-pass", "conf-onlyperson"]
 def test_two_prompts_over_app_audiosocket_8k(real_engine, tmp_path):
     """What AudioSocket() sends: UUID, 320-byte slin frames, a DTMF digit, close."""
     async def scenario():
-        async with RealBridge(real_engine, tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with real_bridge(real_engine, tmp_path) as bridge:
+            client = await caller(bridge).connect()
             for name in NAMES:
                 await client.send_audio(prompt(name).pcm + silence(PAUSE_S, 8000))
             await client.send_dtmf("#")
@@ -75,16 +56,16 @@ def test_slin16_channel_driver_and_raw_mode_give_the_same_words(real_engine, tmp
     pcm16 = resample_pcm(prompt("agent-pass").pcm + silence(PAUSE_S, 8000), 8000, 16000)
 
     async def framed():
-        async with RealBridge(real_engine, tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with real_bridge(real_engine, tmp_path) as bridge:
+            client = await caller(bridge).connect()
             await client.send_audio(pcm16, 16000)
             await client.finish("hangup")
             assert await bridge.live.wait_ended(client.call_uuid, 120)
             return bridge.storage.transcript_text(client.call_uuid)
 
     async def raw():
-        async with RealBridge(real_engine, tmp_path, raw=True) as bridge:
-            client = await bridge.client().connect(send_uuid=False)
+        async with real_bridge(real_engine, tmp_path, raw=True) as bridge:
+            client = await caller(bridge).connect(send_uuid=False)
             for offset in range(0, len(pcm16), 640):
                 await client.send_bytes(pcm16[offset:offset + 640])
             await client.close()
@@ -99,7 +80,7 @@ def test_slin16_channel_driver_and_raw_mode_give_the_same_words(real_engine, tmp
     assert recall(reference, raw_text) >= 0.8, raw_text
 
 
-async def _generated_uuid(bridge: RealBridge) -> str:
+async def _generated_uuid(bridge: Bridge) -> str:
     """Raw mode: the bridge made the UUID up; find it among the live calls."""
     for _ in range(200):
         calls = bridge.live.active()
@@ -111,11 +92,10 @@ async def _generated_uuid(bridge: RealBridge) -> str:
 
 def test_ivr_mode_hangs_up_after_the_first_utterance(real_engine, tmp_path):
     async def scenario():
-        directory = CallDirectory()
-        async with RealBridge(real_engine, tmp_path, directory=directory, registration_wait_s=2) as bridge:
-            client = bridge.client()
-            directory.register(Registration(client.call_uuid, channel="PJSIP/ivr-1",
-                                            options=CallOptions(mode="ivr")))
+        async with real_bridge(real_engine, tmp_path, registration_wait_s=2) as bridge:
+            client = caller(bridge)
+            bridge.registrations.register(Registration(client.call_uuid, channel="PJSIP/ivr-1",
+                                                       options=CallOptions(mode="ivr")))
             await client.connect()
             await client.send_audio(prompt("agent-pass").pcm + silence(3.0, 8000), realtime=True)
             assert await client.wait_server_end(30) and client.server_hangup

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import whisper
-from prompts import prompt
+from tests.support.prompts import prompt
 from whisper.audio import N_FRAMES, load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingTask, SuppressBlank, SuppressTokens
 from whisper.evaluation import normalize_english, word_error_rate

@@ -12,9 +12,9 @@ from typing import Optional
 
 import pytest
 
-from audiosocket_client import (NO_ACTIVITY_TIMEOUT_MS, ULAW_FRAME_BYTES, AudioSocketClient,
+from tests.support.audiosocket_client import (NO_ACTIVITY_TIMEOUT_MS, ULAW_FRAME_BYTES, AudioSocketClient,
                                 message, ulaw_byte, ulaw_encode)
-from fake_ami import AUTH_FAIL_DELAY_S, AmiUser, EventFilter, FakeAmi, users_from_manager_conf
+from tests.support.fake_ami import AUTH_FAIL_DELAY_S, AmiUser, EventFilter, FakeAmi, users_from_manager_conf
 
 MANAGER_CONF = Path(__file__).resolve().parent.parent / "dialplan" / "manager.conf"
 

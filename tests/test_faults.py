@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from audiosocket_client import SLIN_KINDS, message
-from test_bridge_server import assert_good, good_call, run
-from test_metrics import MeteredBridge, scrape, value
+from tests.support.audiosocket_client import SLIN_KINDS, message
+from tests.support.bridges import assert_good, bridge_under_test, caller, good_call, run
+from tests.support.scrape import scrape, value
 
 FUZZ_SEED = 20240505
 FUZZ_CONNECTIONS = 60
@@ -41,7 +41,7 @@ def junk(rng: random.Random) -> bytes:
 
 
 async def throw_junk(bridge, data: bytes, rng: random.Random) -> None:
-    client = await bridge.client().connect(send_uuid=False)
+    client = await caller(bridge).connect(send_uuid=False)
     step = rng.choice([1, 7, 64, len(data) or 1])
     for offset in range(0, len(data), step):  # in pieces: frames split across reads
         if not await client.send_bytes(data[offset:offset + step]):
@@ -58,7 +58,7 @@ def test_random_input_never_crashes_the_server(tmp_path):
     payloads = [junk(rng) for _ in range(FUZZ_CONNECTIONS)]
 
     async def scenario():
-        async with MeteredBridge(tmp_path, max_calls=50, idle_timeout_s=2.0) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True, max_calls=50, idle_timeout_s=2.0) as bridge:
             good = asyncio.create_task(good_call(bridge, 2.0))
             limit = asyncio.Semaphore(FUZZ_CONCURRENCY)
 
@@ -82,7 +82,7 @@ def test_random_input_never_crashes_the_server(tmp_path):
 
 def test_failing_storage_is_counted_and_the_call_goes_on(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
             def broken(call, event):
                 raise OSError("disk on fire")
             bridge.storage.record_final = broken
@@ -100,8 +100,8 @@ def test_failing_storage_is_counted_and_the_call_goes_on(tmp_path):
 @pytest.mark.parametrize("how", ["close", "abort"])
 def test_disconnect_mid_frame_stores_the_call(tmp_path, how):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
-            client = await bridge.client().connect()
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
+            client = await caller(bridge).connect()
             await client.send_silence(1.5)
             await client.send_bytes(message(SLIN_KINDS[8000], bytes(320))[:100])  # half a frame
             await asyncio.sleep(0.1)
@@ -119,7 +119,7 @@ def test_disconnect_mid_frame_stores_the_call(tmp_path, how):
 
 def test_call_closed_without_hangup_is_stored(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
             call_uuid = await good_call(bridge, 1.0, end="close")
             assert_good(bridge, call_uuid, 1.0, "closed")
     run(scenario())
@@ -127,15 +127,15 @@ def test_call_closed_without_hangup_is_stored(tmp_path):
 
 def test_overload_refuses_extra_connections_while_calls_continue(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path, max_calls=3) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True, max_calls=3) as bridge:
             calls = [asyncio.create_task(good_call(bridge, 2.0)) for _ in range(3)]
             await asyncio.sleep(0.3)
-            extras = [await bridge.client().connect() for _ in range(30)]
+            extras = [await caller(bridge).connect() for _ in range(30)]
             for extra in extras:
                 assert await extra.wait_server_end(5) and extra.server_hangup
             for call in calls:
                 assert_good(bridge, await call, 2.0, "hangup")
-            assert bridge.server.refused_connections == 30
+            assert bridge.server.stats.connections_refused == 30
             found = await scrape(bridge)
             assert value(found, "audiosocket_connections_refused_total") == 30
             assert value(found, "audiosocket_calls_ended_total", reason="hangup") == 3

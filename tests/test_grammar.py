@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from prompts import prompt
+from tests.support.prompts import prompt
 from whisper.audio import SAMPLE_RATE_HZ, load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.decoding import DecodingOptions, decode
 from whisper.grammar import YES_NO, Choices, Digits, parse_grammar
@@ -68,8 +68,8 @@ def test_grammar_needs_a_decode_without_timestamps(tiny_model):
 
 def test_streamed_digits_with_a_grammar_come_out_as_one_number(tiny_model):
     """Live: a digit string read with pauses, streamed; with the grammar every final is numerals."""
-    from whisper.stream_sim import simulate
-    from whisper.stream_types import StreamOptions
+    from whisper.streaming.sim import simulate
+    from whisper.streaming.types import StreamOptions
     from whisper.streaming import EngineOptions, StreamingEngine
 
     pcm = (np.clip(spoken_digits("31415", gap_s=0.3), -1, 1) * 32767).astype("<i2").tobytes()
@@ -81,7 +81,7 @@ def test_streamed_digits_with_a_grammar_come_out_as_one_number(tiny_model):
 
 
 def test_a_bad_grammar_is_refused_when_the_stream_opens(tiny_model):
-    from whisper.stream_types import StreamOptions
+    from whisper.streaming.types import StreamOptions
     from whisper.streaming import EngineOptions, StreamingEngine
 
     with pytest.raises(ValueError, match="unknown grammar"):
@@ -89,6 +89,6 @@ def test_a_bad_grammar_is_refused_when_the_stream_opens(tiny_model):
 
 
 def _resample_to_8k(pcm16k: bytes) -> bytes:
-    from prompts import resample_pcm
+    from tests.support.prompts import resample_pcm
 
     return resample_pcm(pcm16k, 16000, 8000)

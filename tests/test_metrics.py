@@ -1,82 +1,26 @@
 """Prometheus /metrics and /healthz over HTTP, with a server and FakeEngine calls."""
 import asyncio
-import socket
-import urllib.error
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from audiosocket_bridge import cli
+from audiosocket_bridge.audiosocket.call import AUDIO_QUEUE_MAX_S
 from audiosocket_bridge.config import BridgeConfig
-from audiosocket_bridge.metrics import BridgeMetrics, MetricsServer
-from audiosocket_bridge.sinks import StorageSink
-from audiosocket_bridge.storage import open_storage
-from audiosocket_client import AudioSocketClient, message
-from fakes import FakeEngine
-from test_bridge_server import Bridge, run
-
-
-class MeteredBridge(Bridge):
-    """Bridge + BridgeMetrics (sink before LiveCalls) + MetricsServer on a free port."""
-
-    def __init__(self, tmp_path, **kw):
-        super().__init__(tmp_path, **kw)
-        self.metrics = BridgeMetrics()
-        sinks = self.server.sinks.sinks
-        sinks.insert(len(sinks) - 1, self.metrics)  # live stays last
-        storage_sink = next(s for s in sinks if isinstance(s, StorageSink))
-        self.metrics.watch(engine=self.engine, server=self.server, storage=self.storage,
-                           storage_sink=storage_sink)
-        self.http = MetricsServer(self.metrics, "127.0.0.1", 0)
-
-    async def __aenter__(self):
-        await super().__aenter__()
-        await self.http.start()
-        return self
-
-    async def __aexit__(self, *exc):
-        await super().__aexit__(*exc)
-        await self.http.close()
-
-
-def http_get(address, path):
-    """(status, body) with urllib in a thread (the server runs on the test's loop)."""
-    def fetch():
-        url = f"http://{address[0]}:{address[1]}{path}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.read().decode()
-    return asyncio.to_thread(fetch)
-
-
-def samples(text):
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
-
-
-def value(found, name, **labels):
-    return found.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-async def scrape(bridge):
-    status, body = await http_get(bridge.http.address, "/metrics")
-    assert status == 200
-    return samples(body)
+from audiosocket_bridge.outputs.metrics import BridgeMetrics
+from audiosocket_bridge.outputs.storage import open_storage
+from tests.support.audiosocket_client import AudioSocketClient, message
+from tests.support.bridges import bridge_under_test, caller, run
+from tests.support.fake_engine import FakeEngine
+from tests.support.ports import free_port
+from tests.support.scrape import http_get, samples, scrape, value
 
 
 def test_metrics_count_a_call(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
             before = await scrape(bridge)
             assert value(before, "audiosocket_active_calls") == 0
             assert value(before, "audiosocket_frames_received_total", kind="audio") == 0
 
-            client = await bridge.client().connect()
+            client = await caller(bridge).connect()
             await client.send_silence(1.2)  # 60 frames of 20 ms; FakeEngine: 1 final per second
             await asyncio.sleep(0.3)
             during = await scrape(bridge)
@@ -106,16 +50,16 @@ def test_metrics_count_a_call(tmp_path):
 
 def test_metrics_count_bad_input_refusals_and_drops(tmp_path):
     async def scenario():
-        # the feeder waits 0.5 s for a registration, so the 0.1 s queue overflows meanwhile
-        async with MeteredBridge(tmp_path, max_calls=1, queue_max_s=0.1,
-                                 registration_wait_s=0.5) as bridge:
-            bad = await bridge.client().connect(send_uuid=False)
+        # the feeder waits 0.5 s for a registration while 10.4 s of audio arrive at once: the
+        # call's 10 s queue drops the oldest 0.4 s
+        async with bridge_under_test(tmp_path, metrics=True, max_calls=1, registration_wait_s=0.5) as bridge:
+            bad = await caller(bridge).connect(send_uuid=False)
             await bad.send_bytes(message(0x42, b"x"))
             assert await bad.wait_server_end(5)
-            first = await bridge.client().connect()
-            await first.send_silence(0.5)
+            first = await caller(bridge).connect()
+            await first.send_silence(AUDIO_QUEUE_MAX_S + 0.4)
             await asyncio.sleep(0.1)
-            extra = await bridge.client().connect()
+            extra = await caller(bridge).connect()
             assert await extra.wait_server_end(5) and extra.server_hangup
             await first.finish("close")
             assert await bridge.live.wait_ended(first.call_uuid, 5)
@@ -131,18 +75,18 @@ def test_metrics_count_bad_input_refusals_and_drops(tmp_path):
 
 def test_healthz_reports_engine_and_storage(tmp_path):
     async def scenario():
-        async with MeteredBridge(tmp_path) as bridge:
-            status, body = await http_get(bridge.http.address, "/healthz")
+        async with bridge_under_test(tmp_path, metrics=True) as bridge:
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert (status, body) == (200, "ok\n")
-            status, _ = await http_get(bridge.http.address, "/nope")
+            status, _ = await http_get(bridge.metrics_server.address, "/nope")
             assert status == 404
             bridge.storage.close()  # storage stops answering
-            status, body = await http_get(bridge.http.address, "/healthz")
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert status == 503 and "storage" in body
             bridge.storage = open_storage(f"sqlite:///{tmp_path}/calls.db")
             bridge.metrics.storage = bridge.storage
             bridge.engine.stop()  # engine thread gone
-            status, body = await http_get(bridge.http.address, "/healthz")
+            status, body = await http_get(bridge.metrics_server.address, "/healthz")
             assert status == 503 and "engine" in body and "storage" not in body
     run(scenario())
 
@@ -152,12 +96,6 @@ def test_registries_are_independent():
     first.calls_started.inc()
     assert first.registry.get_sample_value("audiosocket_calls_started_total") == 1
     assert second.registry.get_sample_value("audiosocket_calls_started_total") == 0
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_metrics_listen_from_environment():

@@ -5,10 +5,10 @@ Real weights, real Asterisk sounds and sox-made tones, fed through the streaming
 """
 import pytest
 
-from nonspeech import non_speech
-from prompts import prompt
-from whisper.stream_sim import simulate
-from whisper.stream_types import StreamOptions
+from tests.support.nonspeech import non_speech
+from tests.support.prompts import prompt
+from whisper.streaming.sim import simulate
+from whisper.streaming.types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.policy import rejection_reason
 

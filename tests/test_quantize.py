@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import whisper
-from prompts import prompt
+from tests.support.prompts import prompt
 from whisper.evaluation import normalize_english, word_error_rate
 from whisper.transcribe import transcribe_batch
 

@@ -19,11 +19,11 @@ from typing import Iterator
 
 import pytest
 
-from ami_observer import AmiObserver, Message
-from asterisk_pbx import Asterisk, AsteriskUnavailable, Installation, manager_user_setting
-from bridge_process import BridgeProcess
-from ports import free_port
-from prompts import prompt
+from tests.support.ami_observer import AmiObserver, Message
+from tests.asterisk_pbx import Asterisk, AsteriskUnavailable, Installation, manager_user_setting
+from tests.support.bridge_process import BridgeProcess
+from tests.support.ports import free_port
+from tests.support.prompts import prompt
 from whisper.evaluation import english_wer
 
 TESTER_SECRET = "tester-secret"
@@ -154,7 +154,7 @@ def texts_of(*names: str) -> str:
 
 
 def stored_segments(bridge: BridgeProcess, uuid: str):
-    from audiosocket_bridge.storage import open_storage
+    from audiosocket_bridge.outputs.storage import open_storage
 
     storage = open_storage(bridge.storage_url)
     try:

@@ -5,7 +5,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from fake_decoder import SCRIPT, FakeDecoder, ManualClock, decoded, script_reply, speech
+from tests.support.fake_decoder import SCRIPT, FakeDecoder, ManualClock, decoded, script_reply, speech
 from whisper.streaming.engine import StreamingEngine
 from whisper.streaming.options import EngineOptions
 from whisper.streaming.scheduler import Scheduler

@@ -2,7 +2,7 @@
 1500 positions comes from an all-silent window encoded once. Real weights, real prompts."""
 import torch
 
-from prompts import english_prompts
+from tests.support.prompts import english_prompts
 from whisper.audio import N_FRAMES, N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.evaluation import english_wer
 from whisper.model import short_encoder_frames

@@ -7,8 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from fake_decoder import ManualClock
-from prompts import SOUNDS_DIR, prompt, read_slin
+from tests.support.fake_decoder import ManualClock
+from tests.support.prompts import SOUNDS_DIR, prompt, read_slin
 from whisper.evaluation import english_wer
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import play_realtime, silence, simulate

@@ -9,7 +9,7 @@ from typing import Tuple
 import numpy as np
 import pytest
 
-from prompts import english_prompts, prompt
+from tests.support.prompts import english_prompts, prompt
 from whisper.audio import SAMPLE_RATE_HZ, load_audio
 from whisper.evaluation import english_wer, normalize_english
 from whisper.progress import LineProgress

@@ -24,9 +24,9 @@ from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
-from audiosocket_client import AudioSocketClient
-from ports import free_port, wait_listening
-from prompts import SOUNDS_DIR, read_slin
+from tests.support.audiosocket_client import AudioSocketClient
+from tests.support.ports import free_port, wait_listening
+from tests.support.prompts import SOUNDS_DIR, read_slin
 from whisper.evaluation import normalize_english
 
 pytestmark = pytest.mark.wheel

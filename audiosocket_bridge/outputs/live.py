@@ -10,11 +10,11 @@ import asyncio
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional
 
-from .protocol import canonical_uuid
+from ..audiosocket.protocol import canonical_uuid
 from .sinks import CallInfo
 
 if TYPE_CHECKING:
-    from whisper.stream_types import TranscriptEvent
+    from whisper.streaming.types import TranscriptEvent
 
 class _Entry:
     def __init__(self) -> None:

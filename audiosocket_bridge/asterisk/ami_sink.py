@@ -1,13 +1,13 @@
 """AMI sink and listener: transcripts out to Asterisk, call registrations in.
 
-Out (per call, on the call's channel from the CallDirectory):
+Out (per call, on the call's channel from Registrations):
   every final  -> Setvar TRANSCRIPT_FULL_n (changed parts only), TRANSCRIPT_PARTS,
                   TRANSCRIPT_SEGMENTS, TRANSCRIPT (latest utterance, set last),
                   then `UserEvent: Transcript` (Final: 1)
   partials     -> `UserEvent: Transcript` (Final: 0), if enabled for the call
   call end     -> `UserEvent: TranscriptEnd`
 In: `UserEvent: AudioSocketStart` events (dialplan UserEvent() app; needs read
-class `user`) register uuid -> channel + options in the CallDirectory.
+class `user`) register uuid -> channel + options in Registrations.
 
 One sender thread owns the AMI session. Sink methods only enqueue (never
 block the event loop). While AMI is down, items wait in the Outbox (see its
@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
-from whisper.stream_types import TranscriptEvent
+from whisper.streaming.types import TranscriptEvent
 
+from ..outputs.sinks import CallInfo
+from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
-from .ami_protocol import (START_EVENT, AmiLineTooLong, CallCaptionState, caption_event, end_event,
-                           registration_from_event)
-from .directory import CallDirectory, Registration
-from .sinks import CallInfo
+from .ami_protocol import START_EVENT, AmiLineTooLong, caption_event, end_event, registration_from_event
+from .variables import CallCaptionState
 
 log = logging.getLogger(__name__)
 
@@ -51,23 +50,6 @@ class AmiConfig:
     max_pending: int = 2000  # outbox bound, enforced on partial captions only
     drain_timeout_s: float = 5.0  # on close: time to flush what is queued
 
-    @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None, **overrides) -> "AmiConfig":
-        """AUDIOSOCKET_AMI_HOST/_PORT/_USER/_SECRET (or _SECRET_FILE); overrides win."""
-        env = os.environ if environ is None else environ
-        values: dict = {}
-        for key, name, convert in (("host", "AUDIOSOCKET_AMI_HOST", str),
-                                   ("port", "AUDIOSOCKET_AMI_PORT", int),
-                                   ("username", "AUDIOSOCKET_AMI_USER", str),
-                                   ("secret", "AUDIOSOCKET_AMI_SECRET", str)):
-            if env.get(name):
-                values[key] = convert(env[name])
-        if "secret" not in values and env.get("AUDIOSOCKET_AMI_SECRET_FILE"):
-            with open(env["AUDIOSOCKET_AMI_SECRET_FILE"], encoding="utf-8") as handle:
-                values["secret"] = handle.read().strip()
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
-
 
 class Backoff:
     """Exponential reconnect delay: initial, 2x, 4x, ... capped at max."""
@@ -85,12 +67,12 @@ class Backoff:
 
 
 class AmiSink:
-    """A Sink (see sinks.py). ``start()`` is synchronous; ``close()`` is async."""
+    """A Sink (see outputs/sinks.py). ``start()`` is synchronous; ``close()`` is async."""
 
-    def __init__(self, config: AmiConfig, directory: CallDirectory, *,
+    def __init__(self, config: AmiConfig, registrations: Registrations, *,
                  connection_factory: Optional[Callable[[], AmiConnection]] = None) -> None:
         self.config = config
-        self.directory = directory
+        self.registrations = registrations
         self.counters: Counter = Counter()
         self.state = "idle"  # idle | connecting | connected | down | auth-failed | closed
         self.last_error: Optional[str] = None
@@ -187,7 +169,7 @@ class AmiSink:
                                         segment=event.segment_index))
 
     def _registration(self, call: CallInfo) -> Registration:
-        found = self.directory.get(call.uuid)
+        found = self.registrations.get(call.uuid)
         return found if found is not None and found.channel else call.registration
 
     def _partials_enabled(self, registration: Registration) -> bool:
@@ -296,7 +278,7 @@ class AmiSink:
             log.warning("ignoring malformed %s event: %s", START_EVENT, exc)
             return
         if registration is not None:
-            self.directory.register(registration)
+            self.registrations.register(registration)
             self.counters["registrations"] += 1
             log.info("registered call %s on %s (%s)", registration.uuid, registration.channel,
                      registration.options)

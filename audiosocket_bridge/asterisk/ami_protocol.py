@@ -9,15 +9,13 @@ truncated or chunked on UTF-8 character boundaries.
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from whisper.stream_types import TranscriptEvent
+from whisper.streaming.types import TranscriptEvent
 
-from .values import parse_bool, parse_float
-from .directory import CallOptions, Registration
-from .protocol import canonical_uuid
+from ..audiosocket.protocol import canonical_uuid
+from ..registrations import CallOptions, Registration
+from ..values import blank_to_none
 
 AMI_MAX_LINE_BYTES = 1024  # including the trailing CR LF
 EOL = "\r\n"
@@ -147,45 +145,9 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:.2f}"
 
 
-def chunk_text(text: str, max_bytes: int = SETVAR_VALUE_MAX_BYTES) -> list[str]:
-    """Split on spaces into pieces of at most `max_bytes` UTF-8 bytes each.
-
-    Greedy from the start, so appending text to `text` only ever changes the
-    last piece(s): earlier pieces stay identical and need not be re-sent.
-    A single word longer than `max_bytes` is cut on a character boundary.
-    """
-    pieces: list[str] = []
-    current = ""
-    for word in clean_value(text).split():
-        candidate = f"{current} {word}" if current else word
-        if len(candidate.encode("utf-8")) <= max_bytes:
-            current = candidate
-            continue
-        if current:
-            pieces.append(current)
-        while len(word.encode("utf-8")) > max_bytes:
-            head = truncate_utf8(word, max_bytes)
-            pieces.append(head)
-            word = word[len(head):]
-        current = word
-    if current:
-        pieces.append(current)
-    return pieces
-
-
 def setvar(channel: str, variable: str, value: object) -> dict[str, str]:
     text = truncate_utf8(clean_value(value), SETVAR_VALUE_MAX_BYTES)
     return {"Action": "Setvar", "Channel": channel, "Variable": variable, "Value": text}
-
-
-def full_transcript_setvars(channel: str, parts: list[str], previous: list[str]) -> list[dict]:
-    """Setvars for TRANSCRIPT_FULL_1..N that changed since `previous`, then TRANSCRIPT_PARTS."""
-    actions = [setvar(channel, f"TRANSCRIPT_FULL_{i}", part)
-               for i, part in enumerate(parts, start=1)
-               if i > len(previous) or previous[i - 1] != part]
-    if len(parts) != len(previous) or actions:
-        actions.append(setvar(channel, "TRANSCRIPT_PARTS", len(parts)))
-    return actions
 
 
 def caption_event(uuid: str, channel: Optional[str], event: TranscriptEvent,
@@ -214,62 +176,7 @@ def end_event(uuid: str, channel: Optional[str], segments: int, reason: Optional
             "Channel": channel or "", "Segments": str(segments), "Reason": reason or ""}
 
 
-@dataclass
-class CallCaptionState:
-    """What has been queued for one call so far (drives the TRANSCRIPT_FULL diff)."""
-
-    finals: list[str] = dataclasses.field(default_factory=list)
-    sent_parts: list[str] = dataclasses.field(default_factory=list)
-    channel: Optional[str] = None
-
-    def final_setvars(self, channel: Optional[str], text: str) -> list[dict]:
-        """Setvars for one new final: call-so-far variables first, TRANSCRIPT last.
-
-        TRANSCRIPT is written last so a dialplan that sees it change also sees
-        consistent TRANSCRIPT_FULL_* / TRANSCRIPT_SEGMENTS values. Without a
-        channel nothing can be set; once one is known every part is (re)sent.
-        """
-        cleaned = clean_value(text)
-        if cleaned:
-            self.finals.append(cleaned)
-        if not channel:
-            return []
-        if channel != self.channel:
-            self.channel, self.sent_parts = channel, []
-        parts = chunk_text(" ".join(self.finals))
-        actions = full_transcript_setvars(channel, parts, self.sent_parts)
-        self.sent_parts = parts
-        actions.append(setvar(channel, "TRANSCRIPT_SEGMENTS", len(self.finals)))
-        actions.append(setvar(channel, "TRANSCRIPT", cleaned))
-        return actions
-
-
 # -- AudioSocketStart UserEvent -> Registration ------------------------------
-
-def _blank_to_none(text: Optional[str]) -> Optional[str]:
-    return text.strip() if text and text.strip() else None
-
-
-def call_options(fields: Mapping[str, str]) -> CallOptions:
-    """CallOptions from case-insensitive option fields (UserEvent headers or AGI params).
-
-    Keys: language, prompt, partials, mode (transcribe|ivr), noinputtimeout /
-    no_input_timeout (seconds), speaker.
-    """
-    lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
-    mode = (_blank_to_none(lower.get("mode")) or CallOptions().mode).lower()
-    if mode not in ("transcribe", "ivr"):
-        raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
-    values = dict(
-        language=_blank_to_none(lower.get("language")),
-        prompt=_blank_to_none(lower.get("prompt")),
-        partials=parse_bool(lower.get("partials")),
-        mode=mode,
-        no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
-    )
-    values["speaker"] = _blank_to_none(lower.get("speaker"))
-    return CallOptions(**values)
-
 
 def registration_from_event(headers: Mapping[str, object]) -> Optional[Registration]:
     """Registration from an `Event: UserEvent` / `UserEvent: AudioSocketStart` message.
@@ -282,7 +189,7 @@ def registration_from_event(headers: Mapping[str, object]) -> Optional[Registrat
     if fields.get("userevent", "").lower() != START_EVENT.lower():
         return None
     return Registration(uuid=canonical_uuid(fields.get("uuid", "")),
-                        channel=_blank_to_none(fields.get("channel")),
-                        uniqueid=_blank_to_none(fields.get("uniqueid")),
-                        linkedid=_blank_to_none(fields.get("linkedid")),
-                        options=call_options(fields))
+                        channel=blank_to_none(fields.get("channel")),
+                        uniqueid=blank_to_none(fields.get("uniqueid")),
+                        linkedid=blank_to_none(fields.get("linkedid")),
+                        options=CallOptions.from_fields(fields))

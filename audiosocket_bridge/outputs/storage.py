@@ -11,11 +11,11 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
 if TYPE_CHECKING:
-    from whisper.stream_types import TranscriptEvent
+    from whisper.streaming.types import TranscriptEvent
 
 DEFAULT_STORAGE_URL = "sqlite:///transcripts.db"
 
@@ -71,7 +71,7 @@ _SELECT_CALL = """
     SELECT uuid, channel, started_at, ended_at, end_reason, language, dtmf FROM calls WHERE uuid = ?
 """
 _SELECT_SEGMENTS = """
-    SELECT segment_index, start_s, end_s, text, language, avg_logprob FROM segments
+    SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
 """
 
@@ -88,6 +88,14 @@ class StoredCall:
 
 
 @dataclass(frozen=True)
+class StoredWord:
+    text: str
+    start_s: float
+    end_s: float
+    probability: float
+
+
+@dataclass(frozen=True)
 class StoredSegment:
     index: int
     start_s: float
@@ -95,6 +103,12 @@ class StoredSegment:
     text: str
     language: Optional[str]
     avg_logprob: Optional[float]
+    words: tuple[StoredWord, ...] = ()
+
+
+def joined_text(texts: Iterable[str]) -> str:
+    """A call's transcript from its finals' texts: each stripped, empty ones left out."""
+    return " ".join(text.strip() for text in texts if text.strip())
 
 
 def _as_datetime(value: Any) -> Optional[datetime]:
@@ -106,6 +120,11 @@ def _as_datetime(value: Any) -> Optional[datetime]:
 
 def _words_json(event: TranscriptEvent) -> str:
     return json.dumps([[w.text, w.start_s, w.end_s, w.probability] for w in event.words])
+
+
+def _stored_words(text: Optional[str]) -> tuple[StoredWord, ...]:
+    return tuple(StoredWord(str(word), float(start), float(end), float(probability))
+                 for word, start, end, probability in json.loads(text or "[]"))
 
 
 class SqlStorage:
@@ -177,13 +196,13 @@ class SqlStorage:
                           reason, language, digits)
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
-        return [StoredSegment(int(i), float(s), float(e), t, lang, lp)
-                for i, s, e, t, lang, lp in self._query(_SELECT_SEGMENTS, (uuid,))]
+        return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
+                for i, s, e, t, lang, lp, words in self._query(_SELECT_SEGMENTS, (uuid,))]
 
     def transcript_text(self, uuid: str) -> Optional[str]:
         if self.get_call(uuid) is None:
             return None
-        return " ".join(s.text.strip() for s in self.get_segments(uuid) if s.text.strip())
+        return joined_text(s.text for s in self.get_segments(uuid))
 
 
 class SqliteStorage(SqlStorage):

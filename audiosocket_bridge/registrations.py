@@ -2,7 +2,7 @@
 
 The dialplan announces a call (UserEvent AudioSocketStart) before or just after
 AudioSocket() connects; the server may wait briefly for that registration. A
-registration is kept for a bounded time (see CallDirectory), not forever.
+registration is kept for a bounded time (see Registrations), not forever.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import itertools
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
-from .protocol import canonical_uuid
+from .audiosocket.protocol import canonical_uuid
+from .values import blank_to_none, parse_bool, parse_float
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,21 @@ class CallOptions:
     mode: str = "transcribe"  # or "ivr": bridge sends a hangup frame once the utterance is final
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
+        """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
+        prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
+        speaker. Raises ValueError for an unknown mode or a malformed value."""
+        lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
+        mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
+        if mode not in ("transcribe", "ivr"):
+            raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
+        return cls(language=blank_to_none(lower.get("language")),
+                   prompt=blank_to_none(lower.get("prompt")),
+                   partials=parse_bool(lower.get("partials")), mode=mode,
+                   no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
+                   speaker=blank_to_none(lower.get("speaker")))
 
 
 @dataclass(frozen=True)
@@ -63,7 +79,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
     )
 
 
-class CallDirectory:
+class Registrations:
     """Thread-safe uuid -> Registration map (AMI reader threads call register()).
 
     Lifetime of a registration, so that one kept per call does not pile up forever:

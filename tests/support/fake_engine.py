@@ -10,7 +10,8 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Optional
 
-from whisper.stream_types import StreamOptions, TranscriptEvent
+from audiosocket_bridge.audiosocket.slin import duration_s
+from whisper.streaming.types import StreamOptions, TranscriptEvent
 
 
 def _event(stream_id: str, kind: str, index: int, start_s: float, end_s: float) -> TranscriptEvent:
@@ -35,7 +36,7 @@ class FakeStream:
             if self.closed:
                 raise RuntimeError("push after close")
             self.pushed_bytes += len(pcm)
-            self.pushed_s += len(pcm) / 2 / sample_rate_hz
+            self.pushed_s += duration_s(len(pcm), sample_rate_hz)
             if not self.rates_hz or self.rates_hz[-1] != sample_rate_hz:
                 self.rates_hz.append(sample_rate_hz)
             if self.pushed_s - self._segment_start_s >= self.engine.final_every_s:

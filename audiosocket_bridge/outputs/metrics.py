@@ -3,7 +3,7 @@
 `BridgeMetrics` owns a dedicated CollectorRegistry (several can coexist, e.g. in
 tests).  It is a Sink (calls and transcripts are counted as they happen) and,
 once `watch()` is given the engine/server/storage/AMI objects, a collector that
-reads their state at scrape time (engine.stats(), server counters, AMI outbox).
+reads their state at scrape time (engine.stats(), the server's ConnectionStats, AMI outbox).
 `MetricsServer` is a small asyncio HTTP server on the bridge's loop:
 
   GET /metrics   Prometheus text format
@@ -24,10 +24,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from .sinks import CallInfo
 
 if TYPE_CHECKING:
-    from whisper.stream_types import TranscriptEvent
+    from whisper.streaming.types import TranscriptEvent
 
 log = logging.getLogger(__name__)
 
+DEFAULT_METRICS_PORT = 9300
 LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 30.0)
 STORAGE_PING_TIMEOUT_S = 2.0
 
@@ -139,28 +140,28 @@ class _StateCollector:
 
     @staticmethod
     def _server(server):
-        counts = server.counters
+        stats = server.stats
         yield GaugeMetricFamily("audiosocket_connections_active", "Open AudioSocket connections",
                                 value=server.active_calls)
         yield CounterMetricFamily("audiosocket_connections", "AudioSocket connections accepted "
-                                  "or refused", value=server.connections)
+                                  "or refused", value=stats.connections)
         yield CounterMetricFamily("audiosocket_connections_refused", "Connections refused "
-                                  "(max-calls reached)", value=server.refused_connections)
+                                  "(max-calls reached)", value=stats.connections_refused)
         frames = CounterMetricFamily("audiosocket_frames_received", "AudioSocket messages "
                                      "received, by kind", labels=["kind"])
-        for key, value in sorted((k, v) for k, v in counts.items() if isinstance(k, tuple)):
-            frames.add_metric([key[1]], value)
+        for kind, count in sorted(stats.frames_received.items()):
+            frames.add_metric([kind], count)
         yield frames
         yield CounterMetricFamily("audiosocket_received_bytes", "Bytes read from AudioSocket "
-                                  "connections", value=counts["bytes"])
+                                  "connections", value=stats.received_bytes)
         yield CounterMetricFamily("audiosocket_protocol_errors", "Connections ended for bad "
                                   "input (protocol or call-flow errors)",
-                                  value=counts["protocol_errors"])
+                                  value=stats.protocol_errors)
         yield CounterMetricFamily("audiosocket_audio_dropped_chunks", "Audio messages dropped "
                                   "between network and engine (queue full)",
-                                  value=counts["dropped_chunks"])
+                                  value=stats.audio_dropped_chunks)
         yield CounterMetricFamily("audiosocket_audio_dropped_seconds", "Audio dropped between "
-                                  "network and engine (queue full)", value=counts["dropped_s"])
+                                  "network and engine (queue full)", value=stats.audio_dropped_s)
 
     @staticmethod
     def _engine(engine):
@@ -192,7 +193,8 @@ class _StateCollector:
 class MetricsServer:
     """GET /metrics and /healthz over HTTP/1.0-style one-request connections."""
 
-    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1", port: int = 9300) -> None:
+    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1",
+                 port: int = DEFAULT_METRICS_PORT) -> None:
         self.metrics, self.host, self.port = metrics, host, port
         self._server: Optional[asyncio.AbstractServer] = None
 

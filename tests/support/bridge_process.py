@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from asterisk_pbx import REPO
-from ports import free_port
+from ..asterisk_pbx import REPO
+from .ports import free_port
 
 
 class BridgeProcess:

@@ -23,7 +23,7 @@ What Asterisk (res_audiosocket + app_audiosocket / chan_audiosocket) does:
     off): a real channel sends a frame every 20 ms, so a test that waits
     without sending is one that real Asterisk would have cut off.
 
-The framing here is written independently of audiosocket_bridge.protocol so
+The framing here is written independently of audiosocket_bridge.audiosocket.protocol so
 that the tests do not check the codec against itself.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
       Needs no AMI. SET VARIABLE also works on a hung-up channel (h / hangup handler).
   agi://127.0.0.1:4573/register?uuid=${ID}&language=de&partials=0&mode=ivr&prompt=...
       Registers the channel (agi_channel, agi_uniqueid, CHANNEL(linkedid)) and per-call
-      options in the CallDirectory; sets AUDIOSOCKET_REGISTER = OK | ERROR.
+      options in Registrations; sets AUDIOSOCKET_REGISTER = OK | ERROR.
 Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
 
 Why not pyst2's AGI: asterisk.fastagi imports SocketServer (Python 2 only), AGI()
@@ -26,9 +26,10 @@ from typing import Optional
 
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
-from .ami_protocol import call_options, chunk_text
-from .directory import CallDirectory, Registration
-from .protocol import canonical_uuid
+from ..audiosocket.protocol import canonical_uuid
+from ..outputs.storage import joined_text
+from ..registrations import CallOptions, Registration, Registrations
+from .variables import chunk_text, transcript_variables
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +49,11 @@ class TranscriptResult:
     segments: int = 0
 
 
-def transcript_variables(result: TranscriptResult) -> list[tuple[str, str]]:
-    """Channel variables in the order they are set: TRANSCRIPT_STATUS last."""
+def result_variables(result: TranscriptResult) -> list[tuple[str, str]]:
+    """Every transcript variable (asterisk.variables), then TRANSCRIPT_STATUS."""
     parts = chunk_text(result.text)
-    variables = [(f"TRANSCRIPT_FULL_{i}", part) for i, part in enumerate(parts, start=1)]
-    variables += [("TRANSCRIPT_PARTS", str(len(parts))),
-                  ("TRANSCRIPT_SEGMENTS", str(result.segments)),
-                  ("TRANSCRIPT", result.text),
-                  ("TRANSCRIPT_STATUS", result.status)]
-    return variables
+    return transcript_variables(parts, result.segments, result.text) + [
+        ("TRANSCRIPT_STATUS", result.status)]
 
 
 class AgiSession:
@@ -101,10 +98,10 @@ class AgiSession:
 
 
 class FastAgiServer:
-    def __init__(self, host: str, port: int, storage, live_calls, directory: CallDirectory, *,
+    def __init__(self, host: str, port: int, storage, live_calls, registrations: Registrations, *,
                  transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0) -> None:
         self.host, self.port = host, port
-        self.storage, self.live_calls, self.directory = storage, live_calls, directory
+        self.storage, self.live_calls, self.registrations = storage, live_calls, registrations
         self.transcript_wait_s = transcript_wait_s
         self.request_timeout_s = request_timeout_s
         self._server: Optional[asyncio.base_events.Server] = None
@@ -161,7 +158,7 @@ class FastAgiServer:
             result = TranscriptResult("NOTFOUND")
         else:
             result = await self.lookup(uuid, wait_s)
-        for name, value in transcript_variables(result):
+        for name, value in result_variables(result):
             await session.set_variable(name, value)
 
     async def lookup(self, uuid: str, wait_s: float) -> TranscriptResult:
@@ -169,7 +166,7 @@ class FastAgiServer:
         live = self.live_calls.get(uuid)
         if live is not None and not await self.live_calls.wait_ended(uuid, wait_s):
             finals = self.live_calls.finals(uuid)
-            return TranscriptResult("PENDING", _join(f.text for f in finals), len(finals))
+            return TranscriptResult("PENDING", joined_text(f.text for f in finals), len(finals))
         loop = asyncio.get_running_loop()
         text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
         if text is not None:
@@ -177,24 +174,20 @@ class FastAgiServer:
             return TranscriptResult("OK", text, len(segments))
         if live is not None:  # ended, but storage has nothing (e.g. storage failing)
             finals = self.live_calls.finals(uuid)
-            return TranscriptResult("OK", _join(f.text for f in finals), len(finals))
+            return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
         return TranscriptResult("NOTFOUND")
 
     async def _register(self, session: AgiSession, request: AgiRequest) -> None:
         try:
             uuid = canonical_uuid(request.params.get("uuid", ""))
-            options = call_options(request.params)
+            options = CallOptions.from_fields(request.params)
         except ValueError as exc:
             log.warning("register AGI on %s: bad parameters: %s", request.channel, exc)
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
             return
         linkedid = await session.get_variable("CHANNEL(linkedid)")
-        self.directory.register(Registration(uuid=uuid, channel=request.channel,
+        self.registrations.register(Registration(uuid=uuid, channel=request.channel,
                                              uniqueid=request.uniqueid, linkedid=linkedid or None,
                                              options=options))
         log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
         await session.set_variable("AUDIOSOCKET_REGISTER", "OK")
-
-
-def _join(texts) -> str:
-    return " ".join(t.strip() for t in texts if t.strip())

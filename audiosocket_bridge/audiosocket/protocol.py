@@ -20,6 +20,7 @@ from typing import Optional, Union
 HEADER_BYTES = 3
 MAX_PAYLOAD_BYTES = 0xFFFF
 UUID_BYTES = 16
+RAW_SAMPLE_RATE_HZ = 16000  # --raw: bare slin at this rate
 _HEADER = struct.Struct(">BH")
 
 
@@ -94,16 +95,19 @@ class ErrorFrame:
 Frame = Union[Hangup, UuidFrame, Dtmf, Audio, ErrorFrame]
 
 
+def describe_error(code: Optional[int]) -> str:
+    """An error message's code for a log line: "0x04 (memory)", "without a code"."""
+    if code is None:
+        return "without a code"
+    try:
+        return f"0x{code:02x} ({ErrorCode(code).name.lower().replace('_', ' ')})"
+    except ValueError:
+        return f"0x{code:02x}"
+
+
 def canonical_uuid(text: str) -> str:
     """Lower-case 8-4-4-4-12 form; raises ValueError if `text` is not a UUID."""
     return str(uuid_lib.UUID(text.strip()))
-
-
-def sample_rate_of_kind(kind: int) -> Optional[int]:
-    try:
-        return AUDIO_KIND_RATES_HZ[Kind(kind)]
-    except (ValueError, KeyError):
-        return None
 
 
 def audio_kind_for_rate(sample_rate_hz: int) -> Kind:
@@ -143,10 +147,6 @@ def encode_uuid(call_uuid: str) -> bytes:
 
 def encode_dtmf(digit: str) -> bytes:
     return encode_frame(Kind.DTMF, digit.encode("ascii"))
-
-
-def encode_error(code: int = ErrorCode.NONE) -> bytes:
-    return encode_frame(Kind.ERROR, bytes([code]))
 
 
 def encode(frame: Frame) -> bytes:
@@ -207,10 +207,6 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._failed: Optional[ProtocolError] = None
 
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buffer)
-
     def feed(self, data: bytes) -> list[Frame]:
         if self._failed:
             raise self._failed
@@ -256,13 +252,9 @@ class RawAudioDecoder:
     held back until its partner arrives.
     """
 
-    def __init__(self, sample_rate_hz: int = 16000) -> None:
+    def __init__(self, sample_rate_hz: int = RAW_SAMPLE_RATE_HZ) -> None:
         self.sample_rate_hz = sample_rate_hz
         self._carry = b""
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._carry)
 
     def feed(self, data: bytes) -> list[Frame]:
         data = self._carry + data

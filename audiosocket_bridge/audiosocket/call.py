@@ -12,11 +12,14 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Optional
 
+from . import slin
 from .protocol import Audio, Dtmf, ErrorFrame, Frame, Hangup, UuidFrame
 
 DEFAULT_SAMPLE_RATE_HZ = 8000
-BYTES_PER_SAMPLE = 2
 G711_FRAME_BYTES = 160
+# Audio a call may hold between the network and the engine; it only fills while the call waits
+# for its registration or the engine stalls.
+AUDIO_QUEUE_MAX_S = 10.0
 
 
 class CallError(Exception):
@@ -35,6 +38,7 @@ class Outcome(enum.Enum):
     NOTHING = "nothing"
     STARTED = "started"  # UUID known: open the engine stream, tell the sinks
     AUDIO = "audio"  # audio was queued
+    PEER_ERROR = "peer-error"  # Asterisk reported an error (peer_error_code)
     ENDED = "ended"  # the client hung up
 
 
@@ -45,7 +49,7 @@ class AudioChunk:
 
     @property
     def duration_s(self) -> float:
-        return len(self.pcm) / (BYTES_PER_SAMPLE * self.sample_rate_hz)
+        return slin.duration_s(len(self.pcm), self.sample_rate_hz)
 
 
 class AudioQueue:
@@ -55,12 +59,13 @@ class AudioQueue:
     ever stalls; the drop counters make the loss visible.
     """
 
-    def __init__(self, max_s: float = 10.0) -> None:
+    def __init__(self, max_s: float = AUDIO_QUEUE_MAX_S) -> None:
         self.max_s = max_s
         self._chunks: deque[AudioChunk] = deque()
         self._queued_s = 0.0
         self.dropped_chunks = 0
         self.dropped_s = 0.0
+        self._reported = (0, 0.0)  # the drop totals new_drops() last returned
 
     def __len__(self) -> int:
         return len(self._chunks)
@@ -78,6 +83,12 @@ class AudioQueue:
             self.dropped_chunks += 1
             self.dropped_s += dropped.duration_s
 
+    def new_drops(self) -> tuple[int, float]:
+        """(chunks, seconds) dropped since the last call; the totals stay in dropped_*."""
+        chunks, seconds = self._reported
+        self._reported = (self.dropped_chunks, self.dropped_s)
+        return self.dropped_chunks - chunks, self.dropped_s - seconds
+
     def take_all(self) -> list[AudioChunk]:
         chunks = list(self._chunks)
         self._chunks.clear()
@@ -92,7 +103,7 @@ class Call:
     same clock as the engine's transcript times.
     """
 
-    def __init__(self, peer: str, *, queue_max_s: float = 10.0) -> None:
+    def __init__(self, peer: str, *, queue_max_s: float = AUDIO_QUEUE_MAX_S) -> None:
         self.peer = peer
         self.state = CallState.AWAITING_UUID
         self.uuid: Optional[str] = None
@@ -100,7 +111,6 @@ class Call:
         self.rate_changes: list[tuple[float, int]] = []
         self.dtmf: list[tuple[float, str]] = []
         self.audio_s = 0.0
-        self.audio_bytes = 0
         # 8 kHz frames of 160 bytes: 20 ms of G.711 as Dial(AudioSocket/...) without /c(slin...)
         # sends it, labelled 0x10 (or 10 ms of real slin from a 10 ms ptime phone)
         self.g711_sized_frames = 0
@@ -109,7 +119,7 @@ class Call:
         self.queue = AudioQueue(queue_max_s)
 
     @classmethod
-    def raw(cls, peer: str, *, queue_max_s: float = 10.0) -> "Call":
+    def raw(cls, peer: str, *, queue_max_s: float = AUDIO_QUEUE_MAX_S) -> "Call":
         """A raw-mode call: no UUID on the wire, so one is generated."""
         call = cls(peer, queue_max_s=queue_max_s)
         call._start(str(uuid_lib.uuid4()))
@@ -138,7 +148,7 @@ class Call:
             return Outcome.NOTHING
         if isinstance(frame, ErrorFrame):
             self.peer_error_code = frame.code
-            return Outcome.NOTHING
+            return Outcome.PEER_ERROR
         raise CallError(f"unexpected frame {frame!r}")
 
     def end(self, reason: str) -> bool:
@@ -151,9 +161,9 @@ class Call:
 
     def fill_silence(self, duration_s: float) -> None:
         """Queue silence for a stretch of wall-clock time in which no media arrived."""
-        samples = int(duration_s * self.sample_rate_hz)
-        if samples > 0:
-            chunk = AudioChunk(bytes(BYTES_PER_SAMPLE * samples), self.sample_rate_hz)
+        pcm = slin.silence(duration_s, self.sample_rate_hz)
+        if pcm:
+            chunk = AudioChunk(pcm, self.sample_rate_hz)
             self.audio_s += chunk.duration_s
             self.queue.put(chunk)
 
@@ -175,5 +185,4 @@ class Call:
             self.g711_sized_frames += 1
         chunk = AudioChunk(frame.pcm, frame.sample_rate_hz)
         self.audio_s += chunk.duration_s
-        self.audio_bytes += len(frame.pcm)
         self.queue.put(chunk)

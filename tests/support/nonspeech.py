@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List
 
-from prompts import SOUNDS_DIR, read_slin
+from tests.support.prompts import SOUNDS_DIR, read_slin
 
 ASTERISK_NON_SPEECH = ("beep", "beeperr", "ascending-2tone", "descending-2tone", "tt-monkeys", "silence/10")
 DTMF_HZ = {"1": (697, 1209), "5": (770, 1336), "9": (852, 1477), "0": (941, 1336), "#": (941, 1477)}

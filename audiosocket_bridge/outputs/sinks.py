@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Callable, Optional, Protocol, Sequence
 
-from .directory import Registration
+from ..registrations import Registration
 
 if TYPE_CHECKING:
-    from whisper.stream_types import TranscriptEvent
+    from whisper.streaming.types import TranscriptEvent
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class CallInfo:
     peer: str  # "host:port" of the AudioSocket client
     started_at: datetime  # UTC, when the UUID frame arrived
     sample_rate_hz: int  # latest audio rate seen (8000 before any audio)
-    registration: Registration  # from the directory (channel may be None)
+    registration: Registration  # from Registrations (channel may be None)
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (seconds from call start, digit)
     ended_at: Optional[datetime] = None
     end_reason: Optional[str] = None  # "hangup", "closed", "idle-timeout", "error: ...", "shutdown", "ivr-final", "ivr-no-input"

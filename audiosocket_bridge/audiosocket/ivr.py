@@ -1,0 +1,41 @@
+"""When a speech-IVR call (``Mode: ivr``) ends its AudioSocket session, as a pure rule.
+
+The session ends at the caller's first final with words in it, so that the dialplan after
+AudioSocket() can branch on ${TRANSCRIPT}; or, when no such final has come within the no-input
+timeout (counted from the engine stream's opening), with nothing said. The caller of the policy
+reports finals and the timeout and ends the session with the reason it gets back.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..registrations import CallOptions
+
+IVR_FINAL = "ivr-final"
+IVR_NO_INPUT = "ivr-no-input"
+DEFAULT_NO_INPUT_TIMEOUT_S = 10.0  # when the dialplan gives no NoInputTimeout
+# How long the hangup frame waits for the sinks to deliver the final (AMI: Asterisk's answer to
+# the Setvar of TRANSCRIPT), so that the dialplan after AudioSocket() reads it.
+SETTLE_TIMEOUT_S = 2.0
+
+
+class IvrPolicy:
+    def __init__(self, no_input_timeout_s: Optional[float] = None) -> None:
+        self.no_input_timeout_s = no_input_timeout_s or DEFAULT_NO_INPUT_TIMEOUT_S
+        self._heard = False
+
+    @classmethod
+    def for_options(cls, options: CallOptions) -> Optional["IvrPolicy"]:
+        """The policy of a call in IVR mode; None for a call that is only transcribed."""
+        return cls(options.no_input_timeout_s) if options.mode == "ivr" else None
+
+    def after_final(self, text: str) -> Optional[str]:
+        """The end reason if this final ends the session (the first one with words), else None."""
+        if self._heard or not text.strip():
+            return None
+        self._heard = True
+        return IVR_FINAL
+
+    def after_no_input_timeout(self) -> Optional[str]:
+        """The end reason once the no-input timeout has passed, unless the caller was heard."""
+        return None if self._heard else IVR_NO_INPUT

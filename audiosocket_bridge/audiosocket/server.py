@@ -1,0 +1,87 @@
+"""The asyncio TCP server: accepts AudioSocket connections, one Session each, up to max_calls."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from typing import Optional
+
+from ..outputs.sinks import SinkGroup
+from ..registrations import Registrations
+from .connection import peer_label, send_hangup_and_close, set_nodelay
+from .live_uuids import LiveUuids
+from .session import Session
+from .settings import SessionSettings
+from .stats import ConnectionStats
+from .transcription import Transcription
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8300
+
+
+class BridgeServer:
+    def __init__(self, engine, sinks: SinkGroup, registrations: Registrations,
+                 settings: SessionSettings = SessionSettings(), *, host: str = DEFAULT_HOST,
+                 port: int = DEFAULT_PORT, max_calls: int = 100) -> None:
+        self.settings = settings
+        self.host, self.port, self.max_calls = host, port, max_calls
+        self.stats = ConnectionStats()
+        self._transcribe = functools.partial(Transcription, engine=engine, sinks=sinks,
+                                             registrations=registrations, settings=settings)
+        self._live_uuids = LiveUuids()
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._sessions: dict[asyncio.Task, Session] = {}
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound (host, port); useful with port 0."""
+        return self._server.sockets[0].getsockname()[:2]
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        host, port = self.address
+        log.info("AudioSocket bridge listening on %s:%d%s", host, port,
+                 " (raw slin mode)" if self.settings.raw else "")
+
+    async def close(self, deadline_s: float) -> None:
+        """Stop accepting, end every call, and let each flush its last words within the deadline."""
+        if self._server:
+            self._server.close()
+        for session in list(self._sessions.values()):
+            session.stop("shutdown")
+        pending = set(self._sessions)
+        if pending:
+            log.info("shutdown: flushing %d call(s), deadline %g s", len(pending), deadline_s)
+            _, late = await asyncio.wait(pending, timeout=deadline_s)
+            for task in late:
+                log.warning("shutdown: call %s not flushed in time", self._sessions[task].call.uuid)
+                task.cancel()
+
+    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections += 1
+        if self.active_calls >= self.max_calls:
+            await self._refuse(reader, writer)
+            return
+        session = Session(reader, writer, settings=self.settings, stats=self.stats,
+                          live_uuids=self._live_uuids, transcribe=self._transcribe)
+        task = asyncio.current_task()
+        self._sessions[task] = session
+        try:
+            await session.run()
+        except Exception:
+            log.exception("call %s from %s failed", session.call.uuid or "-", session.peer)
+        finally:
+            self._sessions.pop(task, None)
+
+    async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.stats.connections_refused += 1
+        set_nodelay(writer)
+        log.warning("refusing connection from %s: %d calls active (max-calls %d)",
+                    peer_label(writer), self.active_calls, self.max_calls)
+        await send_hangup_and_close(reader, writer)

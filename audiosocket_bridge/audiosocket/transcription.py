@@ -1,0 +1,165 @@
+"""The engine side of one call: its registration, an engine stream fed from the call's audio
+queue, the engine's events handed to the sinks in order, and the IVR policy applied to them.
+
+Two tasks, so that the network never waits for the model:
+  feeder      registration wait, then the call's queue -> stream.push()
+  dispatcher  engine events (marshalled onto the loop) -> sinks, in order
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+from whisper.streaming.types import StreamOptions, TranscriptEvent
+
+from ..outputs.sinks import CallInfo, SinkGroup
+from ..registrations import CallOptions, Registration, Registrations
+from .call import Call
+from .ivr import SETTLE_TIMEOUT_S, IvrPolicy
+from .settings import SessionSettings
+
+log = logging.getLogger(__name__)
+
+
+def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOptions:
+    """The call's own options where the dialplan gave them, the bridge's otherwise."""
+    return StreamOptions(
+        language=options.language or settings.language,
+        initial_prompt=options.prompt,
+        partials=settings.partials if options.partials is None else options.partials,
+    )
+
+
+class Transcription:
+    def __init__(self, call: Call, *, engine, sinks: SinkGroup, registrations: Registrations,
+                 settings: SessionSettings, stop: Callable[[str], None]) -> None:
+        """`stop(reason)` ends the call from our side (the session's hangup frame and close)."""
+        self.call, self.engine, self.sinks = call, engine, sinks
+        self.registrations, self.settings, self._stop = registrations, settings, stop
+        self.info = CallInfo(uuid=call.uuid, peer=call.peer, started_at=datetime.now(timezone.utc),
+                             sample_rate_hz=call.sample_rate_hz,
+                             registration=Registration(call.uuid), dtmf=call.dtmf)
+        self.stream = None
+        self._audio_ready = asyncio.Event()
+        self._events: asyncio.Queue[Optional[TranscriptEvent]] = asyncio.Queue()
+        self._feeder: Optional[asyncio.Task] = None
+        self._dispatcher: Optional[asyncio.Task] = None
+        self._ivr: Optional[IvrPolicy] = None
+        self._no_input_timer: Optional[asyncio.TimerHandle] = None
+        self._registration_claimed = False  # Registrations.wait_for() done: release() at the end
+
+    def start(self) -> None:
+        self._feeder = asyncio.create_task(self._feed())
+
+    def wake(self) -> None:
+        """There is new audio in the call's queue, or the call has ended."""
+        self._audio_ready.set()
+
+    async def finish(self) -> None:
+        """Once the call has ended: its last words to the sinks, then call_ended."""
+        try:
+            await self._feeder
+            await self._close_stream()
+            self._finish_info()
+            await self.sinks.call_ended(self.info)
+        finally:
+            if self._no_input_timer is not None:
+                self._no_input_timer.cancel()
+            if self._registration_claimed:
+                self.registrations.release(self.call.uuid)
+
+    # ------------------------------------------------------------ feeder
+    async def _feed(self) -> None:
+        try:
+            await self._announce()
+            if self._open_stream():
+                await self._push_until_ended()
+        except Exception as error:
+            log.exception("call %s: feeding the engine failed", self.call.uuid)
+            self._stop(f"error: {error}")
+
+    async def _announce(self) -> None:
+        registration = await self.registrations.wait_for(self.call.uuid,
+                                                         self.settings.registration_wait_s)
+        self._registration_claimed = True
+        self.info.registration = registration or Registration(self.call.uuid)
+        await self.sinks.call_started(self.info)
+
+    def _open_stream(self) -> bool:
+        options = self.info.registration.options
+        loop = asyncio.get_running_loop()
+
+        def on_event(event: TranscriptEvent) -> None:  # engine thread: must not block
+            loop.call_soon_threadsafe(self._events.put_nowait, event)
+
+        try:
+            self.stream = self.engine.open_stream(self.call.uuid,
+                                                  stream_options(self.settings, options), on_event)
+        except Exception as error:
+            log.exception("call %s: could not open an engine stream", self.call.uuid)
+            self._stop(f"error: engine: {error}")
+            return False
+        self._start_ivr(options)
+        self._dispatcher = asyncio.create_task(self._dispatch())
+        return True
+
+    async def _push_until_ended(self) -> None:
+        while True:
+            for chunk in self.call.queue.take_all():
+                self.stream.push(chunk.pcm, chunk.sample_rate_hz)
+            if not self.call.active:
+                return
+            self._audio_ready.clear()
+            await self._audio_ready.wait()
+
+    # ------------------------------------------------------------ IVR
+    def _start_ivr(self, options: CallOptions) -> None:
+        self._ivr = IvrPolicy.for_options(options)
+        if self._ivr is not None:
+            self._no_input_timer = asyncio.get_running_loop().call_later(
+                self._ivr.no_input_timeout_s, self._on_no_input)
+
+    def _on_no_input(self) -> None:
+        reason = self._ivr.after_no_input_timeout()
+        if reason is not None:
+            self._stop(reason)
+
+    async def _after_final(self, event: TranscriptEvent) -> None:
+        reason = self._ivr.after_final(event.text)
+        if reason is not None:
+            # TRANSCRIPT must be on the channel before AudioSocket() returns to the dialplan
+            await self.sinks.settle(self.info, SETTLE_TIMEOUT_S)
+            self._stop(reason)
+
+    # ------------------------------------------------------------ dispatcher
+    async def _dispatch(self) -> None:
+        while (event := await self._events.get()) is not None:
+            self.info.sample_rate_hz = self.call.sample_rate_hz
+            await self.sinks.transcript(self.info, event)
+            if event.is_final and self._ivr is not None:
+                await self._after_final(event)
+
+    async def _close_stream(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(self.stream.close()),
+                                   self.settings.shutdown_deadline_s)
+        except asyncio.TimeoutError:
+            log.warning("call %s: engine did not flush within %g s", self.call.uuid,
+                        self.settings.shutdown_deadline_s)
+        except Exception:
+            log.exception("call %s: closing the engine stream failed", self.call.uuid)
+        self._events.put_nowait(None)
+        await self._dispatcher
+
+    def _finish_info(self) -> None:
+        self.info.ended_at = datetime.now(timezone.utc)
+        self.info.end_reason = self.call.end_reason
+        self.info.sample_rate_hz = self.call.sample_rate_hz
+        queue = self.call.queue
+        if queue.dropped_chunks:
+            log.warning("call %s: dropped %d audio chunks (%.2f s) between network and engine",
+                        self.call.uuid, queue.dropped_chunks, queue.dropped_s)

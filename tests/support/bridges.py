@@ -1,0 +1,55 @@
+"""Bridges under test: the bridge as audiosocket_bridge.bridge assembles it, on free loopback
+ports with SQLite in a test's folder and a FakeEngine (or the real one); a caller for it; and a
+good call to run beside bad ones."""
+import asyncio
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from audiosocket_bridge.audiosocket.settings import SessionSettings
+from audiosocket_bridge.bridge import Bridge
+
+from .audiosocket_client import AudioSocketClient
+from .fake_engine import FakeEngine
+
+ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
+
+
+def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
+                      shutdown_deadline_s: float = 10.0, **session) -> Bridge:
+    """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...)."""
+    return Bridge(FakeEngine() if engine is None else engine,
+                  storage_url=f"sqlite:///{tmp_path}/calls.db", listen=ANY_LOOPBACK_PORT,
+                  max_calls=max_calls,
+                  session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
+                  metrics_listen=ANY_LOOPBACK_PORT if metrics else None)
+
+
+def caller(bridge: Bridge, call_uuid: Optional[str] = None) -> AudioSocketClient:
+    """An Asterisk-like AudioSocket client for the bridge (connect() it)."""
+    return AudioSocketClient(*bridge.address, call_uuid=call_uuid)
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+async def good_call(bridge: Bridge, seconds: float = 2.0, end: str = "hangup") -> str:
+    client = await caller(bridge).connect()
+    await client.send_silence(seconds / 2, realtime=True)
+    await client.send_dtmf("1")
+    await client.send_silence(seconds / 2, realtime=True)
+    await client.finish(end)
+    assert await bridge.live.wait_ended(client.call_uuid, 10)
+    return client.call_uuid
+
+
+def assert_good(bridge: Bridge, call_uuid: str, seconds: float, reason: str) -> None:
+    stream = bridge.engine.stream(call_uuid)
+    assert stream.pushed_s == pytest.approx(seconds)
+    info = bridge.live.get(call_uuid)
+    assert info.end_reason == reason and info.dtmf == [(seconds / 2, "1")]
+    stored = bridge.storage.get_call(call_uuid)
+    assert stored.end_reason == reason and stored.ended_at is not None
+    assert len(bridge.storage.get_segments(call_uuid)) == len(bridge.live.finals(call_uuid)) >= 1

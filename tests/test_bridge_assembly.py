@@ -1,0 +1,107 @@
+"""The one assembly point (audiosocket_bridge.bridge): what the flags turn into, the sinks'
+order, and a start that fails half-way."""
+import asyncio
+import socket
+
+import pytest
+
+from audiosocket_bridge import cli
+from audiosocket_bridge.bridge import Bridge, ami_config, session_settings
+from tests.support.bridges import ANY_LOOPBACK_PORT
+from tests.support.fake_engine import FakeEngine
+from tests.support.ports import free_port
+
+
+def config(*argv: str, environ=None):
+    return cli.load_config(cli.build_parser().parse_args(list(argv)), environ or {})
+
+
+def sink_names(bridge: Bridge) -> list[str]:
+    return [type(sink).__name__ for sink in bridge.sinks.sinks]
+
+
+def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
+    bridge = Bridge.from_config(config(
+        "--listen", "127.0.0.1:9001", "--storage", f"sqlite:///{tmp_path}/a.db",
+        "--ami-host", "10.0.0.5", "--agi-listen", "127.0.0.1", "--metrics-listen", ":9401"),
+        FakeEngine())
+    try:
+        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiSink", "BridgeMetrics",
+                                      "LiveCalls"]
+        assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 9001)
+        assert (bridge.agi_server.host, bridge.agi_server.port) == ("127.0.0.1", 4573)
+        assert (bridge.metrics_server.host, bridge.metrics_server.port) == ("127.0.0.1", 9401)
+        assert bridge.metrics.server is bridge.server and bridge.metrics.ami_sink is bridge.ami_sink
+        assert bridge.session.registration_wait_s == 1.0  # waits for AMI registrations
+    finally:
+        bridge.storage.close()
+
+
+def test_only_storage_console_and_live_calls_by_default(tmp_path):
+    bridge = Bridge.from_config(config("--storage", f"sqlite:///{tmp_path}/a.db"), FakeEngine())
+    try:
+        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "LiveCalls"]
+        assert bridge.ami_sink is bridge.agi_server is bridge.metrics_server is None
+        assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 8300)
+        assert bridge.session.registration_wait_s == 0.0  # nothing could register the call
+    finally:
+        bridge.storage.close()
+
+
+def test_session_settings_from_the_flags():
+    settings = session_settings(config("--max-frame-bytes", "4096", "--idle-timeout", "5",
+                                       "--raw", "--no-partials", "--language", "de",
+                                       "--keepalive", "0", "--shutdown-deadline", "12"))
+    assert (settings.max_frame_bytes, settings.idle_timeout_s, settings.raw, settings.partials,
+            settings.language) == (4096, 5.0, True, False, "de")
+    assert (settings.keepalive_s, settings.shutdown_deadline_s) == (0.0, 12.0)
+    assert session_settings(config()).keepalive_s == 0.5
+    assert session_settings(config(environ={"AUDIOSOCKET_KEEPALIVE": "1.5"})).keepalive_s == 1.5
+
+
+def test_ami_settings_from_the_flags():
+    assert ami_config(config()) is None
+    ami = ami_config(config("--ami-host", "pbx", "--ami-port", "5039", "--ami-user", "bridge",
+                            "--no-partials", environ={"AUDIOSOCKET_AMI_SECRET": "s3cret"}))
+    assert (ami.host, ami.port, ami.username, ami.secret, ami.partials) == (
+        "pbx", 5039, "bridge", "s3cret", False)
+    assert "s3cret" not in repr(ami)
+
+
+def test_ami_credentials_from_the_environment_and_the_secret_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    settings = config("--partials", environ={
+        "AUDIOSOCKET_AMI_HOST": "10.0.0.5", "AUDIOSOCKET_AMI_PORT": "5039",
+        "AUDIOSOCKET_AMI_USER": "bridge", "AUDIOSOCKET_AMI_SECRET_FILE": str(secret_file)})
+    ami = ami_config(settings)
+    assert (ami.host, ami.port, ami.username, ami.secret, ami.partials) == (
+        "10.0.0.5", 5039, "bridge", "from-file", True)
+    assert "from-file" not in repr(ami) and "from-file" not in repr(settings)
+    given = config("--ami-host", "pbx", "--ami-secret-file", str(secret_file),
+                   environ={"AUDIOSOCKET_AMI_SECRET": "given"})
+    assert ami_config(given).secret == "given"  # a secret given as such wins over the file
+
+
+def test_a_start_that_fails_half_way_closes_what_it_started(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    audiosocket_port = free_port()
+    bridge = Bridge(FakeEngine(), storage_url=f"sqlite:///{tmp_path}/a.db",
+                    listen=("127.0.0.1", audiosocket_port), agi_listen=taken.getsockname(),
+                    metrics_listen=ANY_LOOPBACK_PORT)
+
+    async def scenario():
+        with pytest.raises(OSError):
+            async with bridge:
+                pass
+        with pytest.raises(OSError):  # the AudioSocket server that did start was closed again
+            await asyncio.open_connection("127.0.0.1", audiosocket_port)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        taken.close()
+    with pytest.raises(Exception):
+        bridge.storage.ping()  # closed with the sinks
