@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
 
+from whisper.grammar import parse_grammar
+
 from .audiosocket.protocol import canonical_uuid
 from .values import blank_to_none, parse_bool, parse_float
 
@@ -29,12 +31,13 @@ class CallOptions:
     mode: str = "transcribe"  # or "ivr": bridge sends a hangup frame once the utterance is final
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
+    grammar: Optional[str] = None  # IVR grammar (whisper.grammar): "digits:4-10", "yesno", "choices:a|b"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker. Raises ValueError for an unknown mode or a malformed value."""
+        speaker, grammar. Raises ValueError for an unknown mode or grammar or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
@@ -43,7 +46,15 @@ class CallOptions:
                    prompt=blank_to_none(lower.get("prompt")),
                    partials=parse_bool(lower.get("partials")), mode=mode,
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
-                   speaker=blank_to_none(lower.get("speaker")))
+                   speaker=blank_to_none(lower.get("speaker")),
+                   grammar=_grammar(lower.get("grammar")))
+
+
+def _grammar(spec: Optional[str]) -> Optional[str]:
+    spec = blank_to_none(spec)
+    if spec is not None:
+        parse_grammar(spec)  # refused at registration, with the rule, not later in the engine
+    return spec
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
         mode=opts_new.mode if opts_new.mode != default_mode else opts_old.mode,
         no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
         speaker=pick(opts_old.speaker, opts_new.speaker),
+        grammar=pick(opts_old.grammar, opts_new.grammar),
     )
     return Registration(
         uuid=old.uuid,

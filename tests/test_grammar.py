@@ -92,3 +92,32 @@ def _resample_to_8k(pcm16k: bytes) -> bytes:
     from tests.support.prompts import resample_pcm
 
     return resample_pcm(pcm16k, 16000, 8000)
+
+
+def test_the_dialplan_sets_a_grammar_per_call_and_a_bad_one_is_refused():
+    from audiosocket_bridge.registrations import CallOptions
+
+    assert CallOptions.from_fields({"Grammar": "digits:4-10"}).grammar == "digits:4-10"
+    assert CallOptions.from_fields({"grammar": ""}).grammar is None
+    with pytest.raises(ValueError, match="unknown grammar"):
+        CallOptions.from_fields({"grammar": "colours"})
+
+
+def test_confidence_is_set_just_before_transcript():
+    from audiosocket_bridge.asterisk.variables import answer_confidence, transcript_variables
+
+    names = [name for name, _ in transcript_variables(["4711"], 1, "4711", confidence=answer_confidence(-0.1))]
+    assert names[-2:] == ["TRANSCRIPT_CONFIDENCE", "TRANSCRIPT"]
+    assert dict(transcript_variables(["4711"], 1, "4711", confidence=0.904))["TRANSCRIPT_CONFIDENCE"] == "0.90"
+    assert "TRANSCRIPT_CONFIDENCE" not in dict(transcript_variables(["hi"], 1, "hi"))
+
+
+def test_a_digits_grammar_waits_longer_before_ending_an_utterance():
+    from whisper.streaming.endpointing import EndpointOptions
+    from whisper.streaming.stream import _endpointing
+    from whisper.streaming.types import StreamOptions
+
+    default = EndpointOptions()
+    assert _endpointing(default, StreamOptions(grammar="digits:4")).trailing_silence_s == 1.2
+    assert _endpointing(default, StreamOptions(grammar="yesno")) == default
+    assert _endpointing(default, StreamOptions(grammar="digits", trailing_silence_s=0.8)).trailing_silence_s == 0.8

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
     "from whisper.stream_types import StreamOptions, TranscriptEvent",
     "from whisper.streaming import EngineOptions, TranscriptEvent",
     "import whisper.streaming.policy, whisper.streaming.agreement, whisper.streaming.endpointing",
-    "import audiosocket_bridge.ami_protocol",
-    "import audiosocket_bridge.export",
+    "import audiosocket_bridge.asterisk.ami_protocol",
+    "import audiosocket_bridge.outputs.export",
 ])  # fmt: skip
 def test_pure_modules_do_not_import_torch(statement):
     check = f"{statement}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"

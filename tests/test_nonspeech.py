@@ -44,3 +44,9 @@ def test_stock_phrases_need_the_model_to_doubt_speech():
     assert rejection_reason(Result(" Thank you.", 0.02), 1.0) is None
     assert rejection_reason(Result(" Please hold.", 0.9), 1.0) == "no speech (short text)"
     assert rejection_reason(Result(" Please hold the line for the next agent.", 0.9), 3.0) is None
+
+
+def test_a_phrase_looped_three_times_is_dropped():
+    """tt-monkeys once gave this partial: an 8-word phrase three times over."""
+    looped = " You're the one who's been here." * 3
+    assert rejection_reason(Result(looped, 0.3, avg_logprob=-0.5), 4.0) == "repetitive (repeated words)"

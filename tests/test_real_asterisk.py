@@ -228,8 +228,8 @@ def test_caller_silent_without_media_keeps_the_call_and_is_finalised(pbx, ami, b
     assert "Reached timeout" not in pbx.log_text()
 
 
-def _ivr_call(ami: AmiObserver, script: str, **variables: str) -> PlacedCall:
-    call = place_call(ami, "speech-ivr", "700", script, **variables)
+def _ivr_call(ami: AmiObserver, context: str, exten: str, script: str, **variables: str) -> PlacedCall:
+    call = place_call(ami, context, exten, script, **variables)
     call.wait_hangup(60)
     return call
 
@@ -237,7 +237,7 @@ def _ivr_call(ami: AmiObserver, script: str, **variables: str) -> PlacedCall:
 def test_speech_ivr_branches_on_the_transcript(pbx, ami, bridge):
     """Example 4: the first final ends AudioSocket() (0, not -1: the dialplan goes on), TRANSCRIPT
     is on the channel (AMI Setvar acknowledged) before the dialplan's next step runs."""
-    call = _ivr_call(ami, "wait:1.5^play:vm-reachoper^wait:20")
+    call = _ivr_call(ami, "speech-ivr", "700", "wait:1.5^play:vm-reachoper^wait:20")
     after_audiosocket = ami.wait_for(lambda m: m.event == "Newexten" and m.get("Channel") == call.channel
                                      and m.get("Application") == "AGI" and "transcript" in m.get("AppData"),
                                      5, call.mark)
@@ -251,7 +251,7 @@ def test_speech_ivr_branches_on_the_transcript(pbx, ami, bridge):
 def test_speech_ivr_no_input_timeout(pbx, ami, bridge):
     """A caller who says nothing (and sends no media at all): the bridge's keep-alive holds
     AudioSocket() up until the no-input timeout, then the dialplan goes on to ivr-noinput."""
-    call = _ivr_call(ami, "wait:14")
+    call = _ivr_call(ami, "speech-ivr", "700", "wait:14")
     assert call.reached("ivr-noinput") and not call.reached("ivr-nomatch")
     assert "Reached timeout" not in pbx.log_text()
 
@@ -260,7 +260,7 @@ def test_speech_ivr_without_ami(pbx, ami, workdir):
     """No AMI configured: the transcript AGI after AudioSocket() still routes the call."""
     plain = BridgeProcess(workdir / "bridge-without-ami").start()
     try:
-        call = _ivr_call(ami, "wait:1.5^play:vm-reachoper^wait:20",
+        call = _ivr_call(ami, "speech-ivr", "700", "wait:1.5^play:vm-reachoper^wait:20",
                          TRANSCRIBER=plain.transcriber, FASTAGI=plain.fastagi)
     finally:
         plain.stop()
@@ -323,3 +323,14 @@ def test_refused_call_continues_in_the_dialplan(pbx, ami, workdir):
     assert after, "AudioSocket() did not return 0"
     assert "refusing connection" in full.log_text()
     assert "Connection reset" not in pbx.log_text()
+
+
+def test_digits_grammar_ends_the_ivr_with_the_number(pbx, ami, bridge):
+    """Example 5: an account number read digit by digit; TRANSCRIPT is the number, in numerals."""
+    digits = "40719"
+    script = "wait:1^" + "^".join(f"play:digits/{d}" for d in digits) + "^wait:15"
+    call = _ivr_call(ami, "speech-digits", "710", script)
+    assert call.reached("account") and not call.reached("ivr-noinput")
+    assert call.var_sets("ACCOUNT")[-1].get("Value") == digits
+    confidence = float(call.var_sets("TRANSCRIPT_CONFIDENCE")[-1].get("Value"))
+    assert 0.5 < confidence <= 1.0

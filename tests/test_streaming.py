@@ -201,11 +201,11 @@ def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, 
     engine.step()
     real_embed_audio, pushed = tiny_model.embed_audio, []
 
-    def pause_while_encoding(mel):  # the second caller stops talking while the partial batch runs
+    def pause_while_encoding(mel, content_frames=None):  # the second caller stops talking meanwhile
         if not pushed:
             pushed.append(pausing.push(silence(0.6, 8000), 8000))
             clock.advance(1.0)  # the next poll is due at once
-        return real_embed_audio(mel)
+        return real_embed_audio(mel, content_frames=content_frames)
 
     monkeypatch.setattr(tiny_model, "embed_audio", pause_while_encoding)
     talking.push(prompt("conf-onlyperson").pcm[: 2 * 8000 * 2], 8000)  # 2 s of speech: a partial is due
@@ -227,12 +227,12 @@ def test_a_final_cut_while_its_speculative_decode_runs_takes_that_result(tiny_mo
     stream.push(prompt("agent-pass").pcm + silence(0.3, 8000), 8000)  # paused: a speculative decode is due
     real_embed_audio = tiny_model.embed_audio
 
-    def silence_goes_on_while_encoding(mel):
+    def silence_goes_on_while_encoding(mel, content_frames=None):
         encoded.append(len(mel))
         if len(encoded) == 1:  # the endpointer closes the utterance while its speculative decode runs
             stream.push(silence(0.5, 8000), 8000)
             clock.advance(1.0)
-        return real_embed_audio(mel)
+        return real_embed_audio(mel, content_frames=content_frames)
 
     monkeypatch.setattr(tiny_model, "embed_audio", silence_goes_on_while_encoding)
     engine.step()

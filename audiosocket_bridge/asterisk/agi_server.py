@@ -29,7 +29,7 @@ from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, p
 from ..audiosocket.protocol import canonical_uuid
 from ..outputs.storage import joined_text
 from ..registrations import CallOptions, Registration, Registrations
-from .variables import chunk_text, transcript_variables
+from .variables import answer_confidence, chunk_text, transcript_variables
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,13 @@ class TranscriptResult:
     status: str  # OK | PENDING | NOTFOUND
     text: str = ""
     segments: int = 0
+    confidence: Optional[float] = None  # grammar calls: of the last answer
 
 
 def result_variables(result: TranscriptResult) -> list[tuple[str, str]]:
     """Every transcript variable (asterisk.variables), then TRANSCRIPT_STATUS."""
     parts = chunk_text(result.text)
-    return transcript_variables(parts, result.segments, result.text) + [
+    return transcript_variables(parts, result.segments, result.text, confidence=result.confidence) + [
         ("TRANSCRIPT_STATUS", result.status)]
 
 
@@ -171,11 +172,18 @@ class FastAgiServer:
         text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
         if text is not None:
             segments = await loop.run_in_executor(None, self.storage.get_segments, uuid)
-            return TranscriptResult("OK", text, len(segments))
+            return TranscriptResult("OK", text, len(segments), self._confidence(uuid, segments))
         if live is not None:  # ended, but storage has nothing (e.g. storage failing)
             finals = self.live_calls.finals(uuid)
             return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
         return TranscriptResult("NOTFOUND")
+
+    def _confidence(self, uuid: str, segments) -> Optional[float]:
+        registration = self.registrations.get(uuid)
+        if registration is None or not registration.options.grammar:
+            return None
+        last = next((s for s in reversed(segments) if s.text and s.avg_logprob is not None), None)
+        return answer_confidence(last.avg_logprob) if last else 0.0
 
     async def _register(self, session: AgiSession, request: AgiRequest) -> None:
         try:

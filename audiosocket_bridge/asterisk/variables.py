@@ -1,7 +1,7 @@
 """The channel variables that carry a call's transcript into the dialplan, in the order they
 are set: TRANSCRIPT_FULL_1..N (the call so far, split on words to fit one AMI line each),
-TRANSCRIPT_PARTS (N), TRANSCRIPT_SEGMENTS and, last, TRANSCRIPT, so that a dialplan that sees
-TRANSCRIPT change also sees the others consistent.
+TRANSCRIPT_PARTS (N), TRANSCRIPT_SEGMENTS, for a grammar call TRANSCRIPT_CONFIDENCE and, last,
+TRANSCRIPT, so that a dialplan that sees TRANSCRIPT change also sees the others consistent.
 
 The AMI sink sets them after every final, only the parts that changed, with TRANSCRIPT the latest
 utterance (CallCaptionState); the transcript AGI sets them all once, with TRANSCRIPT the whole
@@ -9,6 +9,7 @@ call, and then TRANSCRIPT_STATUS.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -42,15 +43,20 @@ def chunk_text(text: str, max_bytes: int = SETVAR_VALUE_MAX_BYTES) -> list[str]:
 
 
 def transcript_variables(parts: Sequence[str], segments: int, transcript: str,
-                         previous_parts: Optional[Sequence[str]] = None) -> list[tuple[str, str]]:
+                         previous_parts: Optional[Sequence[str]] = None,
+                         confidence: Optional[float] = None) -> list[tuple[str, str]]:
     """(name, value) in the order to set them. With `previous_parts` (what the channel has) only
-    the TRANSCRIPT_FULL_n that differ are set, and TRANSCRIPT_PARTS only when it may change."""
+    the TRANSCRIPT_FULL_n that differ are set, and TRANSCRIPT_PARTS only when it may change.
+    `confidence` (grammar calls) becomes TRANSCRIPT_CONFIDENCE, set just before TRANSCRIPT."""
     old = previous_parts
     full = [(f"TRANSCRIPT_FULL_{n}", part) for n, part in enumerate(parts, start=1)
             if old is None or n > len(old) or old[n - 1] != part]
     if old is None or full or len(parts) != len(old):
         full.append(("TRANSCRIPT_PARTS", str(len(parts))))
-    return full + [("TRANSCRIPT_SEGMENTS", str(segments)), ("TRANSCRIPT", transcript)]
+    full.append(("TRANSCRIPT_SEGMENTS", str(segments)))
+    if confidence is not None:
+        full.append(("TRANSCRIPT_CONFIDENCE", f"{confidence:.2f}"))
+    return full + [("TRANSCRIPT", transcript)]
 
 
 @dataclass
@@ -61,7 +67,8 @@ class CallCaptionState:
     sent_parts: list[str] = field(default_factory=list)
     channel: Optional[str] = None
 
-    def final_setvars(self, channel: Optional[str], text: str) -> list[dict]:
+    def final_setvars(self, channel: Optional[str], text: str,
+                      confidence: Optional[float] = None) -> list[dict]:
         """Setvar actions for one new final. Without a channel nothing can be set; once one is
         known, every part is (re)sent."""
         cleaned = clean_value(text)
@@ -72,6 +79,11 @@ class CallCaptionState:
         if channel != self.channel:
             self.channel, self.sent_parts = channel, []
         parts = chunk_text(" ".join(self.finals))
-        variables = transcript_variables(parts, len(self.finals), cleaned, self.sent_parts)
+        variables = transcript_variables(parts, len(self.finals), cleaned, self.sent_parts, confidence)
         self.sent_parts = parts
         return [setvar(channel, name, value) for name, value in variables]
+
+
+def answer_confidence(avg_logprob: float) -> float:
+    """A grammar answer's confidence, 0-1: the geometric mean of its tokens' probabilities."""
+    return math.exp(avg_logprob) if math.isfinite(avg_logprob) else 0.0

@@ -29,6 +29,7 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
         language=options.language or settings.language,
         initial_prompt=options.prompt,
         partials=settings.partials if options.partials is None else options.partials,
+        grammar=options.grammar,
     )
 
 

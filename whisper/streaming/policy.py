@@ -87,7 +87,7 @@ class GuardOptions:
 
 
 def _repeats(words: list[str], max_repeats: int) -> bool:
-    for size in range(1, 6):
+    for size in range(1, 11):  # loops of phrases too ("You're the one who's been here." x3)
         for start in range(0, len(words) - size * max_repeats + 1):
             gram = words[start : start + size]
             if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, max_repeats)):

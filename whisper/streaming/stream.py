@@ -11,13 +11,14 @@ from __future__ import annotations
 import collections
 import logging
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, Optional, Tuple
 
 import numpy as np
 
 from ..audio import StreamingResampler, int16_to_float
 from .agreement import LocalAgreement
-from .endpointing import Boundary, Endpointer
+from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
 from .job import Job
 from .options import EngineOptions
@@ -33,6 +34,16 @@ PAUSE_FRAMES = 10  # 200 ms without speech: the caller paused, a final may be ne
 FRAMES_PER_S = 1000 // FRAME_MS
 
 
+def _endpointing(engine_default: EndpointOptions, options: StreamOptions) -> EndpointOptions:
+    """The stream's own trailing silence, else its grammar's (digit strings), else the engine's."""
+    trailing_s = options.trailing_silence_s
+    if trailing_s is None and options.grammar is not None:
+        from ..grammar import parse_grammar
+
+        trailing_s = parse_grammar(options.grammar).trailing_silence_s
+    return engine_default if trailing_s is None else replace(engine_default, trailing_silence_s=trailing_s)
+
+
 class Stream:
     """One live audio stream. ``push`` and ``close`` are safe from any thread and never block."""
 
@@ -45,7 +56,7 @@ class Stream:
         # Everything below belongs to the scheduler thread.
         self._resampler: Optional[StreamingResampler] = None
         self._vad = VoiceActivityDetector(config.vad)
-        self._endpointer = Endpointer(config.endpoint)
+        self._endpointer = Endpointer(_endpointing(config.endpoint, options))
         self.agreement = LocalAgreement(config.agreement)
         self._audio = np.zeros(0, dtype=np.float32)  # 16 kHz samples from _audio_start_frame on
         self._audio_start_frame = 0
