@@ -43,10 +43,17 @@ def test_stock_phrases_need_the_model_to_doubt_speech():
     assert rejection_reason(Result(" Thank you.", 0.45), 1.0) == "stock phrase on no speech"
     assert rejection_reason(Result(" Thank you.", 0.02), 1.0) is None
     assert rejection_reason(Result(" Please hold.", 0.9), 1.0) == "no speech (short text)"
-    assert rejection_reason(Result(" Please hold the line for the next agent.", 0.9), 3.0) is None
+    assert rejection_reason(Result(" Please hold the line for the next agent.", 0.9, avg_logprob=-0.3), 3.0) is None
 
 
 def test_a_phrase_looped_three_times_is_dropped():
     """tt-monkeys once gave this partial: an 8-word phrase three times over."""
     looped = " You're the one who's been here." * 3
     assert rejection_reason(Result(looped, 0.3, avg_logprob=-0.5), 4.0) == "repetitive (repeated words)"
+
+
+def test_doubtful_text_on_doubtful_speech_is_dropped():
+    """tt-monkeys with one CPU thread: a sentence twice, no-speech 0.52, log-probability -0.83."""
+    doubtful = Result(" We're not in time. We're not in time.", 0.52, avg_logprob=-0.83)
+    assert rejection_reason(doubtful, 6.0) == "no speech (doubtful text)"
+    assert rejection_reason(Result(" P.", 0.34, avg_logprob=-0.54), 0.6) is None  # a real spelled letter

@@ -41,9 +41,9 @@ def resample_pcm(pcm: bytes, from_hz: int, to_hz: int) -> bytes:
     return np.interp(positions, np.arange(len(samples)), samples).astype("<i2").tobytes()
 
 
-def _references() -> Dict[str, str]:
+def _references(transcripts: Path) -> Dict[str, str]:
     refs = {}
-    with gzip.open(TRANSCRIPTS, "rt", encoding="utf-8", errors="replace") as lines:
+    with gzip.open(transcripts, "rt", encoding="utf-8-sig", errors="replace") as lines:
         for line in lines:
             if line.startswith(";") or ":" not in line:
                 continue
@@ -53,14 +53,22 @@ def _references() -> Dict[str, str]:
 
 
 def english_prompts() -> List[Prompt]:
-    """Every prompt with a WAV file and a plain spoken reference.
+    """Every English prompt with a WAV file and a plain spoken reference."""
+    return language_prompts("en")
+
+
+def language_prompts(language: str) -> List[Prompt]:
+    """Every prompt of Debian's asterisk-core-sounds-LANGUAGE(-wav) with a WAV file and a plain
+    spoken reference.
 
     References with brackets are left out: they describe tones ("[beep]") or spell symbols
     ("dash [-]"), which no transcript writes the same way.
     """
+    sounds = SOUNDS_DIR.parent / language
+    transcripts = TRANSCRIPTS.parent.parent / f"asterisk-core-sounds-{language}" / f"core-sounds-{language}.txt.gz"
     prompts = []
-    for name, text in sorted(_references().items()):
-        path = SOUNDS_DIR / f"{name}.wav"
+    for name, text in sorted(_references(transcripts).items()):
+        path = sounds / f"{name}.wav"
         if text and "[" not in text and path.exists():
             prompts.append(Prompt(name, path, text))
     return prompts

@@ -84,6 +84,10 @@ class GuardOptions:
     max_words_per_s: float = 6.0  # faster than any caller speaks
     stock_phrase_no_speech: float = 0.4  # a stock phrase is dropped above this no-speech probability
     short_text_no_speech: float = 0.85  # ... and any text of up to 4 words above this one
+    # Above this no-speech probability with a log-probability under doubtful_logprob, a text is
+    # invented (monkeys, music); real prompts score at most 0.34 (single spelled letters).
+    doubtful_no_speech: float = 0.5
+    doubtful_logprob: float = -0.5
 
 
 def _repeats(words: list[str], max_repeats: int) -> bool:
@@ -108,6 +112,8 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "stock phrase on no speech"
     if len(words) <= 4 and result.no_speech_prob > options.short_text_no_speech:
         return "no speech (short text)"
+    if result.no_speech_prob > options.doubtful_no_speech and result.avg_logprob < options.doubtful_logprob:
+        return "no speech (doubtful text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
     if _repeats(words, options.max_repeats):
