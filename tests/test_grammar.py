@@ -121,3 +121,45 @@ def test_a_digits_grammar_waits_longer_before_ending_an_utterance():
     assert _endpointing(default, StreamOptions(grammar="digits:4")).trailing_silence_s == 1.2
     assert _endpointing(default, StreamOptions(grammar="yesno")) == default
     assert _endpointing(default, StreamOptions(grammar="digits", trailing_silence_s=0.8)).trailing_silence_s == 0.8
+
+
+def test_a_number_read_in_groups_is_one_answer_across_finals():
+    from audiosocket_bridge.asterisk.variables import CallCaptionState
+    from audiosocket_bridge.audiosocket.ivr import IVR_FINAL, IvrPolicy
+    from audiosocket_bridge.registrations import CallOptions
+
+    grammar = Digits(7, 7)
+    assert grammar.utterance_answer("4 0 7") == "407" and grammar.answer("407") is None
+    policy = IvrPolicy.for_options(CallOptions(mode="ivr", grammar="digits:7"))
+    assert policy.after_final("407") is None and policy.after_final("1958") == IVR_FINAL
+    state = CallCaptionState()
+    state.final_setvars("PJSIP/a-1", "407", 0.9, grammar)
+    variables = {a["Variable"]: a["Value"] for a in state.final_setvars("PJSIP/a-1", "1958", 0.9, grammar)}
+    assert variables["TRANSCRIPT"] == "4071958" and variables["TRANSCRIPT_SEGMENTS"] == "2"
+    assert Choices(("sales", "support")).join(["sales", "support"]) == "support"
+
+
+@pytest.mark.parametrize("text, written", [
+    (" Three", " 3"), (" Four.", " 4."), (" 4, 1", " 4, 1"), (" Eight, one.", " 8, 1."),
+    (" Oh.", " Oh."), (" one of them", " one of them"), (" Oh, 4.", " 0, 4."),
+])
+def test_an_utterance_of_digits_only_is_written_in_numerals(text, written):
+    from whisper.numbers import digits_as_numerals
+
+    assert digits_as_numerals(text) == written
+
+
+def test_a_live_digit_string_read_with_pauses_comes_out_whole(tiny_model):
+    """No grammar: pauses of 0.6 s split the number into several finals, each in numerals."""
+    from tests.support.prompts import prompt as asterisk_prompt
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+    from whisper.streaming.types import StreamOptions
+
+    said = "8344978690"
+    pause = bytes(2 * int(8000 * 0.6))
+    pcm = b"".join(asterisk_prompt(f"digits/{d}").pcm + pause for d in said) + bytes(16000)
+    events = simulate(StreamingEngine(tiny_model, EngineOptions()), pcm, 8000, StreamOptions(partials=True))
+    finals = [e.text for e in events if e.is_final and e.text.strip()]
+    assert len(finals) > 1 and "".join(c for t in finals for c in t if c.isdigit()) == said, finals
+    assert not any(c.isalpha() for e in events for c in e.text), [e.text for e in events]

@@ -3,13 +3,14 @@
 A grammar is a frozen description (pure Python: the bridge parses them without torch) (``Digits``, ``Choices``; ``parse_grammar`` reads the dialplan's
 form) that builds a ``LogitFilter`` for a decode: at every step only the tokens that can continue
 a valid answer keep their logits, and end-of-text only once the answer is complete. ``answer``
-turns the decoded text into the canonical form the dialplan compares (``"4711"``, ``"sales"``).
+turns the decoded text into the canonical form the dialplan compares (``"4711"``, ``"sales"``);
+``utterance_answer`` and ``join`` build it from several utterances (a number read in groups).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:  # the filters need torch; the grammars themselves do not (the bridge parses them)
     from .decoding import LogitFilter
@@ -41,8 +42,19 @@ class Digits:
         return "0123456789*#" if self.star_pound else "0123456789"
 
     def answer(self, text: str) -> Optional[str]:
-        found = "".join(c for c in text if c in self.symbols)
+        """The whole answer: the digits of ``text`` if there are min_digits to max_digits."""
+        found = self.utterance_answer(text) or ""
         return found if self.min_digits <= len(found) <= self.max_digits else None
+
+    def utterance_answer(self, text: str) -> Optional[str]:
+        """One utterance's part of the answer: callers pause inside a number, so a string can
+        span several utterances; any 1 to max_digits symbols are a part."""
+        found = "".join(c for c in text if c in self.symbols)
+        return found if 1 <= len(found) <= self.max_digits else None
+
+    def join(self, parts: Sequence[str]) -> str:
+        """The answer so far from the utterances' parts, in order."""
+        return "".join(parts)
 
     def logit_filter(self, tokenizer: "Tokenizer", sample_begin: int) -> "LogitFilter":
         from .grammar_filters import DigitsFilter
@@ -73,6 +85,13 @@ class Choices:
 
     def answer(self, text: str) -> Optional[str]:
         return self.spoken_forms().get(normalise(text))
+
+    def utterance_answer(self, text: str) -> Optional[str]:
+        return self.answer(text)
+
+    def join(self, parts: Sequence[str]) -> str:
+        """The latest choice counts (a caller who corrects himself)."""
+        return parts[-1] if parts else ""
 
     def logit_filter(self, tokenizer: "Tokenizer", sample_begin: int) -> "LogitFilter":
         from .grammar_filters import TrieFilter, token_trie

@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
+
+from whisper.grammar import parse_grammar
 
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
@@ -172,18 +174,22 @@ class FastAgiServer:
         text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
         if text is not None:
             segments = await loop.run_in_executor(None, self.storage.get_segments, uuid)
-            return TranscriptResult("OK", text, len(segments), self._confidence(uuid, segments))
+            return self._grammar_answer(uuid, TranscriptResult("OK", text, len(segments)), segments)
         if live is not None:  # ended, but storage has nothing (e.g. storage failing)
             finals = self.live_calls.finals(uuid)
             return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
         return TranscriptResult("NOTFOUND")
 
-    def _confidence(self, uuid: str, segments) -> Optional[float]:
+    def _grammar_answer(self, uuid: str, result: TranscriptResult, segments) -> TranscriptResult:
+        """A grammar call's TRANSCRIPT is its answer (the finals' parts joined: "4711", not
+        "47 11") with TRANSCRIPT_CONFIDENCE of the last part."""
         registration = self.registrations.get(uuid)
         if registration is None or not registration.options.grammar:
-            return None
-        last = next((s for s in reversed(segments) if s.text and s.avg_logprob is not None), None)
-        return answer_confidence(last.avg_logprob) if last else 0.0
+            return result
+        spoken = [s for s in segments if s.text]
+        answer = parse_grammar(registration.options.grammar).join([s.text for s in spoken])
+        last = next((s for s in reversed(spoken) if s.avg_logprob is not None), None)
+        return replace(result, text=answer, confidence=answer_confidence(last.avg_logprob) if last else 0.0)
 
     async def _register(self, session: AgiSession, request: AgiRequest) -> None:
         try:

@@ -30,6 +30,8 @@ from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
 from .ami_protocol import START_EVENT, AmiLineTooLong, caption_event, end_event, registration_from_event
+from whisper.grammar import parse_grammar
+
 from .variables import CallCaptionState, answer_confidence
 
 log = logging.getLogger(__name__)
@@ -162,8 +164,9 @@ class AmiSink:
         caption = caption_event(call.uuid, registration.channel, event, speaker)
         if event.is_final:
             state = self._calls.setdefault(call.uuid, CallCaptionState())
-            confidence = answer_confidence(event.avg_logprob) if registration.options.grammar else None
-            actions = state.final_setvars(registration.channel, event.text, confidence) + [caption]
+            grammar = parse_grammar(registration.options.grammar) if registration.options.grammar else None
+            confidence = answer_confidence(event.avg_logprob) if grammar is not None else None
+            actions = state.final_setvars(registration.channel, event.text, confidence, grammar) + [caption]
             self._put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
         elif self._partials_enabled(registration):
             self._put(OutboxItem(call.uuid, [caption], final=False,

@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from whisper.grammar import Grammar
+
 from .ami_protocol import SETVAR_VALUE_MAX_BYTES, clean_value, setvar, truncate_utf8
 
 
@@ -67,10 +69,11 @@ class CallCaptionState:
     sent_parts: list[str] = field(default_factory=list)
     channel: Optional[str] = None
 
-    def final_setvars(self, channel: Optional[str], text: str,
-                      confidence: Optional[float] = None) -> list[dict]:
+    def final_setvars(self, channel: Optional[str], text: str, confidence: Optional[float] = None,
+                      grammar: Optional[Grammar] = None) -> list[dict]:
         """Setvar actions for one new final. Without a channel nothing can be set; once one is
-        known, every part is (re)sent."""
+        known, every part is (re)sent. With a grammar, TRANSCRIPT is the answer so far (a number
+        read in groups spans several finals), not the latest utterance."""
         cleaned = clean_value(text)
         if cleaned:
             self.finals.append(cleaned)
@@ -79,7 +82,8 @@ class CallCaptionState:
         if channel != self.channel:
             self.channel, self.sent_parts = channel, []
         parts = chunk_text(" ".join(self.finals))
-        variables = transcript_variables(parts, len(self.finals), cleaned, self.sent_parts, confidence)
+        transcript = grammar.join(self.finals) if grammar is not None else cleaned
+        variables = transcript_variables(parts, len(self.finals), transcript, self.sent_parts, confidence)
         self.sent_parts = parts
         return [setvar(channel, name, value) for name, value in variables]
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
+from ..numbers import digits_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
@@ -62,12 +64,19 @@ class Delivery:
                             guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)  # fmt: skip
 
     def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
+        result = replace(result, text=digits_as_numerals(result.text))
         words = ()
         if job.kind == "final" and result.text and job.stream.options.word_timestamps:
             timings = timings if timings is not None else self.decoder.word_timings(job, result)
             words = tuple(
-                Word(t.word, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))
+                Word(_word_text(t.word, result.text), round(job.start_s + t.start, 3), round(job.start_s + t.end, 3),
+                     float(t.probability))
                 for t in timings if t.word.strip()
             )  # fmt: skip
         self.counters["partials" if job.kind == "partial" else "finals"] += 1
         job.stream.emit(job.event(result, words))
+
+
+def _word_text(word: str, text: str) -> str:
+    """A word as the event's text writes it: in numerals when the utterance is digits only."""
+    return digits_as_numerals(word) if not re.search(r"[^\W\d_]", text) else word

@@ -41,10 +41,10 @@ def _decoding_options(options: StreamOptions, temperature: float) -> DecodingOpt
 
 
 def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingResult:
-    """A grammar's canonical answer as the text ("4711", "sales"); none if the words are not one."""
+    """The utterance's part of a grammar's answer as the text ("4711", "sales"), or none."""
     if grammar is None:
         return result
-    answer = grammar.answer(result.text)
+    answer = grammar.utterance_answer(result.text)
     return replace(result, text=answer or "", tokens=result.tokens if answer else [])
 
 
