@@ -8,6 +8,7 @@ turns the decoded text into the canonical form the dialplan compares (``"4711"``
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple, Union
@@ -103,6 +104,7 @@ Grammar = Union[Digits, Choices]
 YES_NO = Choices(("yes", "no"), synonyms={"yeah": "yes", "yep": "yes", "correct": "yes", "nope": "no"})
 
 
+@functools.lru_cache(maxsize=256)  # the bridge and the engine read a call's spec per event
 def parse_grammar(spec: str) -> Grammar:
     """The dialplan's form: ``digits``, ``digits:4``, ``digits:4-10``, ``digits:4-10:*#``,
     ``yesno``, ``choices:sales|support|billing`` (no commas: they split dialplan arguments)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -39,14 +39,22 @@ class DigitsFilter(LogitFilter):
         return int(sum(int(self.symbol_counts[t]) for t in sampled if t < self.eot))
 
 
+_SYMBOL_COUNTS: Dict[Tuple[str, str], Tensor] = {}
+
+
 def _symbol_counts(tokenizer: Tokenizer, symbols: str) -> Tensor:
-    counts = torch.full((tokenizer.encoding.n_vocab,), -1, dtype=torch.int32)
-    pattern = re.compile(f" ?[{re.escape(symbols)}]+")
-    for token in range(tokenizer.eot):
-        text = tokenizer.decode([token])
-        if pattern.fullmatch(text):
-            counts[token] = len(text.strip())
-    return counts
+    """Per token, how many of ``symbols`` it writes (-1: it writes something else). Decoding the
+    whole vocabulary takes ~60 ms, so it is done once per vocabulary, not per decode."""
+    key = (tokenizer.encoding.name, symbols)
+    if key not in _SYMBOL_COUNTS:
+        counts = torch.full((tokenizer.encoding.n_vocab,), -1, dtype=torch.int32)
+        pattern = re.compile(f" ?[{re.escape(symbols)}]+")
+        for token in range(tokenizer.eot):
+            text = tokenizer.decode([token])
+            if pattern.fullmatch(text):
+                counts[token] = len(text.strip())
+        _SYMBOL_COUNTS[key] = counts
+    return _SYMBOL_COUNTS[key]
 
 
 @dataclass

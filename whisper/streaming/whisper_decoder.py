@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import collections
-import functools
 from dataclasses import replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
@@ -29,15 +28,10 @@ def _mel(audio: np.ndarray) -> torch.Tensor:
     return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES))
 
 
-@functools.lru_cache(maxsize=256)
-def _grammar(spec: Optional[str]) -> Optional[Grammar]:
-    return None if spec is None else parse_grammar(spec)
-
-
 def _decoding_options(options: StreamOptions, temperature: float) -> DecodingOptions:
     return DecodingOptions(task=options.task, language=options.language, temperature=temperature,
                            prompt=options.initial_prompt or None, without_timestamps=True,
-                           grammar=_grammar(options.grammar))  # fmt: skip
+                           grammar=None if options.grammar is None else parse_grammar(options.grammar))  # fmt: skip
 
 
 def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingResult:
