@@ -4,12 +4,18 @@ Its order matters twice:
   * the sinks: storage first (a final is durable before anyone else hears of it), then the
     console, AMI and the metrics, and LiveCalls last: its call_ended() is what the transcript AGI
     waits for, so it must come once every other sink has the call's last final;
-  * shutdown: the AudioSocket server stops accepting and lets the calls in progress flush their
-    last words, then FastAGI and the metrics server stop, and last the sinks close (storage with
-    them).
+  * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
+    elsewhere, then the server stops accepting and calls in progress may end by themselves), then
+    the AudioSocket server ends the calls left and lets them flush their last words, FastAGI and
+    the metrics server stop, the bridge leaves the database's presence table, and last the sinks
+    close (storage with them).
 """
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
+from contextlib import suppress
 from typing import Optional
 
 from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
@@ -19,9 +25,12 @@ from .audiosocket.settings import SessionSettings
 from .config import BridgeConfig, ami_secret, split_host_port
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
+from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
 from .registrations import Registrations
+
+log = logging.getLogger(__name__)
 
 Address = tuple[str, int]  # (host, port); port 0 takes a free one
 
@@ -33,9 +42,13 @@ class Bridge:
                  listen: Address = (DEFAULT_HOST, DEFAULT_PORT), max_calls: int = 100,
                  session: SessionSettings = SessionSettings(), ami: Optional[AmiConfig] = None,
                  agi_listen: Optional[Address] = None,
-                 metrics_listen: Optional[Address] = None) -> None:
+                 metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
+                 presence: PresenceTiming = PresenceTiming()) -> None:
         self.engine, self.session = engine, session
-        self.storage = open_storage(storage_url)
+        self.listen = listen
+        self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
+        self.presence_timing = presence
+        self.presence: Optional[BridgePresence] = None  # needs the bound address: made in start()
         self.registrations = Registrations()
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
@@ -59,7 +72,8 @@ class Bridge:
                    max_calls=config.max_calls, session=session_settings(config),
                    ami=ami_config(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
-                   metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT))
+                   metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
+                   bridge_id=config.bridge_id)
 
     @property
     def address(self) -> Address:
@@ -78,13 +92,39 @@ class Bridge:
         if self.ami_sink is not None:
             self.ami_sink.start()
         await self.server.start()
+        self.presence = BridgePresence(self.storage, "%s:%d" % self.address, self.presence_timing)
+        await self.presence.start()
         for server in self._side_servers():
             await server.start()
+
+    async def drain(self, grace_s: float, timeout_s: float,
+                    interrupt: Optional[asyncio.Event] = None) -> None:
+        """Before close(): /healthz fails at once; new calls are still taken for `grace_s` (while a
+        load balancer's health check notices: only with a metrics server to check), then refused;
+        calls in progress get up to `timeout_s` to end by themselves. `interrupt` (a second
+        SIGTERM) cuts both waits short."""
+        interrupt = interrupt or asyncio.Event()
+        log.info("draining: /healthz fails from now on; %d call(s) in progress",
+                 self.server.active_calls)
+        if self.metrics is not None:
+            self.metrics.draining = True
+        if self.presence is not None:
+            with suppress(Exception):
+                await self.presence.set_draining()
+        if self.metrics_server is not None:
+            await _wait_either(asyncio.sleep(grace_s), interrupt, grace_s)
+        self.server.stop_accepting()
+        if timeout_s > 0 and self.server.active_calls:
+            log.info("draining: waiting up to %g s for %d call(s) to end", timeout_s,
+                     self.server.active_calls)
+            await _wait_either(self.server.wait_idle(), interrupt, timeout_s)
 
     async def close(self) -> None:
         await self.server.close(self.session.shutdown_deadline_s)
         for server in self._side_servers():
             await server.close()
+        if self.presence is not None:
+            await self.presence.close()
         await self.sinks.close()
 
     async def __aenter__(self) -> "Bridge":
@@ -113,6 +153,21 @@ def ami_config(config: BridgeConfig) -> Optional[AmiConfig]:
         return None
     return AmiConfig(host=config.ami_host, port=config.ami_port, username=config.ami_user,
                      secret=ami_secret(config), partials=config.partials)
+
+
+def default_bridge_id(listen: Address) -> str:
+    """This host's name and the AudioSocket port: unique among bridges sharing a database as long
+    as two bridges on one host listen on different ports."""
+    return f"{socket.gethostname()}:{listen[1]}"
+
+
+async def _wait_either(work, interrupt: asyncio.Event, timeout_s: float) -> None:
+    """Until `work` is done, `interrupt` is set or `timeout_s` has passed."""
+    tasks = {asyncio.ensure_future(work), asyncio.ensure_future(interrupt.wait())}
+    _, undone = await asyncio.wait(tasks, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    for task in undone:
+        task.cancel()
+    await asyncio.gather(*undone, return_exceptions=True)
 
 
 def _address(text: Optional[str], default_port: int) -> Optional[Address]:

@@ -49,6 +49,14 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="how long a new call waits for its AMI registration (default 1)")
     add("--shutdown-deadline", type=float, metavar="SECONDS",
         help="time to flush calls on SIGTERM/SIGINT (default 30)")
+    add("--drain-grace", type=float, metavar="SECONDS",
+        help="on SIGTERM, with --metrics-listen: /healthz fails at once and new calls are still "
+             "taken for this long, so a load balancer moves new calls elsewhere (default 3)")
+    add("--drain-timeout", type=float, metavar="SECONDS",
+        help="on SIGTERM, after the grace: wait this long for calls in progress to end by "
+             "themselves before ending them (default 0; a second SIGTERM stops waiting)")
+    add("--bridge-id", help="this bridge's name in a database shared by several bridges "
+                            "(default HOSTNAME:PORT)")
     add("--keepalive", type=float, metavar="SECONDS",
         help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
              "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
@@ -131,9 +139,11 @@ async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = 
     from .bridge import Bridge
 
     stop = stop or asyncio.Event()
-    async with Bridge.from_config(settings, engine):
+    async with Bridge.from_config(settings, engine) as bridge:
         _install_signal_handlers(stop)
         await stop.wait()
+        stop.clear()  # a second signal cuts the drain short
+        await bridge.drain(settings.drain_grace, settings.drain_timeout, stop)
         log.info("shutting down")
 
 

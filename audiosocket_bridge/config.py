@@ -37,6 +37,9 @@ class BridgeConfig:
     metrics_listen: Optional[str] = None
     registration_wait: float = 1.0
     shutdown_deadline: float = 30.0
+    drain_grace: float = 3.0  # with --metrics-listen: SIGTERM -> /healthz fails, still accepting
+    drain_timeout: float = 0.0  # then: wait this long for calls to end by themselves
+    bridge_id: Optional[str] = None  # default: hostname:port (bridges sharing a database)
     keepalive: float = 0.5
 
     def __repr__(self) -> str:  # the AMI secret must never reach a log

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real tiny.en model and a started streaming engine on it."""
+"""Shared fixtures: the real tiny.en model, a started streaming engine on it, a real PostgreSQL."""
 from __future__ import annotations
 
 import pytest
@@ -19,3 +19,19 @@ def real_engine(tiny_model):
     engine.start()
     yield engine
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    from tests.support.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url):
+    """A fresh, empty database of its own for each test."""
+    from tests.support.postgres import new_database
+
+    return new_database(postgres_server_url)

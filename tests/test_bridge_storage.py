@@ -1,11 +1,7 @@
 """Storage (SQLite WAL; PostgreSQL when a server can be had) and transcript export."""
 import json
-import os
-import pwd
-import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -16,7 +12,6 @@ import pytest
 from audiosocket_bridge.outputs.export import export_call
 from audiosocket_bridge.outputs.storage import StoredWord, open_storage, sqlite_path
 from tests.support.builders import STORED_CALL, fill_storage, stored_call, stored_final
-from tests.support.ports import free_port
 from whisper.streaming.types import Word
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,49 +80,6 @@ def test_finals_survive_a_crash(tmp_path):
 
 
 # ---------------------------------------------------------------- PostgreSQL
-
-def _pg_bin() -> Path | None:
-    for candidate in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
-        if (candidate / "initdb").exists():
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """AUDIOSOCKET_TEST_POSTGRES_URL, else a throwaway local cluster, else skip."""
-    if os.environ.get("AUDIOSOCKET_TEST_POSTGRES_URL"):
-        yield os.environ["AUDIOSOCKET_TEST_POSTGRES_URL"]
-        return
-    pytest.importorskip("psycopg")
-    bin_dir = _pg_bin()
-    if bin_dir is None or os.geteuid() != 0:
-        pytest.skip("no PostgreSQL server available")
-    try:
-        pw = pwd.getpwnam("postgres")
-    except KeyError:
-        pytest.skip("no postgres system user to run a throwaway cluster")
-    root = Path(tempfile.mkdtemp(prefix="bridge-pg-"))
-    os.chown(root, pw.pw_uid, pw.pw_gid)
-    port = free_port()
-
-    def as_postgres(*args):
-        return subprocess.run(["runuser", "-u", "postgres", "--", *args], capture_output=True,
-                              text=True, timeout=120)
-
-    data = root / "data"
-    if as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres").returncode:
-        pytest.skip("initdb failed")
-    started = as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"),
-                          "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start")
-    if started.returncode:
-        pytest.skip(f"could not start PostgreSQL: {started.stderr.strip()}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(root, ignore_errors=True)
-
 
 def test_postgresql_round_trip(postgres_url):
     storage = open_storage(postgres_url)

@@ -6,6 +6,7 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
       TRANSCRIPT_PARTS (all of it, in chunks), TRANSCRIPT_SEGMENTS and, last,
       TRANSCRIPT_STATUS = OK | PENDING (still live after `wait` s) | NOTFOUND.
       Needs no AMI. SET VARIABLE also works on a hung-up channel (h / hangup handler).
+      Bridges sharing one database answer for each other's calls (outputs/presence.py).
   agi://127.0.0.1:4573/register?uuid=${ID}&language=de&partials=0&mode=ivr&prompt=...
       Registers the channel (agi_channel, agi_uniqueid, CHANNEL(linkedid)) and per-call
       options in Registrations; sets AUDIOSOCKET_REGISTER = OK | ERROR.
@@ -29,7 +30,8 @@ from whisper.grammar import parse_grammar
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
 from ..audiosocket.protocol import canonical_uuid
-from ..outputs.storage import joined_text
+from ..outputs.presence import call_state, utc_now
+from ..outputs.storage import StoredCall, joined_text
 from ..registrations import CallOptions, Registration, Registrations
 from .variables import answer_confidence, chunk_text, transcript_variables
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_AGI_HOST = "127.0.0.1"
 DEFAULT_AGI_PORT = 4573
 MAX_WAIT_S = 30.0
+STORAGE_POLL_S = 0.25  # how often a call live on another bridge is looked up while waiting
 
 
 class AgiHangup(ConnectionError):
@@ -165,29 +168,47 @@ class FastAgiServer:
             await session.set_variable(name, value)
 
     async def lookup(self, uuid: str, wait_s: float) -> TranscriptResult:
-        """The call's transcript, waiting up to `wait_s` for a live call's last final."""
-        live = self.live_calls.get(uuid)
-        if live is not None and not await self.live_calls.wait_ended(uuid, wait_s):
+        """The call's transcript, waiting up to `wait_s` for a live call's last final: live here
+        (LiveCalls) or, with several bridges on one database, live on another bridge."""
+        here = self.live_calls.get(uuid) is not None
+        if here and not await self.live_calls.wait_ended(uuid, wait_s):
             finals = self.live_calls.finals(uuid)
             return TranscriptResult("PENDING", joined_text(f.text for f in finals), len(finals))
-        loop = asyncio.get_running_loop()
-        text = await loop.run_in_executor(None, self.storage.transcript_text, uuid)
-        if text is not None:
-            segments = await loop.run_in_executor(None, self.storage.get_segments, uuid)
-            return self._grammar_answer(uuid, TranscriptResult("OK", text, len(segments)), segments)
-        if live is not None:  # ended, but storage has nothing (e.g. storage failing)
-            finals = self.live_calls.finals(uuid)
-            return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
-        return TranscriptResult("NOTFOUND")
+        call = await self._stored_call(uuid, 0.0 if here else wait_s)
+        if call is None:
+            if here:  # ended, but storage has nothing (e.g. storage failing)
+                finals = self.live_calls.finals(uuid)
+                return TranscriptResult("OK", joined_text(f.text for f in finals), len(finals))
+            return TranscriptResult("NOTFOUND")
+        segments = await asyncio.get_running_loop().run_in_executor(
+            None, self.storage.get_segments, uuid)
+        status = "PENDING" if call_state(call, utc_now()) == "live" else "OK"
+        result = TranscriptResult(status, joined_text(s.text for s in segments), len(segments))
+        return self._grammar_answer(uuid, call.grammar, result, segments)
 
-    def _grammar_answer(self, uuid: str, result: TranscriptResult, segments) -> TranscriptResult:
+    async def _stored_call(self, uuid: str, wait_s: float) -> Optional[StoredCall]:
+        """The stored call; while another bridge still transcribes it, polled until it ends or
+        `wait_s` has passed."""
+        loop = asyncio.get_running_loop()
+        deadline_s = loop.time() + wait_s
+        while True:
+            call = await loop.run_in_executor(None, self.storage.get_call, uuid)
+            remaining_s = deadline_s - loop.time()
+            if call is None or remaining_s <= 0 or call_state(call, utc_now()) != "live":
+                return call
+            await asyncio.sleep(min(STORAGE_POLL_S, remaining_s))
+
+    def _grammar_answer(self, uuid: str, stored_grammar: Optional[str], result: TranscriptResult,
+                        segments) -> TranscriptResult:
         """A grammar call's TRANSCRIPT is its answer (the finals' parts joined: "4711", not
         "47 11") with TRANSCRIPT_CONFIDENCE of the last part."""
         registration = self.registrations.get(uuid)
-        if registration is None or not registration.options.grammar:
+        grammar = registration.options.grammar if registration is not None else None
+        grammar = grammar or stored_grammar
+        if not grammar:
             return result
         spoken = [s for s in segments if s.text]
-        answer = parse_grammar(registration.options.grammar).join([s.text for s in spoken])
+        answer = parse_grammar(grammar).join([s.text for s in spoken])
         last = next((s for s in reversed(spoken) if s.avg_logprob is not None), None)
         return replace(result, text=answer, confidence=answer_confidence(last.avg_logprob) if last else 0.0)
 

@@ -32,12 +32,15 @@ class BridgeServer:
                                              registrations=registrations, settings=settings)
         self._live_uuids = LiveUuids()
         self._server: Optional[asyncio.AbstractServer] = None
+        self._address: Optional[tuple[str, int]] = None
         self._sessions: dict[asyncio.Task, Session] = {}
 
     @property
     def address(self) -> tuple[str, int]:
-        """The bound (host, port); useful with port 0."""
-        return self._server.sockets[0].getsockname()[:2]
+        """The bound (host, port); useful with port 0 (kept once the server stops accepting)."""
+        if self._address is None:
+            self._address = self._server.sockets[0].getsockname()[:2]
+        return self._address
 
     @property
     def active_calls(self) -> int:
@@ -45,14 +48,24 @@ class BridgeServer:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
+        self._address = None
         host, port = self.address
         log.info("AudioSocket bridge listening on %s:%d%s", host, port,
                  " (raw slin mode)" if self.settings.raw else "")
 
-    async def close(self, deadline_s: float) -> None:
-        """Stop accepting, end every call, and let each flush its last words within the deadline."""
+    def stop_accepting(self) -> None:
+        """New connections are refused by the kernel from now on; calls in progress go on."""
         if self._server:
             self._server.close()
+
+    async def wait_idle(self) -> None:
+        """Returns once no call is in progress."""
+        while self._sessions:
+            await asyncio.wait(set(self._sessions))
+
+    async def close(self, deadline_s: float) -> None:
+        """Stop accepting, end every call, and let each flush its last words within the deadline."""
+        self.stop_accepting()
         for session in list(self._sessions.values()):
             session.stop("shutdown")
         pending = set(self._sessions)

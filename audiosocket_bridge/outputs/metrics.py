@@ -7,8 +7,9 @@ reads their state at scrape time (engine.stats(), the server's ConnectionStats, 
 `MetricsServer` is a small asyncio HTTP server on the bridge's loop:
 
   GET /metrics   Prometheus text format
-  GET /healthz   200 "ok" if the engine thread is alive and storage answers,
-                 else 503 with the failed check(s)
+  GET /healthz   200 "ok" if the engine thread is alive and storage answers and the bridge is
+                 not draining (SIGTERM), else 503 with the failed check(s): a load balancer's
+                 health check (deploy/haproxy.cfg) then sends new calls elsewhere
 """
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ class BridgeMetrics:
         for kind in ("partial", "final"):
             self.transcripts.labels(kind)
         self.engine = self.server = self.storage = self.storage_sink = self.ami_sink = None
+        self.draining = False  # set by Bridge.drain(): /healthz fails from then on
         self._collector: Optional[_StateCollector] = None
 
     def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
@@ -81,7 +83,7 @@ class BridgeMetrics:
         return generate_latest(self.registry)
 
     async def health(self) -> tuple[bool, str]:
-        problems = []
+        problems = ["draining: finishing its calls, taking no new ones"] if self.draining else []
         if self.engine is not None and not engine_alive(self.engine):
             problems.append("engine thread not running")
         if self.storage is not None:

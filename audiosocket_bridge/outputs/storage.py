@@ -1,4 +1,5 @@
-"""Durable transcript storage: SQLite (stdlib, WAL) or PostgreSQL (psycopg).
+"""Durable transcript storage: SQLite (stdlib, WAL) or PostgreSQL (psycopg), the schema kept up
+to date by outputs/migrations.py.
 
 Finals are committed one by one as they arrive, so a crash of the bridge loses
 nothing that was already final.  Methods are synchronous and thread-safe; the
@@ -14,46 +15,21 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
+from .migrations import Dialect, PostgresDialect, SqliteDialect, migrate
+
 if TYPE_CHECKING:
     from whisper.streaming.types import TranscriptEvent
 
 DEFAULT_STORAGE_URL = "sqlite:///transcripts.db"
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS calls (
-        uuid TEXT PRIMARY KEY,
-        channel TEXT,
-        uniqueid TEXT,
-        linkedid TEXT,
-        peer TEXT,
-        started_at {timestamp} NOT NULL,
-        ended_at {timestamp},
-        end_reason TEXT,
-        language TEXT,
-        sample_rate_hz INTEGER,
-        dtmf TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS segments (
-        uuid TEXT NOT NULL REFERENCES calls(uuid),
-        segment_index INTEGER NOT NULL,
-        start_s DOUBLE PRECISION NOT NULL,
-        end_s DOUBLE PRECISION NOT NULL,
-        text TEXT NOT NULL,
-        language TEXT,
-        avg_logprob DOUBLE PRECISION,
-        no_speech_prob DOUBLE PRECISION,
-        words TEXT,
-        PRIMARY KEY (uuid, segment_index)
-    )""",
-)
-
 _UPSERT_CALL = """
-    INSERT INTO calls (uuid, channel, uniqueid, linkedid, peer, started_at, language, sample_rate_hz, dtmf)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    INSERT INTO calls (uuid, channel, uniqueid, linkedid, peer, started_at, language, sample_rate_hz,
+                       dtmf, bridge_id, grammar)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET
         channel = excluded.channel, uniqueid = excluded.uniqueid, linkedid = excluded.linkedid,
-        peer = excluded.peer, started_at = excluded.started_at,
-        ended_at = NULL, end_reason = NULL
+        peer = excluded.peer, started_at = excluded.started_at, bridge_id = excluded.bridge_id,
+        grammar = COALESCE(excluded.grammar, calls.grammar), ended_at = NULL, end_reason = NULL
 """
 # Finals never change, so a repeated final (same index) is ignored.
 _INSERT_SEGMENT = """
@@ -68,7 +44,9 @@ _END_CALL = """
     UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ? WHERE uuid = ?
 """
 _SELECT_CALL = """
-    SELECT uuid, channel, started_at, ended_at, end_reason, language, dtmf FROM calls WHERE uuid = ?
+    SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
+           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
+    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
 """
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
@@ -85,6 +63,10 @@ class StoredCall:
     end_reason: Optional[str]
     language: Optional[str]
     dtmf: tuple[tuple[float, str], ...] = ()
+    bridge_id: Optional[str] = None  # the bridge that transcribes (or last transcribed) it
+    grammar: Optional[str] = None  # the call's IVR grammar, if it had one
+    owner_heartbeat_at: Optional[datetime] = None  # that bridge's last sign of life
+    owner_stopped_at: Optional[datetime] = None  # set when that bridge shut down cleanly
 
 
 @dataclass(frozen=True)
@@ -127,43 +109,69 @@ def _stored_words(text: Optional[str]) -> tuple[StoredWord, ...]:
                  for word, start, end, probability in json.loads(text or "[]"))
 
 
+_UPSERT_BRIDGE = """
+    INSERT INTO bridges (bridge_id, address, started_at, heartbeat_at, draining)
+    VALUES (?, ?, ?, ?, 0)
+    ON CONFLICT (bridge_id) DO UPDATE SET address = excluded.address,
+        started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, draining = 0,
+        stopped_at = NULL
+"""
+# Calls left open by a bridge that is gone: this bridge's own earlier run (after a crash), or a
+# bridge that stopped or has been silent since the cutoff.
+_END_CALLS_OF_BRIDGE = """
+    UPDATE calls SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL AND bridge_id = ?
+"""
+_END_CALLS_OF_GONE_BRIDGES = """
+    UPDATE calls SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL AND bridge_id IN
+        (SELECT bridge_id FROM bridges WHERE stopped_at IS NOT NULL OR heartbeat_at < ?)
+"""
+
+
 class SqlStorage:
-    """Dialect-neutral storage logic; subclasses supply the connection."""
+    """Dialect-neutral storage logic over one DB-API connection in autocommit mode.
 
-    timestamp_type = "TEXT"
+    `bridge_id` names the bridge writing (several may share one PostgreSQL); each call row says
+    which bridge owns it and the `bridges` table when each was last alive (outputs/presence.py).
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, connection, dialect: Dialect, bridge_id: Optional[str] = None) -> None:
+        self._connection, self.dialect = connection, dialect
+        self.bridge_id = bridge_id
         self._lock = threading.Lock()
         self._segment_offsets: dict[str, int] = {}  # uuid -> index of this session's first segment
+        with self._lock:
+            migrate(connection, dialect)
 
-    # -- dialect hooks
+    @property
+    def timestamp_type(self) -> str:
+        return self.dialect.timestamp_type
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        raise NotImplementedError
+        with self._lock:
+            self.dialect.execute(self._connection, sql, tuple(params))
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        raise NotImplementedError
+        with self._lock:
+            return self.dialect.query(self._connection, sql, tuple(params))
 
     def _timestamp(self, value: Optional[datetime]) -> Any:
         return value.isoformat() if value else None
 
     def close(self) -> None:
-        raise NotImplementedError
-
-    # -- schema
-    def create_schema(self) -> None:
-        for statement in _SCHEMA:
-            self._execute(statement.format(timestamp=self.timestamp_type))
+        with self._lock:
+            self._connection.close()
 
     # -- writes (each one its own committed transaction)
     def record_call_start(self, call) -> None:
         """A UUID seen before (a dialplan that runs AudioSocket() again with the same ID, as a speech-IVR
-        loop does) continues the stored call: the new session's segments are numbered after the old."""
+        loop does, or a second bridge taking over after the first died) continues the stored call:
+        the new session's segments are numbered after the old, and this bridge becomes its owner."""
         self._segment_offsets[call.uuid] = int(self._query(_NEXT_SEGMENT_INDEX, (call.uuid,))[0][0])
         reg = call.registration
         self._execute(_UPSERT_CALL, (
             call.uuid, reg.channel, reg.uniqueid, reg.linkedid, call.peer,
             self._timestamp(call.started_at), reg.options.language, call.sample_rate_hz,
-            json.dumps(call.dtmf),
+            json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
         ))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
@@ -181,6 +189,29 @@ class SqlStorage:
         ))
         self._segment_offsets.pop(call.uuid, None)
 
+    # -- bridge presence (outputs/presence.py drives these)
+    def record_bridge_start(self, address: str, now: datetime) -> None:
+        self._execute(_UPSERT_BRIDGE, (self.bridge_id, address, self._timestamp(now),
+                                       self._timestamp(now)))
+
+    def record_heartbeat(self, now: datetime, *, draining: bool = False) -> None:
+        self._execute("UPDATE bridges SET heartbeat_at = ?, draining = ? WHERE bridge_id = ?",
+                      (self._timestamp(now), int(draining), self.bridge_id))
+
+    def record_bridge_stop(self, now: datetime) -> None:
+        self._execute("UPDATE bridges SET heartbeat_at = ?, stopped_at = ? WHERE bridge_id = ?",
+                      (self._timestamp(now), self._timestamp(now), self.bridge_id))
+
+    def end_own_calls(self, now: datetime, reason: str) -> None:
+        """At start: the calls this bridge left open in an earlier run (it crashed)."""
+        self._execute(_END_CALLS_OF_BRIDGE, (self._timestamp(now), reason, self.bridge_id))
+
+    def end_calls_of_gone_bridges(self, now: datetime, silent_since: datetime, reason: str) -> None:
+        """The calls of bridges that stopped or have been silent since `silent_since`: they died,
+        and what they had finalised is all there is."""
+        self._execute(_END_CALLS_OF_GONE_BRIDGES, (self._timestamp(now), reason,
+                                                   self._timestamp(silent_since)))
+
     # -- reads
     def ping(self) -> None:
         """Raises if the database does not answer (health checks)."""
@@ -190,10 +221,11 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        uuid_, channel, started, ended, reason, language, dtmf = rows[0]
+        uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = rows[0]
         digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
         return StoredCall(uuid_, channel, _as_datetime(started), _as_datetime(ended),
-                          reason, language, digits)
+                          reason, language, digits, bridge, grammar, _as_datetime(beat),
+                          _as_datetime(stopped))
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
@@ -206,58 +238,29 @@ class SqlStorage:
 
 
 class SqliteStorage(SqlStorage):
-    def __init__(self, path: str, *, wal: bool = True) -> None:
-        super().__init__()
+    def __init__(self, path: str, *, wal: bool = True, bridge_id: Optional[str] = None) -> None:
         self.path = path
-        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         if wal and path != ":memory:":
-            self._connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed final survives power loss as well as a crash
-        self._connection.execute("PRAGMA synchronous=FULL")
-        self._connection.execute("PRAGMA busy_timeout=5000")
-        self.create_schema()
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA busy_timeout=5000")
+        super().__init__(connection, SqliteDialect(), bridge_id)
 
     @property
     def journal_mode(self) -> str:
         return self._query("PRAGMA journal_mode")[0][0]
 
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._lock:
-            self._connection.execute(sql, params)
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
-            return self._connection.execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
-
 
 class PostgresStorage(SqlStorage):
-    timestamp_type = "TIMESTAMPTZ"
-
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, bridge_id: Optional[str] = None) -> None:
         import psycopg  # optional dependency, only for postgresql:// URLs
 
-        super().__init__()
-        self._connection = psycopg.connect(url, autocommit=True)
-        self.create_schema()
+        super().__init__(psycopg.connect(url, autocommit=True), PostgresDialect(), bridge_id)
 
     def _timestamp(self, value: Optional[datetime]) -> Any:
         return value
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        with self._lock:
-            self._connection.execute(sql.replace("?", "%s"), params)
-
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
-            return self._connection.execute(sql.replace("?", "%s"), params).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._connection.close()
 
 
 def sqlite_path(url: str) -> str:
@@ -268,10 +271,12 @@ def sqlite_path(url: str) -> str:
     return unquote(rest) or ":memory:"
 
 
-def open_storage(url: str = DEFAULT_STORAGE_URL) -> SqlStorage:
+def open_storage(url: str = DEFAULT_STORAGE_URL, *, bridge_id: Optional[str] = None) -> SqlStorage:
+    """Opens (and migrates, see outputs/migrations.py) the store; `bridge_id` names the bridge
+    that writes through it."""
     scheme = urlparse(url).scheme.split("+")[0]
     if scheme == "sqlite":
-        return SqliteStorage(sqlite_path(url))
+        return SqliteStorage(sqlite_path(url), bridge_id=bridge_id)
     if scheme in ("postgresql", "postgres"):
-        return PostgresStorage(url)
+        return PostgresStorage(url, bridge_id=bridge_id)
     raise ValueError(f"unsupported storage URL scheme {scheme!r} (use sqlite:/// or postgresql://)")

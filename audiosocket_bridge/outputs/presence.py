@@ -1,0 +1,99 @@
+"""Bridges sharing one database: which bridge is alive, and so whether a stored call is still live.
+
+Each bridge writes a heartbeat into the `bridges` table every `heartbeat_s`; a call row names the
+bridge that owns it. Any bridge can then tell, from the database alone, whether a call it does not
+hold itself is live on another bridge (FastAGI answers PENDING and waits), has ended, or was lost
+with a bridge that died (no heartbeat for `silent_after_s`): such calls are marked ended with
+end_reason "bridge-lost" by whichever bridge notices first. Clocks of the bridges are compared,
+so keep them in sync (NTP); `silent_after_s` is many heartbeats, far above any skew NTP leaves.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Optional
+
+from .storage import StoredCall
+
+log = logging.getLogger(__name__)
+
+LOST_REASON = "bridge-lost"
+
+
+@dataclass(frozen=True)
+class PresenceTiming:
+    heartbeat_s: float = 2.0
+    silent_after_s: float = 10.0  # a bridge without a heartbeat for this long is gone
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def call_state(call: StoredCall, now: datetime, timing: PresenceTiming = PresenceTiming()) -> str:
+    """'ended', 'live' (its bridge is alive and has not ended it) or 'lost' (its bridge died)."""
+    if call.ended_at is not None:
+        return "ended"
+    if call.owner_heartbeat_at is None or call.owner_stopped_at is not None:
+        return "lost"  # its bridge stopped without ending it, or kept no presence (old release)
+    silent_s = (now - call.owner_heartbeat_at).total_seconds()
+    return "lost" if silent_s > timing.silent_after_s else "live"
+
+
+class BridgePresence:
+    """Keeps this bridge's row in `bridges` fresh and ends the calls of bridges that died.
+
+    Storage calls are blocking; they run in the default executor, off the event loop.
+    """
+
+    def __init__(self, storage, address: str, timing: PresenceTiming = PresenceTiming(), *,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.storage, self.address, self.timing = storage, address, timing
+        self._clock = clock
+        self.draining = False
+        self._task: Optional[asyncio.Task] = None
+
+    async def start(self) -> None:
+        now = self._clock()
+        await self._run(self.storage.end_own_calls, now, LOST_REASON)
+        await self._run(self.storage.record_bridge_start, self.address, now)
+        await self._sweep(now)
+        self._task = asyncio.create_task(self._beat(), name="bridge-presence")
+        log.info("bridge %s present in storage (heartbeat every %g s)", self.storage.bridge_id,
+                 self.timing.heartbeat_s)
+
+    async def set_draining(self) -> None:
+        self.draining = True
+        await self._run(self.storage.record_heartbeat, self._clock(), draining=True)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+        try:
+            await self._run(self.storage.record_bridge_stop, self._clock())
+        except Exception:  # noqa: BLE001 - storage may be down at shutdown; others will notice
+            log.warning("could not record this bridge's stop in storage", exc_info=True)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.timing.heartbeat_s)
+            now = self._clock()
+            try:
+                await self._run(self.storage.record_heartbeat, now, draining=self.draining)
+                await self._sweep(now)
+            except Exception:  # noqa: BLE001 - keep beating; /healthz reports the storage
+                log.warning("presence heartbeat failed", exc_info=True)
+
+    async def _sweep(self, now: datetime) -> None:
+        silent_since = now - timedelta(seconds=self.timing.silent_after_s)
+        await self._run(self.storage.end_calls_of_gone_bridges, now, silent_since, LOST_REASON)
+
+    @staticmethod
+    async def _run(function, *args, **kwargs) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, lambda: function(*args, **kwargs))
