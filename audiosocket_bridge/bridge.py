@@ -49,7 +49,7 @@ class Bridge:
         self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
         self.presence_timing = presence
         self.presence: Optional[BridgePresence] = None  # needs the bound address: made in start()
-        self.registrations = Registrations()
+        self.registrations = Registrations(shared=self.storage)
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
         self.ami_sink = AmiSink(ami, self.registrations) if ami is not None else None

@@ -10,15 +10,18 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Protocol
 
 from whisper.grammar import parse_grammar
 
 from .audiosocket.protocol import canonical_uuid
 from .values import blank_to_none, parse_bool, parse_float
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,14 @@ def _merge(old: Registration, new: Registration) -> Registration:
     )
 
 
+class SharedRegistrations(Protocol):
+    """Where bridges sharing a database find registrations made on another bridge (storage)."""
+
+    def save_registration(self, registration: Registration) -> None: ...
+
+    def load_registration(self, uuid: str) -> Optional[Registration]: ...
+
+
 class Registrations:
     """Thread-safe uuid -> Registration map (AMI reader threads call register()).
 
@@ -105,8 +116,10 @@ class Registrations:
     """
 
     def __init__(self, *, linger_s: float = 300.0, unclaimed_ttl_s: float = 3600.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 shared: Optional[SharedRegistrations] = None) -> None:
         self.linger_s, self.unclaimed_ttl_s = linger_s, unclaimed_ttl_s
+        self.shared = shared  # looked up when a call arrives that no one registered here
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
@@ -150,15 +163,31 @@ class Registrations:
             entry = self._entries.get(key)
             if entry:
                 entry.token = 0  # cancels its expiry: the heap item no longer matches
-            if entry or timeout_s <= 0:
-                return entry.registration if entry else None
+            if entry:
+                return entry.registration
             self._waiters.setdefault(key, []).append((loop, future))
         try:
+            found = await self._load_shared(key)
+            if found is not None:
+                self.register(found)
+                return self.get(key) or found
+            if timeout_s <= 0:
+                return None
             return await asyncio.wait_for(future, timeout_s)
         except asyncio.TimeoutError:
             return None
         finally:
             self._drop_waiter(key, future)
+
+    async def _load_shared(self, key: str) -> Optional[Registration]:
+        if self.shared is None:
+            return None
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, self.shared.load_registration, key)
+        except Exception:  # noqa: BLE001 - the call goes on without; storage errors are logged
+            log.warning("could not look up the shared registration of %s", key, exc_info=True)
+            return None
 
     def release(self, uuid: str) -> None:
         """The connection that claimed `uuid` (``wait_for``) has ended; call once per claim.

@@ -239,3 +239,30 @@ def test_a_second_bridge_continues_a_call_the_first_lost(database_url):
     finally:
         first.close()
         second.close()
+
+
+def test_registered_by_fastagi_on_one_bridge_and_found_by_another(database_url):
+    from tests.support.fake_agi_client import run_agi
+
+    first = open_storage(database_url, bridge_id="first")
+    second = open_storage(database_url, bridge_id="second")
+
+    async def scenario():
+        agi = FastAgiServer("127.0.0.1", 0, first, LiveCalls(), Registrations(shared=first))
+        await agi.start()
+        try:
+            await run_agi("127.0.0.1", agi.port, f"agi://127.0.0.1/register?uuid={UUID_A}"
+                          "&mode=ivr&grammar=digits:4-10&language=de", channel="PJSIP/carol-1")
+        finally:
+            await agi.close()
+        # the call's AudioSocket() reached the other bridge (HAProxy in front)
+        return await Registrations(shared=second).wait_for(UUID_A, 0.0)
+
+    try:
+        found = asyncio.run(scenario())
+        assert found.channel == "PJSIP/carol-1"
+        assert (found.options.mode, found.options.grammar, found.options.language) == (
+            "ivr", "digits:4-10", "de")
+    finally:
+        first.close()
+        second.close()

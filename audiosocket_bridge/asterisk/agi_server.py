@@ -221,8 +221,14 @@ class FastAgiServer:
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
             return
         linkedid = await session.get_variable("CHANNEL(linkedid)")
-        self.registrations.register(Registration(uuid=uuid, channel=request.channel,
-                                             uniqueid=request.uniqueid, linkedid=linkedid or None,
-                                             options=options))
+        registration = Registration(uuid=uuid, channel=request.channel, uniqueid=request.uniqueid,
+                                    linkedid=linkedid or None, options=options)
+        self.registrations.register(registration)
+        try:  # for a bridge sharing this database that gets the call (HAProxy in front)
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.storage.save_registration, registration)
+        except Exception:  # noqa: BLE001 - this bridge still has it
+            log.warning("could not store the registration of %s for other bridges", uuid,
+                        exc_info=True)
         log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
         await session.set_variable("AUDIOSOCKET_REGISTER", "OK")

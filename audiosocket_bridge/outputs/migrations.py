@@ -71,6 +71,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         "CREATE INDEX calls_live_by_bridge ON calls (bridge_id) WHERE ended_at IS NULL",
     )),
+    Migration(3, "registrations shared by the bridges (FastAGI register on one, call on another)", (
+        """CREATE TABLE registrations (
+            uuid TEXT PRIMARY KEY,
+            channel TEXT,
+            uniqueid TEXT,
+            linkedid TEXT,
+            options TEXT NOT NULL,
+            registered_at {timestamp} NOT NULL
+        )""",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -27,6 +27,7 @@ LOST_REASON = "bridge-lost"
 class PresenceTiming:
     heartbeat_s: float = 2.0
     silent_after_s: float = 10.0  # a bridge without a heartbeat for this long is gone
+    registrations_kept_s: float = 86400.0  # shared registrations (FastAGI register) kept this long
 
 
 def utc_now() -> datetime:
@@ -92,6 +93,8 @@ class BridgePresence:
     async def _sweep(self, now: datetime) -> None:
         silent_since = now - timedelta(seconds=self.timing.silent_after_s)
         await self._run(self.storage.end_calls_of_gone_bridges, now, silent_since, LOST_REASON)
+        await self._run(self.storage.forget_registrations,
+                        now - timedelta(seconds=self.timing.registrations_kept_s))
 
     @staticmethod
     async def _run(function, *args, **kwargs) -> None:

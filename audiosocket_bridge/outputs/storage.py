@@ -7,6 +7,7 @@ StorageSink runs them in a worker thread.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -15,6 +16,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
+from ..registrations import CallOptions, Registration
 from .migrations import Dialect, PostgresDialect, SqliteDialect, migrate
 
 if TYPE_CHECKING:
@@ -127,6 +129,15 @@ _END_CALLS_OF_GONE_BRIDGES = """
 """
 
 
+_UPSERT_REGISTRATION = """
+    INSERT INTO registrations (uuid, channel, uniqueid, linkedid, options, registered_at)
+    VALUES (?, ?, ?, ?, ?, ?)
+    ON CONFLICT (uuid) DO UPDATE SET channel = excluded.channel, uniqueid = excluded.uniqueid,
+        linkedid = excluded.linkedid, options = excluded.options,
+        registered_at = excluded.registered_at
+"""
+
+
 class SqlStorage:
     """Dialect-neutral storage logic over one DB-API connection in autocommit mode.
 
@@ -211,6 +222,25 @@ class SqlStorage:
         and what they had finalised is all there is."""
         self._execute(_END_CALLS_OF_GONE_BRIDGES, (self._timestamp(now), reason,
                                                    self._timestamp(silent_since)))
+
+    # -- registrations made on one bridge, for a call that may reach another (Registrations.shared)
+    def save_registration(self, registration: Registration) -> None:
+        self._execute(_UPSERT_REGISTRATION, (
+            registration.uuid, registration.channel, registration.uniqueid, registration.linkedid,
+            json.dumps(dataclasses.asdict(registration.options)),
+            self._timestamp(datetime.now(timezone.utc))))
+
+    def load_registration(self, uuid: str) -> Optional[Registration]:
+        rows = self._query("SELECT uuid, channel, uniqueid, linkedid, options FROM registrations "
+                           "WHERE uuid = ?", (uuid,))
+        if not rows:
+            return None
+        uuid_, channel, uniqueid, linkedid, options = rows[0]
+        return Registration(uuid_, channel, uniqueid, linkedid, CallOptions(**json.loads(options)))
+
+    def forget_registrations(self, older_than: datetime) -> None:
+        self._execute("DELETE FROM registrations WHERE registered_at < ?",
+                      (self._timestamp(older_than),))
 
     # -- reads
     def ping(self) -> None:
