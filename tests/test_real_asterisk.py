@@ -9,62 +9,22 @@ In CI (CI=true) these tests fail instead of skipping when no Asterisk can be had
 """
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import uuid as uuid_lib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.support.ami_observer import AmiObserver, Message
+from tests.support.ami_observer import AmiObserver
+from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_SECRET, TESTER_USER, PlacedCall, place_call,
+                                     texts_of, unavailable)
 from tests.asterisk_pbx import Asterisk, AsteriskUnavailable, Installation, manager_user_setting
 from tests.support.bridge_process import BridgeProcess
 from tests.support.ports import free_port
-from tests.support.prompts import prompt
 from whisper.evaluation import english_wer
 
-TESTER_SECRET = "tester-secret"
-TEST_DIALPLAN = r"""
-[test-caller]
-exten => play,1,Answer()
- same => n,Set(STEP_NO=1)
- same => n(next),Set(STEP=${CUT(SCRIPT,^,${STEP_NO})})
- same => n,GotoIf($["${STEP}" = ""]?done)
- same => n,Set(ARG=${CUT(STEP,:,2)})
- same => n,Goto(${CUT(STEP,:,1)})
- same => n(wait),Wait(${ARG})
- same => n,Goto(step)
- same => n(play),Playback(${ARG})
- same => n,Goto(step)
- same => n(dtmf),SendDTMF(${ARG})
- same => n(step),Set(STEP_NO=$[${STEP_NO} + 1])
- same => n,Goto(next)
- same => n(done),Hangup()
-
-; The callee of the two-party example (Dial's PJSIP target replaced by this Local channel).
-[test-callee]
-exten => _X.,1,Answer()
- same => n,Set(SCRIPT=${CALLEE_SCRIPT})
- same => n,Goto(test-caller,play,2)
-"""
-TESTER_USER = f"""
-[tester]
-secret = {TESTER_SECRET}
-deny = 0.0.0.0/0.0.0.0
-permit = 127.0.0.1/255.255.255.255
-read = all
-write = all
-"""
 TWO_PARTY_DIAL = "Dial(PJSIP/${EXTEN:1},30,"
-
-
-def _unavailable(error: Exception) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"real-Asterisk tests cannot run in CI: {error}")
-    pytest.skip(f"no Asterisk: {error}")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +50,7 @@ def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
     try:
         installation = Installation.find()
     except AsteriskUnavailable as error:
-        _unavailable(error)
+        unavailable(error)
     asterisk = Asterisk(installation, workdir / "asterisk", ami_port=pbx_port,
                         globals={"TRANSCRIBER": bridge.transcriber, "FASTAGI": bridge.fastagi},
                         extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER,
@@ -107,50 +67,6 @@ def ami(pbx) -> Iterator[AmiObserver]:
     observer = AmiObserver(pbx.ami_port, "tester", TESTER_SECRET)
     yield observer
     observer.close()
-
-
-@dataclass
-class PlacedCall:
-    ami: AmiObserver
-    channel: str  # the ;1 half, running the extension under test
-    player: str  # the ;2 half, playing the script
-    mark: int  # index of the first AMI message of this call
-
-    def var_sets(self, name: str, channel: str = "") -> list[Message]:
-        return self.ami.matching(lambda m: m.event == "VarSet" and m.get("Variable") == name
-                                 and m.get("Channel") == (channel or self.channel), self.mark)
-
-    def wait_var(self, name: str, timeout_s: float = 60.0, value: str = "") -> Message:
-        return self.ami.wait_for(lambda m: m.event == "VarSet" and m.get("Variable") == name
-                                 and m.get("Channel") == self.channel
-                                 and (not value or m.get("Value") == value), timeout_s, self.mark)
-
-    def wait_hangup(self, timeout_s: float = 60.0) -> Message:
-        return self.ami.wait_for(lambda m: m.event == "Hangup" and m.get("Channel") == self.channel,
-                                 timeout_s, self.mark)
-
-    def reached(self, context: str) -> list[Message]:
-        return self.ami.matching(lambda m: m.event == "Newexten" and m.get("Channel") == self.channel
-                                 and m.get("Context") == context, self.mark)
-
-    def captions(self, uuid: str, final: bool = True) -> list[Message]:
-        return self.ami.matching(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "Transcript"
-                                 and m.get("Uuid") == uuid and m.get("Final") == ("1" if final else "0"),
-                                 self.mark)
-
-
-def place_call(ami: AmiObserver, context: str, exten: str, script: str, **variables: str) -> PlacedCall:
-    tag = uuid_lib.uuid4().hex[:12]
-    mark = ami.mark()
-    ami.originate("Local/play@test-caller", context, exten, {"SCRIPT": script, "TEST_TAG": tag, **variables})
-    tagged = [ami.wait_for(lambda m, end=end: m.event == "VarSet" and m.get("Variable") == "TEST_TAG"
-                           and m.get("Value") == tag and m.get("Channel").endswith(end), 20, mark)
-              for end in (";1", ";2")]
-    return PlacedCall(ami, tagged[0].get("Channel"), tagged[1].get("Channel"), mark)
-
-
-def texts_of(*names: str) -> str:
-    return " ".join(prompt(name).text for name in names)
 
 
 def stored_segments(bridge: BridgeProcess, uuid: str):
