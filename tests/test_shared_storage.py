@@ -266,3 +266,20 @@ def test_registered_by_fastagi_on_one_bridge_and_found_by_another(database_url):
     finally:
         first.close()
         second.close()
+
+
+def test_postgresql_connection_cut_is_reopened_and_nothing_is_lost(postgres_url):
+    import psycopg
+
+    storage = open_storage(postgres_url, bridge_id="a")
+    try:
+        call = record_live_call(storage)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:  # as a server restart does
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        storage.record_final(call, event("final", 1, " After the cut."))
+        assert [s.text for s in storage.get_segments(UUID_A)] == [" First words.", " After the cut."]
+        with pytest.raises(psycopg.errors.UndefinedTable):  # a bad statement is not retried
+            storage._query("SELECT * FROM no_such_table")
+    finally:
+        storage.close()

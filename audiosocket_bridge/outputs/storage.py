@@ -284,13 +284,37 @@ class SqliteStorage(SqlStorage):
 
 
 class PostgresStorage(SqlStorage):
-    def __init__(self, url: str, *, bridge_id: Optional[str] = None) -> None:
+    """A connection that broke (PostgreSQL restarted, a failover, a network cut) is opened again
+    on the next statement, which is tried once more on it; while the server stays away,
+    statements fail (the storage sink counts and logs them)."""
+
+    def __init__(self, url: str, *, bridge_id: Optional[str] = None,
+                 connect_timeout_s: float = 5.0) -> None:
         import psycopg  # optional dependency, only for postgresql:// URLs
 
-        super().__init__(psycopg.connect(url, autocommit=True), PostgresDialect(), bridge_id)
+        self._connect = lambda: psycopg.connect(url, autocommit=True,
+                                                connect_timeout=max(1, round(connect_timeout_s)))
+        self._broken = (psycopg.OperationalError, psycopg.InterfaceError)
+        super().__init__(self._connect(), PostgresDialect(), bridge_id)
 
     def _timestamp(self, value: Optional[datetime]) -> Any:
         return value
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._with_reconnect(self.dialect.execute, sql, params)
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._with_reconnect(self.dialect.query, sql, params)
+
+    def _with_reconnect(self, run, sql: str, params: Sequence[Any]):
+        with self._lock:
+            try:
+                return run(self._connection, sql, tuple(params))
+            except self._broken:
+                if not self._connection.closed and not self._connection.broken:
+                    raise  # an error of the statement, not of the connection
+            self._connection = self._connect()
+            return run(self._connection, sql, tuple(params))
 
 
 def sqlite_path(url: str) -> str:
