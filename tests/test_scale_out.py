@@ -10,6 +10,7 @@ instead of skipping when Asterisk, HAProxy or PostgreSQL cannot be had.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Iterator
@@ -144,8 +145,6 @@ async def agi_transcript(bridge: BridgeProcess, uuid: str) -> dict[str, str]:
 
 
 def test_calls_spread_over_both_bridges_and_either_answers_for_any_call(pbx, ami, bridges, database):
-    import asyncio
-
     calls = [place_call(ami, "transcribe-ha", "606", SHORT_SCRIPT) for _ in range(4)]
     uuids = [call_uuid(call) for call in calls]
     texts = [finished(call) for call in calls]
