@@ -3,8 +3,10 @@ call's state (live on which bridge, ended, lost with a dead bridge) visible to e
 import asyncio
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from typing import Iterator
 
 import pytest
 
@@ -25,6 +27,17 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/shared.db"
     return request.getfixturevalue("postgres_url")
+
+
+@contextmanager
+def bridges_on(database_url: str, *bridge_ids: str) -> Iterator[list]:
+    """One storage per bridge id, all on the same database, closed afterwards."""
+    opened = [open_storage(database_url, bridge_id=bridge_id) for bridge_id in bridge_ids]
+    try:
+        yield opened
+    finally:
+        for storage in opened:
+            storage.close()
 
 
 def versions(storage) -> list[int]:
@@ -148,59 +161,49 @@ async def agi_lookup(storage, wait_s: float):
 
 
 def test_a_call_live_on_another_bridge_is_pending_there_then_ok(database_url):
-    owner = open_storage(database_url, bridge_id="owner")
-    other = open_storage(database_url, bridge_id="other")
+    with bridges_on(database_url, "owner", "other") as (owner, other):
 
-    async def scenario():
-        presence = BridgePresence(owner, "10.0.0.1:8300", PresenceTiming(heartbeat_s=0.2))
-        await presence.start()
-        call = record_live_call(owner)
-        pending = await agi_lookup(other, 0.0)
-        assert (pending.status, pending.text, pending.segments) == ("PENDING", "First words.", 1)
+        async def scenario():
+            presence = BridgePresence(owner, "10.0.0.1:8300", PresenceTiming(heartbeat_s=0.2))
+            await presence.start()
+            call = record_live_call(owner)
+            pending = await agi_lookup(other, 0.0)
+            assert (pending.status, pending.text, pending.segments) == ("PENDING", "First words.", 1)
 
-        async def hang_up_soon():
-            await asyncio.sleep(0.6)
-            call.ended_at, call.end_reason = datetime.now(timezone.utc), "hangup"
-            owner.record_call_end(call)
+            async def hang_up_soon():
+                await asyncio.sleep(0.6)
+                call.ended_at, call.end_reason = datetime.now(timezone.utc), "hangup"
+                owner.record_call_end(call)
 
-        ending = asyncio.create_task(hang_up_soon())
-        done = await agi_lookup(other, 5.0)  # waits across bridges for the end
-        await ending
-        await presence.close()
-        return done
+            ending = asyncio.create_task(hang_up_soon())
+            done = await agi_lookup(other, 5.0)  # waits across bridges for the end
+            await ending
+            await presence.close()
+            return done
 
-    try:
         done = asyncio.run(scenario())
         assert (done.status, done.text) == ("OK", "First words.")
-    finally:
-        owner.close()
-        other.close()
 
 
 def test_calls_of_a_bridge_that_died_are_marked_lost_by_another(database_url):
-    dead = open_storage(database_url, bridge_id="dead")
-    alive = open_storage(database_url, bridge_id="alive")
-    clock = Clock(T0)
+    with bridges_on(database_url, "dead", "alive") as (dead, alive):
+        clock = Clock(T0)
 
-    async def scenario():
-        dead.record_bridge_start("10.0.0.1:8300", T0)  # then it stops beating (SIGKILL)
-        record_live_call(dead)
-        survivor = BridgePresence(alive, "10.0.0.2:8300", clock=clock)
-        clock.now = T0 + timedelta(seconds=1)
-        await survivor.start()
-        assert alive.get_call(UUID_A).ended_at is None  # silent for 1 s: still live
-        clock.now = T0 + timedelta(seconds=PresenceTiming().silent_after_s + 1)
-        await survivor._sweep(clock.now)
-        return await agi_lookup(alive, 10.0)
+        async def scenario():
+            dead.record_bridge_start("10.0.0.1:8300", T0)  # then it stops beating (SIGKILL)
+            record_live_call(dead)
+            survivor = BridgePresence(alive, "10.0.0.2:8300", clock=clock)
+            clock.now = T0 + timedelta(seconds=1)
+            await survivor.start()
+            assert alive.get_call(UUID_A).ended_at is None  # silent for 1 s: still live
+            clock.now = T0 + timedelta(seconds=PresenceTiming().silent_after_s + 1)
+            await survivor._sweep(clock.now)
+            return await agi_lookup(alive, 10.0)
 
-    try:
         result = asyncio.run(asyncio.wait_for(scenario(), 5.0))  # no waiting on a dead bridge
         lost = alive.get_call(UUID_A)
         assert lost.end_reason == LOST_REASON and lost.ended_at is not None
         assert (result.status, result.text) == ("OK", "First words.")
-    finally:
-        dead.close()
-        alive.close()
 
 
 def test_a_bridge_restarted_after_a_crash_ends_the_calls_it_left_open(tmp_path):
@@ -225,9 +228,7 @@ def test_a_bridge_restarted_after_a_crash_ends_the_calls_it_left_open(tmp_path):
 
 
 def test_a_second_bridge_continues_a_call_the_first_lost(database_url):
-    first = open_storage(database_url, bridge_id="first")
-    second = open_storage(database_url, bridge_id="second")
-    try:
+    with bridges_on(database_url, "first", "second") as (first, second):
         record_live_call(first)  # then `first` dies; the dialplan runs AudioSocket() again
         call = replace(call_info(started_at=T0 + timedelta(seconds=9)))
         second.record_call_start(call)
@@ -236,36 +237,28 @@ def test_a_second_bridge_continues_a_call_the_first_lost(database_url):
         assert taken.bridge_id == "second" and taken.ended_at is None
         assert [s.text for s in second.get_segments(UUID_A)] == [" First words.",
                                                                  " After the failover."]
-    finally:
-        first.close()
-        second.close()
 
 
 def test_registered_by_fastagi_on_one_bridge_and_found_by_another(database_url):
     from tests.support.fake_agi_client import run_agi
 
-    first = open_storage(database_url, bridge_id="first")
-    second = open_storage(database_url, bridge_id="second")
+    with bridges_on(database_url, "first", "second") as (first, second):
 
-    async def scenario():
-        agi = FastAgiServer("127.0.0.1", 0, first, LiveCalls(), Registrations(shared=first))
-        await agi.start()
-        try:
-            await run_agi("127.0.0.1", agi.port, f"agi://127.0.0.1/register?uuid={UUID_A}"
-                          "&mode=ivr&grammar=digits:4-10&language=de", channel="PJSIP/carol-1")
-        finally:
-            await agi.close()
-        # the call's AudioSocket() reached the other bridge (HAProxy in front)
-        return await Registrations(shared=second).wait_for(UUID_A, 0.0)
+        async def scenario():
+            agi = FastAgiServer("127.0.0.1", 0, first, LiveCalls(), Registrations(shared=first))
+            await agi.start()
+            try:
+                await run_agi("127.0.0.1", agi.port, f"agi://127.0.0.1/register?uuid={UUID_A}"
+                              "&mode=ivr&grammar=digits:4-10&language=de", channel="PJSIP/carol-1")
+            finally:
+                await agi.close()
+            # the call's AudioSocket() reached the other bridge (HAProxy in front)
+            return await Registrations(shared=second).wait_for(UUID_A, 0.0)
 
-    try:
         found = asyncio.run(scenario())
         assert found.channel == "PJSIP/carol-1"
         assert (found.options.mode, found.options.grammar, found.options.language) == (
             "ivr", "digits:4-10", "de")
-    finally:
-        first.close()
-        second.close()
 
 
 def test_postgresql_connection_cut_is_reopened_and_nothing_is_lost(postgres_url):

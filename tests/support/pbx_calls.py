@@ -95,3 +95,8 @@ def place_call(ami: AmiObserver, context: str, exten: str, script: str, **variab
 
 def texts_of(*names: str) -> str:
     return " ".join(prompt(name).text for name in names)
+
+
+def tester_observer(pbx) -> AmiObserver:
+    """An AMI session as the tests' own user (read/write all) on a running Asterisk."""
+    return AmiObserver(pbx.ami_port, "tester", TESTER_SECRET)
