@@ -16,10 +16,12 @@ import asyncio
 import logging
 import socket
 from contextlib import suppress
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
-from .asterisk.ami_sink import AmiConfig, AmiSink
+from .ami_servers import DEFAULT_SERVER, read_secret, unique_names
+from .asterisk.ami_router import AmiRouter
+from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
 from .config import BridgeConfig, ami_secret, split_host_port
@@ -40,7 +42,8 @@ class Bridge:
 
     def __init__(self, engine, *, storage_url: str = DEFAULT_STORAGE_URL,
                  listen: Address = (DEFAULT_HOST, DEFAULT_PORT), max_calls: int = 100,
-                 session: SessionSettings = SessionSettings(), ami: Optional[AmiConfig] = None,
+                 session: SessionSettings = SessionSettings(),
+                 ami: Union[None, AmiConfig, Sequence[AmiConfig]] = None,
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
                  presence: PresenceTiming = PresenceTiming()) -> None:
@@ -52,12 +55,14 @@ class Bridge:
         self.registrations = Registrations(shared=self.storage)
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
-        self.ami_sink = AmiSink(ami, self.registrations) if ami is not None else None
+        ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
+        self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
                                    host=listen[0], port=listen[1], max_calls=max_calls)
-        self.agi_server = (FastAgiServer(*agi_listen, self.storage, self.live, self.registrations)
+        self.agi_server = (FastAgiServer(*agi_listen, self.storage, self.live, self.registrations,
+                                         locate_server=self._agi_server_locator())
                            if agi_listen is not None else None)
         self.metrics_server = None
         if self.metrics is not None:
@@ -70,7 +75,7 @@ class Bridge:
         return cls(engine, storage_url=config.storage,
                    listen=split_host_port(config.listen, DEFAULT_PORT),
                    max_calls=config.max_calls, session=session_settings(config),
-                   ami=ami_config(config),
+                   ami=ami_configs(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
                    bridge_id=config.bridge_id)
@@ -79,6 +84,10 @@ class Bridge:
     def address(self) -> Address:
         """Where the AudioSocket server listens (the port it got, when asked for 0)."""
         return self.server.address
+
+    def _agi_server_locator(self):
+        """For FastAGI register: the AMI server a request came from (AmiRouter.server_for_agi)."""
+        return self.ami_sink.server_for_agi if self.ami_sink is not None else None
 
     def _sinks_in_order(self) -> list[Sink]:
         optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
@@ -143,16 +152,27 @@ def session_settings(config: BridgeConfig) -> SessionSettings:
     return SessionSettings(
         max_frame_bytes=config.max_frame_bytes, idle_timeout_s=config.idle_timeout,
         raw=config.raw, language=config.language, partials=config.partials,
-        registration_wait_s=config.registration_wait if config.ami_host else 0.0,
+        registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
+                             else 0.0),
         keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline)
 
 
-def ami_config(config: BridgeConfig) -> Optional[AmiConfig]:
-    """The AMI sink's settings; None when no --ami-host is given."""
-    if not config.ami_host:
-        return None
-    return AmiConfig(host=config.ami_host, port=config.ami_port, username=config.ami_user,
-                     secret=ami_secret(config), partials=config.partials)
+def ami_configs(config: BridgeConfig) -> list[AmiConfig]:
+    """One AmiConfig per AMI server: --ami-host's (named "default"), then the named ones
+    (ami_servers.py); empty when AMI is off."""
+    shared_secret = ami_secret(config) if (config.ami_host or config.ami_servers) else ""
+    configs = []
+    if config.ami_host:
+        configs.append(AmiConfig(name=DEFAULT_SERVER, host=config.ami_host, port=config.ami_port,
+                                 username=config.ami_user, secret=shared_secret,
+                                 partials=config.partials))
+    for server in config.ami_servers:
+        configs.append(AmiConfig(name=server.name, host=server.host, port=server.port,
+                                 username=server.user or config.ami_user,
+                                 secret=read_secret(server, shared_secret),
+                                 partials=config.partials))
+    unique_names(c.name for c in configs)
+    return configs
 
 
 def default_bridge_id(listen: Address) -> str:

@@ -42,6 +42,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--ami-user", help="AMI user (default transcriber)")
     add("--ami-secret", help=f"AMI secret (better: the {SECRET_ENV} environment variable)")
     add("--ami-secret-file", metavar="FILE", help="read the AMI secret from this file")
+    add("--ami", action="append", metavar="NAME=HOST[:PORT]",
+        help="one more Asterisk server by name (repeatable; credentials in an [ami NAME] "
+             "section of --config or AUDIOSOCKET_AMI_SECRET_<NAME>; see README)")
     add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
     add("--metrics-listen", metavar="HOST:PORT",
         help="serve Prometheus /metrics and /healthz over HTTP here (default: off)")

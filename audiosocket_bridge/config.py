@@ -8,6 +8,8 @@ import configparser
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
+from .ami_servers import (SECTION_PREFIX, AmiServerSettings, merge_servers, parse_server_list,
+                          section_server)
 from .outputs.storage import DEFAULT_STORAGE_URL
 from .values import parse_bool
 
@@ -33,6 +35,10 @@ class BridgeConfig:
     ami_user: str = "transcriber"
     ami_secret: Optional[str] = None
     ami_secret_file: Optional[str] = None  # read when ami_secret is not given
+    ami: tuple[str, ...] = ()  # more AMI servers: "NAME=HOST[:PORT]" (see ami_servers.py)
+    # the named servers with their credentials ([ami NAME] sections, --ami, the environment);
+    # made by resolve(), not a setting of its own
+    ami_servers: tuple[AmiServerSettings, ...] = ()
     agi_listen: Optional[str] = None
     metrics_listen: Optional[str] = None
     registration_wait: float = 1.0
@@ -49,10 +55,16 @@ class BridgeConfig:
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
+_DERIVED = {"ami_servers"}
+
+
 def _field_types() -> dict[str, type]:
+    """The settings a flag, the environment or [bridge] can give, and their types."""
     defaults = BridgeConfig()
     types = {}
     for f in fields(BridgeConfig):
+        if f.name in _DERIVED:
+            continue
         value = getattr(defaults, f.name)
         types[f.name] = type(value) if value is not None else str
     return types
@@ -68,6 +80,8 @@ def parse_value(name: str, text: str) -> Any:
         if value is None:
             raise ValueError(f"{name}: expected a boolean, got {text!r}")
         return value
+    if kind is tuple:
+        return parse_server_list(text)
     return kind(text.strip())
 
 
@@ -80,10 +94,22 @@ def from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     return found
 
 
-def from_file(path: str) -> dict[str, Any]:
-    parser = configparser.ConfigParser()
+def _read_ini(path: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)  # a '%' in a secret stays a '%'
     with open(path, encoding="utf-8") as handle:
         parser.read_file(handle)
+    return parser
+
+
+def servers_from_file(path: str) -> list[AmiServerSettings]:
+    """The ``[ami NAME]`` sections."""
+    parser = _read_ini(path)
+    return [section_server(name, parser.items(name), path) for name in parser.sections()
+            if name.startswith(SECTION_PREFIX)]
+
+
+def from_file(path: str) -> dict[str, Any]:
+    parser = _read_ini(path)
     if not parser.has_section(FILE_SECTION):
         return {}
     found = {}
@@ -103,6 +129,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
         merged.update(from_file(config_file))
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
+    sections = servers_from_file(config_file) if config_file else []
+    merged["ami"] = tuple(merged.get("ami", ()))
+    merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)
     return BridgeConfig(**merged)
 
 

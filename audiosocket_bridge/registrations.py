@@ -67,6 +67,7 @@ class Registration:
     uniqueid: Optional[str] = None
     linkedid: Optional[str] = None
     options: CallOptions = field(default_factory=CallOptions)
+    server: Optional[str] = None  # name of the AMI server (PBX) the channel lives on
 
 
 def _merge(old: Registration, new: Registration) -> Registration:
@@ -91,6 +92,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
         uniqueid=pick(old.uniqueid, new.uniqueid),
         linkedid=pick(old.linkedid, new.linkedid),
         options=options,
+        server=pick(old.server, new.server),
     )
 
 

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from audiosocket_bridge import cli
-from audiosocket_bridge.bridge import Bridge, ami_config, session_settings
+from audiosocket_bridge.bridge import Bridge, ami_configs, session_settings
 from tests.support.bridges import ANY_LOOPBACK_PORT
 from tests.support.fake_engine import FakeEngine
 from tests.support.ports import free_port
@@ -26,8 +26,9 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
         "--ami-host", "10.0.0.5", "--agi-listen", "127.0.0.1", "--metrics-listen", ":9401"),
         FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiSink", "BridgeMetrics",
+        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
                                       "LiveCalls"]
+        assert list(bridge.ami_sink.servers) == ["default"]
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 9001)
         assert (bridge.agi_server.host, bridge.agi_server.port) == ("127.0.0.1", 4573)
         assert (bridge.metrics_server.host, bridge.metrics_server.port) == ("127.0.0.1", 9401)
@@ -59,12 +60,18 @@ def test_session_settings_from_the_flags():
     assert session_settings(config(environ={"AUDIOSOCKET_KEEPALIVE": "1.5"})).keepalive_s == 1.5
 
 
+def ami_config(settings):
+    """The one AMI server of settings that give one."""
+    (only,) = ami_configs(settings)
+    return only
+
+
 def test_ami_settings_from_the_flags():
-    assert ami_config(config()) is None
+    assert ami_configs(config()) == []
     ami = ami_config(config("--ami-host", "pbx", "--ami-port", "5039", "--ami-user", "bridge",
                             "--no-partials", environ={"AUDIOSOCKET_AMI_SECRET": "s3cret"}))
-    assert (ami.host, ami.port, ami.username, ami.secret, ami.partials) == (
-        "pbx", 5039, "bridge", "s3cret", False)
+    assert (ami.name, ami.host, ami.port, ami.username, ami.secret, ami.partials) == (
+        "default", "pbx", 5039, "bridge", "s3cret", False)
     assert "s3cret" not in repr(ami)
 
 
@@ -105,3 +112,70 @@ def test_a_start_that_fails_half_way_closes_what_it_started(tmp_path):
         taken.close()
     with pytest.raises(Exception):
         bridge.storage.ping()  # closed with the sinks
+
+
+SEVERAL_PBXS = """
+[bridge]
+ami-user = bridge
+[ami east]
+host = 10.0.1.5
+secret = east%secret
+[ami west]
+host = 10.0.2.5
+port = 5039
+user = west-bridge
+secret-file = {secret_file}
+"""
+
+
+def test_several_ami_servers_from_sections_flags_and_the_environment(tmp_path):
+    secret_file = tmp_path / "west-secret"
+    secret_file.write_text("west-secret\n")
+    ini = tmp_path / "bridge.ini"
+    ini.write_text(SEVERAL_PBXS.format(secret_file=secret_file))
+    settings = config("--config", str(ini), "--ami-host", "10.0.0.5", "--ami", "west=10.0.2.6",
+                      "--ami", "north=[::1]:5040", environ={
+                          "AUDIOSOCKET_AMI_SECRET": "shared",
+                          "AUDIOSOCKET_AMI_SECRET_NORTH": "north-secret"})
+    servers = {c.name: (c.host, c.port, c.username, c.secret) for c in ami_configs(settings)}
+    assert servers == {
+        "default": ("10.0.0.5", 5038, "bridge", "shared"),
+        "east": ("10.0.1.5", 5038, "bridge", "east%secret"),  # no interpolation of '%'
+        "west": ("10.0.2.6", 5039, "west-bridge", "west-secret"),  # the flag moved its host
+        "north": ("::1", 5040, "bridge", "north-secret"),
+    }
+    shown = repr(settings)
+    assert not any(secret in shown for secret in ("shared", "east%secret", "north-secret"))
+    assert session_settings(settings).registration_wait_s == 1.0
+    env_only = config(environ={"AUDIOSOCKET_AMI": "a=pbx-a, b=pbx-b:5039"})
+    assert [(c.name, c.host, c.port) for c in ami_configs(env_only)] == [
+        ("a", "pbx-a", 5038), ("b", "pbx-b", 5039)]
+
+
+@pytest.mark.parametrize("argv, file_text, message", [
+    (["--ami", "pbx1"], None, "NAME=HOST"),
+    (["--ami", "bad name=h"], None, "invalid AMI server name"),
+    (["--ami-host", "h", "--ami", "default=h2"], None, "given twice"),
+    ([], "[ami lonely]\nuser = x\n", "has no host"),
+    ([], "[ami typo]\nhots = x\n", "unknown setting"),
+])
+def test_bad_ami_server_settings_are_reported(tmp_path, argv, file_text, message):
+    if file_text is not None:
+        (tmp_path / "b.ini").write_text(file_text)
+        argv = [*argv, "--config", str(tmp_path / "b.ini")]
+    with pytest.raises(ValueError, match=message):
+        ami_configs(config(*argv))
+
+
+def test_one_router_with_a_sink_per_server(tmp_path):
+    settings = config("--storage", f"sqlite:///{tmp_path}/a.db", "--agi-listen", "127.0.0.1",
+                      "--ami", "east=127.0.0.1:5101", "--ami", "west=localhost:5102")
+    bridge = Bridge.from_config(settings, FakeEngine())
+    try:
+        router = bridge.ami_sink
+        assert {name: sink.config.port for name, sink in router.servers.items()} == {
+            "east": 5101, "west": 5102}
+        assert all(sink.registrations is bridge.registrations for sink in router.servers.values())
+        assert bridge.agi_server.locate_server == router.server_for_agi
+    finally:
+        bridge.storage.close()

@@ -9,7 +9,9 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
       Bridges sharing one database answer for each other's calls (outputs/presence.py).
   agi://127.0.0.1:4573/register?uuid=${ID}&language=de&partials=0&mode=ivr&prompt=...
       Registers the channel (agi_channel, agi_uniqueid, CHANNEL(linkedid)) and per-call
-      options in Registrations; sets AUDIOSOCKET_REGISTER = OK | ERROR.
+      options in Registrations; sets AUDIOSOCKET_REGISTER = OK | ERROR. With several AMI
+      servers, `server=NAME` says which PBX the call is on when the request's source address
+      does not (two PBXs on one host); see asterisk/ami_router.py.
 Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
 
 Why not pyst2's AGI: asterisk.fastagi imports SocketServer (Python 2 only), AGI()
@@ -23,7 +25,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Optional
 
 from whisper.grammar import parse_grammar
 
@@ -68,6 +70,8 @@ class AgiSession:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.hung_up = False
+        peer = writer.get_extra_info("peername")
+        self.peer_host: Optional[str] = peer[0] if peer else None  # the Asterisk that connected
 
     async def read_request(self) -> AgiRequest:
         env: dict[str, str] = {}
@@ -105,11 +109,15 @@ class AgiSession:
 
 class FastAgiServer:
     def __init__(self, host: str, port: int, storage, live_calls, registrations: Registrations, *,
-                 transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0) -> None:
+                 transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0,
+                 locate_server: Optional[Callable[[Optional[str], Optional[str]],
+                                                  Optional[str]]] = None) -> None:
         self.host, self.port = host, port
         self.storage, self.live_calls, self.registrations = storage, live_calls, registrations
         self.transcript_wait_s = transcript_wait_s
         self.request_timeout_s = request_timeout_s
+        # (request's source address, server= parameter) -> the AMI server it belongs to
+        self.locate_server = locate_server or (lambda _peer, requested: requested)
         self._server: Optional[asyncio.base_events.Server] = None
         self._tasks: set[asyncio.Task] = set()
         self._scripts = {"transcript": self._transcript, "register": self._register}
@@ -216,13 +224,14 @@ class FastAgiServer:
         try:
             uuid = canonical_uuid(request.params.get("uuid", ""))
             options = CallOptions.from_fields(request.params)
+            server = self.locate_server(session.peer_host, request.params.get("server") or None)
         except ValueError as exc:
             log.warning("register AGI on %s: bad parameters: %s", request.channel, exc)
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
             return
         linkedid = await session.get_variable("CHANNEL(linkedid)")
         registration = Registration(uuid=uuid, channel=request.channel, uniqueid=request.uniqueid,
-                                    linkedid=linkedid or None, options=options)
+                                    linkedid=linkedid or None, options=options, server=server)
         self.registrations.register(registration)
         try:  # for a bridge sharing this database that gets the call (HAProxy in front)
             await asyncio.get_running_loop().run_in_executor(
@@ -230,5 +239,6 @@ class FastAgiServer:
         except Exception:  # noqa: BLE001 - this bridge still has it
             log.warning("could not store the registration of %s for other bridges", uuid,
                         exc_info=True)
-        log.info("registered call %s on %s via AGI (%s)", uuid, request.channel, options)
+        log.info("registered call %s on %s via AGI (server %s, %s)", uuid, request.channel,
+                 server, options)
         await session.set_variable("AUDIOSOCKET_REGISTER", "OK")

@@ -16,6 +16,7 @@ drop policy) and the thread reconnects with exponential backoff.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AmiConfig:
+    name: str = "default"  # of this server (PBX): in logs, metrics and registrations
     host: str = "127.0.0.1"
     port: int = 5038
     username: str = "transcriber"
@@ -210,16 +212,18 @@ class AmiSink:
             connection.login(cfg.username, cfg.secret, events=cfg.events)
         except ManagerAuthException as exc:
             self._fail("auth-failed", f"AMI login as {cfg.username!r} at {cfg.host}:{cfg.port} "
+                       f"(server {cfg.name}) "
                        f"rejected: {exc} (check manager.conf secret/permit/read/write)")
             connection.close()
             return None
         except ManagerException as exc:
-            self._fail("down", f"AMI at {cfg.host}:{cfg.port} unavailable: {_reason(exc)}")
+            self._fail("down", f"AMI at {cfg.host}:{cfg.port} (server {cfg.name}) unavailable: "
+                       f"{_reason(exc)}")
             connection.close()
             return None
         self.counters["sessions"] += 1
-        log.info("AMI connected to %s:%d as %r (%d item(s) pending)", cfg.host, cfg.port,
-                 cfg.username, len(self._outbox))
+        log.info("AMI connected to %s:%d as %r (server %s, %d item(s) pending)", cfg.host,
+                 cfg.port, cfg.username, cfg.name, len(self._outbox))
         self._log_drop_counts()
         self.state, self.last_error = "connected", None
         self._connected.set()
@@ -282,10 +286,11 @@ class AmiSink:
             log.warning("ignoring malformed %s event: %s", START_EVENT, exc)
             return
         if registration is not None:
+            registration = dataclasses.replace(registration, server=self.config.name)
             self.registrations.register(registration)
             self.counters["registrations"] += 1
-            log.info("registered call %s on %s (%s)", registration.uuid, registration.channel,
-                     registration.options)
+            log.info("registered call %s on %s of server %s (%s)", registration.uuid,
+                     registration.channel, self.config.name, registration.options)
 
 
 def _reason(exc: BaseException) -> str:

@@ -133,12 +133,22 @@ class _StateCollector:
             yield CounterMetricFamily("audiosocket_storage_errors", "Failed storage writes",
                                       value=getattr(m.storage_sink, "errors", 0))
         if m.ami_sink is not None:
-            yield GaugeMetricFamily("audiosocket_ami_connected", "1 while the AMI session is up",
-                                    value=1.0 if m.ami_sink.state == "connected" else 0.0)
-            yield GaugeMetricFamily("audiosocket_ami_pending", "AMI items queued, not yet sent",
-                                    value=m.ami_sink.pending)
+            yield from self._ami(m.ami_sink)
         if m.engine is not None:
             yield from self._engine(m.engine)
+
+    @staticmethod
+    def _ami(router):
+        """Per AMI server (label `server`): the AmiRouter's sinks."""
+        connected = GaugeMetricFamily("audiosocket_ami_connected",
+                                      "1 while the AMI session is up", labels=["server"])
+        pending = GaugeMetricFamily("audiosocket_ami_pending", "AMI items queued, not yet sent",
+                                    labels=["server"])
+        for name, sink in router.servers.items():
+            connected.add_metric([name], 1.0 if sink.state == "connected" else 0.0)
+            pending.add_metric([name], sink.pending)
+        yield connected
+        yield pending
 
     @staticmethod
     def _server(server):

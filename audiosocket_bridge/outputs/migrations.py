@@ -81,6 +81,9 @@ MIGRATIONS: tuple[Migration, ...] = (
             registered_at {timestamp} NOT NULL
         )""",
     )),
+    Migration(4, "one bridge, several PBXs: the AMI server of a shared registration", (
+        "ALTER TABLE registrations ADD COLUMN server TEXT",
+    )),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

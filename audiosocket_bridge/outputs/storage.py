@@ -130,11 +130,11 @@ _END_CALLS_OF_GONE_BRIDGES = """
 
 
 _UPSERT_REGISTRATION = """
-    INSERT INTO registrations (uuid, channel, uniqueid, linkedid, options, registered_at)
-    VALUES (?, ?, ?, ?, ?, ?)
+    INSERT INTO registrations (uuid, channel, uniqueid, linkedid, options, registered_at, server)
+    VALUES (?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET channel = excluded.channel, uniqueid = excluded.uniqueid,
         linkedid = excluded.linkedid, options = excluded.options,
-        registered_at = excluded.registered_at
+        registered_at = excluded.registered_at, server = excluded.server
 """
 
 
@@ -228,15 +228,16 @@ class SqlStorage:
         self._execute(_UPSERT_REGISTRATION, (
             registration.uuid, registration.channel, registration.uniqueid, registration.linkedid,
             json.dumps(dataclasses.asdict(registration.options)),
-            self._timestamp(datetime.now(timezone.utc))))
+            self._timestamp(datetime.now(timezone.utc)), registration.server))
 
     def load_registration(self, uuid: str) -> Optional[Registration]:
-        rows = self._query("SELECT uuid, channel, uniqueid, linkedid, options FROM registrations "
-                           "WHERE uuid = ?", (uuid,))
+        rows = self._query("SELECT uuid, channel, uniqueid, linkedid, options, server "
+                           "FROM registrations WHERE uuid = ?", (uuid,))
         if not rows:
             return None
-        uuid_, channel, uniqueid, linkedid, options = rows[0]
-        return Registration(uuid_, channel, uniqueid, linkedid, CallOptions(**json.loads(options)))
+        uuid_, channel, uniqueid, linkedid, options, server = rows[0]
+        return Registration(uuid_, channel, uniqueid, linkedid, CallOptions(**json.loads(options)),
+                            server)
 
     def forget_registrations(self, older_than: datetime) -> None:
         self._execute("DELETE FROM registrations WHERE registered_at < ?",
