@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from tests.support.ami_observer import AmiObserver
-from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, tester_observer, PlacedCall, place_call,
+from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, observe_as_tester, PlacedCall, place_call,
                                      texts_of, unavailable)
 from tests.asterisk_pbx import Asterisk, AsteriskUnavailable, Installation, manager_user_setting
 from tests.support.bridge_process import BridgeProcess
@@ -64,7 +64,7 @@ def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
-    observer = tester_observer(pbx)
+    observer = observe_as_tester(pbx)
     yield observer
     observer.close()
 

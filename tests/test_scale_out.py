@@ -22,7 +22,7 @@ from tests.support.ami_observer import AmiObserver
 from tests.support.bridge_process import BridgeProcess
 from tests.support.fake_agi_client import run_agi
 from tests.support.haproxy import HAProxy
-from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, tester_observer, PlacedCall,
+from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, observe_as_tester, PlacedCall,
                                      place_call, texts_of, unavailable)
 from tests.support.ports import free_port
 from tests.support.postgres import new_database
@@ -97,7 +97,7 @@ def pbx(workdir, pbx_port, bridges, haproxy) -> Iterator[Asterisk]:
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
-    observer = tester_observer(pbx)
+    observer = observe_as_tester(pbx)
     yield observer
     observer.close()
 

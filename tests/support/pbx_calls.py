@@ -97,6 +97,6 @@ def texts_of(*names: str) -> str:
     return " ".join(prompt(name).text for name in names)
 
 
-def tester_observer(pbx) -> AmiObserver:
+def observe_as_tester(pbx) -> AmiObserver:
     """An AMI session as the tests' own user (read/write all) on a running Asterisk."""
     return AmiObserver(pbx.ami_port, "tester", TESTER_SECRET)
