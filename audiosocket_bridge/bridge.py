@@ -30,7 +30,7 @@ from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
-from .registrations import Registrations
+from .registrations import CallOptions, Registrations
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,8 @@ class Bridge:
 def session_settings(config: BridgeConfig) -> SessionSettings:
     return SessionSettings(
         max_frame_bytes=config.max_frame_bytes, idle_timeout_s=config.idle_timeout,
-        raw=config.raw, language=config.language, partials=config.partials,
+        raw=config.raw, partials=config.partials,
+        language=CallOptions.from_fields({"language": config.language or ""}).language,  # checked
         registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
                              else 0.0),
         keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline)

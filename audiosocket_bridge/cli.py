@@ -25,7 +25,8 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--config", metavar="FILE", help="INI file with a [bridge] section (keys as the long flags)")
     add("--listen", metavar="HOST:PORT", help="AudioSocket address (default 127.0.0.1:8300)")
     add("--model", help="Whisper model name (default tiny.en)")
-    add("--language", help="default spoken language (default: the model's / auto)")
+    add("--language", help="default spoken language, or several to detect among (es|en); "
+                            "default: the model's / detected")
     add("--device", help="torch device, e.g. cpu or cuda (default: automatic)")
     add("--storage", metavar="URL", help="sqlite:///transcripts.db (default) or postgresql://...")
     add("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")

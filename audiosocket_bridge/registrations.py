@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol
 
 from whisper.grammar import parse_grammar
+from whisper.language import parse_languages
 
 from .audiosocket.protocol import canonical_uuid
 from .values import blank_to_none, parse_bool, parse_float
@@ -45,12 +46,25 @@ class CallOptions:
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
             raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
-        return cls(language=blank_to_none(lower.get("language")),
+        return cls(language=_languages(lower.get("language")),
                    prompt=blank_to_none(lower.get("prompt")),
                    partials=parse_bool(lower.get("partials")), mode=mode,
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
                    speaker=blank_to_none(lower.get("speaker")),
                    grammar=_grammar(lower.get("grammar")))
+
+
+def _languages(text: Optional[str]) -> Optional[str]:
+    """One language code, or several as candidates ("es|en"); refused at registration if unknown."""
+    text = blank_to_none(text)
+    if text is not None:
+        from whisper.tokenizer import LANGUAGES
+
+        language, candidates = parse_languages(text)
+        unknown = [code for code in ([language] if language else candidates) if code not in LANGUAGES]
+        if unknown:
+            raise ValueError(f"unknown language code(s) {', '.join(unknown)} (use e.g. en, es, es|en)")
+    return text
 
 
 def _grammar(spec: Optional[str]) -> Optional[str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class DecodingOptions:
     task: str = "transcribe"  # or "translate"
     language: Optional[str] = None  # None: detect (multilingual models)
+    language_candidates: Tuple[str, ...] = ()  # when detecting: only among these ("es", "en")
     temperature: float = 0.0
     sample_len: Optional[int] = None  # most tokens to sample
     best_of: Optional[int] = None  # independent samples when temperature > 0
@@ -244,9 +245,10 @@ def rank_by_likelihood(
 
 @torch.no_grad()
 def detect_language(
-    model: "Whisper", mel: Tensor, tokenizer: Optional[Tokenizer] = None
+    model: "Whisper", mel: Tensor, tokenizer: Optional[Tokenizer] = None, candidates: Sequence[str] = ()
 ) -> Tuple[Tensor, Union[Dict[str, float], List[Dict[str, float]]]]:
-    """Most likely language token per audio, and the probability of every language."""
+    """Most likely language token per audio, and the probability of every language (of the
+    `candidates` only, when given: the others get 0)."""
     if tokenizer is None:
         tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
     if not model.is_multilingual:
@@ -259,7 +261,7 @@ def detect_language(
     sot = torch.full((features.shape[0], 1), tokenizer.sot, device=features.device)
     logits = model.decoder(sot, cache)[0][:, 0]
     mask = torch.ones(logits.shape[-1], dtype=torch.bool)
-    mask[list(tokenizer.all_language_tokens)] = False
+    mask[_language_tokens(tokenizer, candidates)] = False
     logits[:, mask] = -np.inf
     language_tokens = logits.argmax(dim=-1)
     probs = logits.softmax(dim=-1).cpu()
@@ -271,6 +273,16 @@ def detect_language(
     if single:
         return language_tokens[0], language_probs[0]
     return language_tokens, language_probs
+
+
+def _language_tokens(tokenizer: Tokenizer, candidates: Sequence[str]) -> List[int]:
+    if not candidates:
+        return list(tokenizer.all_language_tokens)
+    codes = tokenizer.all_language_codes
+    unknown = [code for code in candidates if code not in codes]
+    if unknown:
+        raise ValueError(f"unknown language code(s) {', '.join(unknown)}: use codes such as es, fr, it, ru")
+    return [token for code, token in zip(codes, tokenizer.all_language_tokens) if code in candidates]
 
 
 class DecodingTask:
@@ -364,7 +376,7 @@ class DecodingTask:
         n_audio = features.shape[0]
         if self.options.language is not None or not self.model.is_multilingual:
             return [self.options.language or "en"] * n_audio, None
-        tokens, probs = detect_language(self.model, features, self.tokenizer)
+        tokens, probs = detect_language(self.model, features, self.tokenizer, self.options.language_candidates)
         codes = [max(p, key=p.get) for p in probs]
         return codes, probs
 

@@ -347,10 +347,10 @@ class Whisper(nn.Module):
     def num_languages(self) -> int:
         return self.dims.n_vocab - 51765 - int(self.is_multilingual)
 
-    def detect_language(self, mel: Tensor, tokenizer=None):
+    def detect_language(self, mel: Tensor, tokenizer=None, candidates=()):
         from .decoding import detect_language
 
-        return detect_language(self, mel, tokenizer)
+        return detect_language(self, mel, tokenizer, candidates)
 
     def decode(self, mel: Tensor, options=None, **kwargs):
         from .decoding import decode

@@ -110,12 +110,13 @@ class WordOptions:
     silence_skip: Optional[SilenceSkip] = None  # set with hallucination_silence_threshold
 
 
-def _language(model: "Whisper", mel: Tensor, language: Optional[str], verbose: Optional[bool]) -> str:
+def _language(model: "Whisper", mel: Tensor, language: Optional[str], verbose: Optional[bool],
+              candidates: Sequence[str] = ()) -> str:
     if language is not None:
         return language
     if not model.is_multilingual:
         return "en"
-    _, probs = model.detect_language(pad_or_trim(mel, N_FRAMES).to(model.device))
+    _, probs = model.detect_language(pad_or_trim(mel, N_FRAMES).to(model.device), candidates=candidates)
     detected = max(probs, key=probs.get)
     if verbose:
         print(f"Detected language: {LANGUAGES[detected].title()}")
@@ -198,7 +199,8 @@ def transcribe(
     """
     mel = _audio_mel(model, audio)
     content_frames = mel.shape[-1] - N_FRAMES
-    language = _language(model, mel, decode_options.pop("language", None), verbose)
+    language = _language(model, mel, decode_options.pop("language", None), verbose,
+                         decode_options.pop("language_candidates", ()))
     options = DecodingOptions(**decode_options, language=language)
     if word_timestamps and options.task == "translate":
         warnings.warn("word-level timestamps on translations may not be reliable")

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
+from whisper.language import parse_languages
 from whisper.streaming.types import StreamOptions, TranscriptEvent
 
 from ..outputs.sinks import CallInfo, SinkGroup
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 
 def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOptions:
     """The call's own options where the dialplan gave them, the bridge's otherwise."""
+    language, candidates = parse_languages(options.language or settings.language)
     return StreamOptions(
-        language=options.language or settings.language,
+        language=language, language_candidates=candidates,
         initial_prompt=options.prompt,
         partials=settings.partials if options.partials is None else options.partials,
         grammar=options.grammar,

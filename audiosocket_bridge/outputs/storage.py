@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
+from whisper.language import parse_languages
+
 from ..registrations import CallOptions, Registration
 from .migrations import Dialect, PostgresDialect, SqliteDialect, migrate
 
@@ -181,7 +183,8 @@ class SqlStorage:
         reg = call.registration
         self._execute(_UPSERT_CALL, (
             call.uuid, reg.channel, reg.uniqueid, reg.linkedid, call.peer,
-            self._timestamp(call.started_at), reg.options.language, call.sample_rate_hz,
+            self._timestamp(call.started_at), parse_languages(reg.options.language)[0],
+            call.sample_rate_hz,
             json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
         ))
 

@@ -42,6 +42,8 @@ class Delivery:
                     log.debug("stream %s segment %d: dropped (%s): %r", stream.id, job.segment_index, reason, result.text)
                     result = replace(result, text="", tokens=[])
                 stream.pop_final()
+                if result.text and result.language_probs:
+                    stream.language.add(result.language_probs, job.duration_s)
                 if result.text or job.had_partial:
                     self._emit(job, result)
 

@@ -46,8 +46,7 @@ class StreamingEngine:
 
     def open_stream(self, stream_id: str, options: StreamOptions = StreamOptions(),
                     on_event: Optional[EventCallback] = None) -> Stream:  # fmt: skip
-        if options.language is not None and not self.decoder.is_multilingual and options.language != "en":
-            raise ValueError(f"this model is English-only; it can't transcribe language {options.language!r}")
+        check_languages(options, self.decoder.is_multilingual)
         if options.grammar is not None:
             from ..grammar import parse_grammar
 
@@ -97,3 +96,15 @@ class StreamingEngine:
             except Exception:  # noqa: BLE001 - the scheduler must survive one bad batch
                 log.exception("streaming scheduler tick failed")
                 busy = False
+
+
+def check_languages(options: StreamOptions, multilingual: bool) -> None:
+    """Refused when the stream is opened, not later in the scheduler thread."""
+    from ..tokenizer import LANGUAGES
+
+    asked = [options.language] if options.language is not None else list(options.language_candidates)
+    unknown = [code for code in asked if code not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"unknown language code(s) {', '.join(unknown)}: use codes such as en, es, fr")
+    if not multilingual and any(code != "en" for code in asked):
+        raise ValueError(f"this model is English-only; it can't transcribe language(s) {', '.join(asked)}")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, Optional, Tup
 import numpy as np
 
 from ..audio import StreamingResampler, int16_to_float
+from ..language import LanguageEvidence
 from .agreement import LocalAgreement
 from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
@@ -58,6 +59,7 @@ class Stream:
         self._vad = VoiceActivityDetector(config.vad)
         self._endpointer = Endpointer(_endpointing(config.endpoint, options))
         self.agreement = LocalAgreement(config.agreement)
+        self.language = LanguageEvidence(options.language_candidates)  # fed by its finals
         self._audio = np.zeros(0, dtype=np.float32)  # 16 kHz samples from _audio_start_frame on
         self._audio_start_frame = 0
         self._pending_frame_samples = np.zeros(0, dtype=np.float32)

@@ -11,7 +11,10 @@ EventKind = Literal["partial", "final"]
 class StreamOptions:
     """Per-stream settings, fixed when the stream is opened."""
 
-    language: Optional[str] = None  # None: detect per utterance (multilingual models only)
+    # None: detect (multilingual models only), per utterance until the call's finals agree on one
+    # language (whisper.language.LanguageEvidence), then that one for the rest of the stream
+    language: Optional[str] = None
+    language_candidates: Tuple[str, ...] = ()  # detect among these only, e.g. ("es", "en")
     task: str = "transcribe"  # or "translate"
     initial_prompt: Optional[str] = None  # text that conditions every utterance of the stream
     partials: bool = True  # emit "partial" events while the caller speaks

@@ -16,10 +16,10 @@ from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, ali
 from ..tokenizer import get_tokenizer
 from .decoder import Poll
 from .job import Job
-from .types import StreamOptions
 
 if TYPE_CHECKING:
     from ..model import Whisper
+    from .stream import Stream
 
 _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
 
@@ -28,8 +28,11 @@ def _mel(audio: np.ndarray) -> torch.Tensor:
     return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES))
 
 
-def _decoding_options(options: StreamOptions, temperature: float) -> DecodingOptions:
-    return DecodingOptions(task=options.task, language=options.language, temperature=temperature,
+def _decoding_options(stream: "Stream", temperature: float) -> DecodingOptions:
+    options = stream.options
+    language = options.language or stream.language.decided()
+    return DecodingOptions(task=options.task, language=language, temperature=temperature,
+                           language_candidates=() if language else options.language_candidates,
                            prompt=options.initial_prompt or None, without_timestamps=True,
                            grammar=None if options.grammar is None else parse_grammar(options.grammar))  # fmt: skip
 
@@ -57,7 +60,7 @@ class WhisperBatchDecoder:
         features = self._encode(jobs, poll)
         groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
         for i, job in enumerate(jobs):
-            groups[_decoding_options(job.stream.options, temperature)].append(i)
+            groups[_decoding_options(job.stream, temperature)].append(i)
         results: List[Optional[DecodingResult]] = [None] * len(jobs)
         for options, rows in groups.items():
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ

@@ -1,0 +1,113 @@
+"""A call's language (whisper/language.py): detection among candidates, and the language a call's
+finals agree on kept for the rest of the call, with the real multilingual base model on Debian's
+Spanish Asterisk prompts (asterisk-core-sounds-es-wav), whose conf-usermenu the model alone
+takes for Italian."""
+from __future__ import annotations
+
+import pytest
+
+from audiosocket_bridge.audiosocket.settings import SessionSettings
+from audiosocket_bridge.audiosocket.transcription import stream_options
+from audiosocket_bridge.registrations import CallOptions
+from tests.support.prompts import language_prompts
+from whisper.evaluation import word_error_rate
+from whisper.grammar import normalise
+from whisper.language import LanguageEvidence, parse_languages
+from whisper.streaming.types import StreamOptions
+
+GAP = bytes(2 * 8000)  # 1 s of silence at 8 kHz
+CALL = ("vm-goodbye", "conf-getpin", "conf-usermenu")  # the last one alone detects as Italian
+
+
+@pytest.fixture(scope="module")
+def base_model():
+    import whisper
+
+    return whisper.load_model("base")
+
+
+@pytest.fixture(scope="module")
+def spanish():
+    prompts = {p.name: p for p in language_prompts("es")}
+    if not prompts:
+        pytest.fail("no Spanish prompts: install asterisk-core-sounds-es-wav and asterisk-core-sounds-es")
+    return prompts
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    return word_error_rate([normalise(reference)], [normalise(hypothesis)])
+
+
+def test_parse_languages():
+    assert parse_languages("es") == ("es", ())
+    assert parse_languages("ES | en") == (None, ("es", "en"))
+    assert parse_languages("es,en,es") == (None, ("es", "en"))
+    assert parse_languages("auto") == parse_languages("") == parse_languages(None) == (None, ())
+
+
+def test_evidence_decides_once_the_finals_agree():
+    evidence = LanguageEvidence()
+    evidence.add({"it": 0.85, "es": 0.14, "pl": 0.01}, 3.0)  # one doubtful utterance: no decision
+    assert evidence.decided() is None and evidence.best()[0] == "it"
+    evidence.add({"es": 0.97, "it": 0.02, "pl": 0.01}, 3.0)
+    assert evidence.decided() is None  # 0.14 * 0.97 against 0.85 * 0.02: es at about 0.89
+    evidence.add({"es": 0.9, "it": 0.05, "pl": 0.05}, 2.0)
+    assert evidence.decided() == "es"
+    evidence.add({"it": 1.0}, 10.0)  # decided is decided: a call keeps its language
+    assert evidence.decided() == "es"
+
+
+def test_short_finals_weigh_less_and_candidates_restrict():
+    short = LanguageEvidence()
+    short.add({"es": 0.999, "it": 0.001}, 0.3)  # a 0.3 s "sí" is a tenth of the evidence
+    assert short.decided() is None and short.best()[0] == "es"
+    among = LanguageEvidence(candidates=("es", "en"))
+    among.add({"it": 0.9, "es": 0.098, "en": 0.002}, 3.0)  # es at 0.98 of the two
+    assert set(among.posterior()) == {"es", "en"} and among.decided() is None  # one utterance
+    among.add({"es": 0.5, "en": 0.5}, 1.0)
+    assert among.decided() == "es"
+
+
+def test_the_dialplan_gives_one_language_or_candidates():
+    settings = SessionSettings(language="es|en")
+    assert stream_options(settings, CallOptions()).language_candidates == ("es", "en")
+    own = stream_options(settings, CallOptions.from_fields({"Language": "fr"}))
+    assert (own.language, own.language_candidates) == ("fr", ())
+    with pytest.raises(ValueError, match="unknown language code"):
+        CallOptions.from_fields({"Language": "es|xx"})
+
+
+def test_detection_among_candidates(base_model, spanish):
+    from whisper.audio import N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
+
+    path = str(spanish["conf-usermenu"].path)
+    mel = log_mel_spectrogram(pad_or_trim(load_audio(path), N_SAMPLES))
+    _, free = base_model.detect_language(mel)
+    assert max(free, key=free.get) == "it", "precondition: the model alone hears Italian"
+    _, among = base_model.detect_language(mel, candidates=("es", "en"))
+    assert max(among, key=among.get) == "es"
+    assert among["it"] == 0.0 and abs(among["es"] + among["en"] - 1.0) < 1e-4
+    result = base_model.transcribe(path, temperature=0.0, language_candidates=("es", "en"))
+    assert result["language"] == "es"
+    assert wer(spanish["conf-usermenu"].text, result["text"]) < 0.4, result["text"]
+    with pytest.raises(ValueError, match="unknown language code"):
+        base_model.detect_language(mel, candidates=("es", "xx"))
+
+
+def test_a_call_keeps_the_language_its_finals_agree_on(base_model, spanish):
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+
+    def finals(pcm: bytes):
+        engine = StreamingEngine(base_model, EngineOptions())
+        return [e for e in simulate(engine, pcm, 8000, StreamOptions(partials=False)) if e.is_final]
+
+    hard = spanish["conf-usermenu"]
+    alone = finals(hard.pcm + GAP * 2)
+    assert alone[0].language == "it", "precondition: alone its first part comes out Italian"
+    call = finals(GAP + GAP.join(spanish[name].pcm for name in CALL) + GAP * 2)
+    assert {e.language for e in call} == {"es"}, [(e.language, e.text) for e in call]
+    texts = " ".join(e.text for e in call)
+    reference = " ".join(spanish[name].text for name in CALL)
+    assert wer(reference, texts) < 0.35, texts
+    assert wer(hard.text, " ".join(e.text for e in call[2:])) < wer(hard.text, " ".join(e.text for e in alone))

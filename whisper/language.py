@@ -1,0 +1,77 @@
+"""A call's language from all it has said so far, not from each utterance alone (pure Python).
+
+Whisper picks the language of every window from that window's audio. On telephone utterances of
+1-3 s that goes wrong often enough to matter (base: 4 of 25 Spanish Asterisk prompts come out as
+Italian, Polish or Hindi) and a wrong language ruins the utterance's text. A caller keeps one
+language, so the stream sums the evidence of its finals: log-probabilities per language, each
+final weighted by its length (up to `full_weight_s`), and once the finals hold `decide_after_s`
+of such speech and the combined posterior of one language reaches `decide_at_p`, the rest of the
+call is decoded in it, without detection. Before that, every utterance is detected on its own.
+One utterance never decides alone: its first seconds can be confidently wrong (conf-usermenu's
+first half is Italian to the model at over 0.95).
+
+`candidates` (from the dialplan or --language es|en) restrict detection to those languages from
+the first utterance on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+MIN_PROBABILITY = 1e-6  # a language the model rules out still keeps a floor
+
+
+def parse_languages(text: Optional[str]) -> tuple[Optional[str], tuple[str, ...]]:
+    """'es' -> ('es', ()); 'es|en' or 'es,en' -> (None, ('es', 'en')); '', None or 'auto' ->
+    (None, ()): detect among every language."""
+    codes = [code.strip().lower() for code in (text or "").replace(",", "|").split("|")]
+    codes = [code for code in codes if code and code != "auto"]
+    if len(codes) == 1:
+        return codes[0], ()
+    return None, tuple(dict.fromkeys(codes))
+
+
+@dataclass
+class LanguageEvidence:
+    candidates: tuple[str, ...] = ()
+    decide_at_p: float = 0.95
+    decide_after_s: float = 4.0
+    full_weight_s: float = 3.0
+    _log_evidence: dict[str, float] = field(default_factory=dict)
+    _evidence_s: float = 0.0
+    _decided: Optional[str] = None
+
+    def add(self, probabilities: Mapping[str, float], duration_s: float) -> None:
+        """One final's language probabilities (DecodingResult.language_probs)."""
+        if self._decided is not None or not probabilities:
+            return
+        weight = min(1.0, max(0.0, duration_s) / self.full_weight_s)
+        self._evidence_s += weight * self.full_weight_s
+        for code, p in probabilities.items():
+            if not self.candidates or code in self.candidates:
+                self._log_evidence[code] = (self._log_evidence.get(code, 0.0)
+                                            + weight * math.log(max(p, MIN_PROBABILITY)))
+        best, p = self.best()
+        if best is not None and p >= self.decide_at_p and self._evidence_s >= self.decide_after_s:
+            self._decided = best
+
+    def posterior(self) -> dict[str, float]:
+        if not self._log_evidence:
+            return {}
+        top = max(self._log_evidence.values())
+        weights = {code: math.exp(value - top) for code, value in self._log_evidence.items()}
+        total = sum(weights.values())
+        return {code: weight / total for code, weight in weights.items()}
+
+    def best(self) -> tuple[Optional[str], float]:
+        posterior = self.posterior()
+        if not posterior:
+            return None, 0.0
+        code = max(posterior, key=posterior.get)
+        return code, posterior[code]
+
+    def decided(self) -> Optional[str]:
+        """The call's language once the evidence is strong enough; None until then."""
+        return self._decided
+
