@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -133,12 +133,35 @@ class CrossAttention(nn.Module):
         k, v = kv.chunk(2, dim=-1)
         return _split_heads(k, self.n_head).contiguous(), _split_heads(v, self.n_head).contiguous()
 
-    def forward(self, x: Tensor, kv: KV, want_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+    def forward(self, x: Tensor, kv: KV, want_weights: bool = False,
+                shared: Optional[KV] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """`kv`: (batch, head, positions, head_dim) per row; `shared`: (head, more positions,
+        head_dim) that follow them and are the same for every row (the silent tail, see
+        TextDecoder.new_cache), read once for the whole batch."""
         q = _split_heads(self.query(x), self.n_head)
         # Plain matmuls: for the few queries of a decoding step they beat the fused kernel ~10x on CPU.
-        weights = attention_weights(q, kv[0])
-        out = weights.to(kv[1].dtype) @ kv[1]
+        if shared is None:
+            weights = attention_weights(q, kv[0])
+            out = weights.to(kv[1].dtype) @ kv[1]
+        else:
+            weights, out = _attention_with_shared(q, kv, shared)
         return self.out(_merge_heads(out)), weights if want_weights else None
+
+
+def _attention_with_shared(q: Tensor, kv: KV, shared: KV) -> Tuple[Tensor, Tensor]:
+    """Attention over each row's own keys followed by keys every row shares: the rows' queries
+    are stacked per head, so the shared keys and values are multiplied once, not once per row."""
+    batch, n_head, n_query, head_dim = q.shape
+    scale = head_dim ** -0.5
+    own = q @ kv[0].transpose(-1, -2)  # (batch, head, query, own positions)
+    stacked = q.transpose(0, 1).reshape(n_head, batch * n_query, head_dim)
+    common = (stacked @ shared[0].transpose(-1, -2)).view(n_head, batch, n_query, -1).transpose(0, 1)
+    weights = (torch.cat([own, common], dim=-1) * scale).float().softmax(dim=-1)
+    n_own = kv[0].shape[2]
+    own_weights, common_weights = weights[..., :n_own].to(kv[1].dtype), weights[..., n_own:].to(kv[1].dtype)
+    stacked_weights = common_weights.transpose(0, 1).reshape(n_head, batch * n_query, -1)
+    common_out = (stacked_weights @ shared[1]).view(n_head, batch, n_query, head_dim).transpose(0, 1)
+    return weights, own_weights @ kv[1] + common_out
 
 
 class MLP(nn.Sequential):
@@ -170,11 +193,11 @@ class DecoderBlock(nn.Module):
         self.mlp = MLP(n_state)
 
     def forward(
-        self, x: Tensor, cross_kv: KV, past: Optional[KV], want_weights: bool
+        self, x: Tensor, cross_kv: KV, past: Optional[KV], want_weights: bool, shared_kv: Optional[KV] = None
     ) -> Tuple[Tensor, KV, Optional[Tensor]]:
         attn_out, self_kv = self.attn(self.attn_ln(x), past, causal=True)
         x = x + attn_out
-        cross_out, weights = self.cross_attn(self.cross_attn_ln(x), cross_kv, want_weights)
+        cross_out, weights = self.cross_attn(self.cross_attn_ln(x), cross_kv, want_weights, shared_kv)
         x = x + cross_out
         return x + self.mlp(self.mlp_ln(x)), self_kv, weights
 
@@ -200,11 +223,32 @@ class AudioEncoder(nn.Module):
         return self.ln_post(x)
 
 
-class DecoderCache:
-    """Per-layer cross-attention K/V (fixed per audio) and self-attention K/V (grows per token)."""
+@dataclass(frozen=True)
+class SilentTail:
+    features: Tensor  # (1, 1500, n_state): encoder states of 30 s of silence
+    cross_kv: List[KV]  # their cross-attention keys and values, per decoder layer
 
-    def __init__(self, cross_kv: List[KV]):
+
+def silent_from(audio_features: Tensor, silent: Tensor) -> int:
+    """The first position from which every row's states are the silent window's own (exactly:
+    embed_audio copies them); the length when some row has none."""
+    if audio_features.shape[1:] != silent.shape[1:]:
+        return audio_features.shape[1]
+    same = (audio_features == silent).all(dim=-1)  # (batch, positions)
+    trailing = same.flip(1).int().cumprod(dim=1).sum(dim=1)  # per row: run of equal positions at the end
+    return audio_features.shape[1] - int(trailing.min())
+
+
+class DecoderCache:
+    """Per-layer cross-attention K/V (fixed per audio) and self-attention K/V (grows per token).
+
+    `shared_kv`, when set, holds per layer the cross-attention K/V of positions after each row's
+    own that are the same for every row, (head, positions, head_dim): see TextDecoder.new_cache.
+    """
+
+    def __init__(self, cross_kv: List[KV], shared_kv: Optional[List[KV]] = None):
         self.cross_kv = cross_kv
+        self.shared_kv = shared_kv
         self.self_kv: List[Optional[KV]] = [None] * len(cross_kv)
 
     @property
@@ -230,9 +274,25 @@ class TextDecoder(nn.Module):
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
         self.blocks = nn.ModuleList(DecoderBlock(n_state, n_head) for _ in range(n_layer))
         self.ln = LayerNorm(n_state)
+        # (dtype, device) -> the silent window's encoder states and their cross-attention K/V per
+        # layer, or None; set by Whisper when it pads short encodings with that window
+        self.silent_tail: Optional[Callable[[torch.dtype, torch.device], Optional[SilentTail]]] = None
 
     def new_cache(self, audio_features: Tensor) -> DecoderCache:
-        return DecoderCache([block.cross_attn.project(audio_features) for block in self.blocks])
+        """Cross-attention K/V of every layer. Positions that are the silent window's own (the tail
+        Whisper.embed_audio pads a short encoding with) take its K/V, projected once per model and
+        shared by the rows (DecoderCache.shared_kv): for a 3 s utterance that is 5/6 of the
+        projection work, which costs about as much as the short encoder itself, and 5/6 of the
+        keys and values each decoding step reads per row."""
+        tail = self.silent_tail(audio_features.dtype, audio_features.device) if self.silent_tail else None
+        start = audio_features.shape[1] if tail is None else silent_from(audio_features, tail.features)
+        if start >= audio_features.shape[1]:
+            return DecoderCache([block.cross_attn.project(audio_features) for block in self.blocks])
+        start = max(1, start)
+        head = audio_features[:, :start]
+        cross_kv = [block.cross_attn.project(head) for block in self.blocks]
+        shared_kv = [(k[0, :, start:], v[0, :, start:]) for k, v in tail.cross_kv]
+        return DecoderCache(cross_kv, shared_kv)
 
     def forward(
         self, tokens: Tensor, cache: DecoderCache, want_weights: bool = False
@@ -242,8 +302,9 @@ class TextDecoder(nn.Module):
         x = self.token_embedding(tokens) + self.positional_embedding[offset : offset + tokens.shape[-1]]
         x = x.to(cache.cross_kv[0][0].dtype)
         weights: List[Optional[Tensor]] = []
+        shared = cache.shared_kv or [None] * len(self.blocks)
         for i, block in enumerate(self.blocks):
-            x, cache.self_kv[i], w = block(x, cache.cross_kv[i], cache.self_kv[i], want_weights)
+            x, cache.self_kv[i], w = block(x, cache.cross_kv[i], cache.self_kv[i], want_weights, shared[i])
             weights.append(w)
         x = self.ln(x)
         logits = (x @ self.token_embedding.weight.to(x.dtype).T).float()
@@ -272,6 +333,8 @@ class Whisper(nn.Module):
         # base (multilingual) lost 1-2 points on Debian's it/fr/ru prompts, so it stays off there.
         self.short_encoder = not self.is_multilingual
         self._silent_features: Dict[tuple, Tensor] = {}
+        self._silent_tails: Dict[tuple, SilentTail] = {}
+        self.decoder.silent_tail = self._silent_tail
 
     def set_alignment_heads(self, layer_head_pairs) -> None:
         heads = torch.zeros(self.dims.n_text_layer, self.dims.n_text_head, dtype=torch.bool)
@@ -324,6 +387,20 @@ class Whisper(nn.Module):
             with torch.inference_mode():
                 self._silent_features[key] = self._encode(mel.unsqueeze(0))
         return self._silent_features[key]
+
+    def _silent_tail(self, dtype: torch.dtype, device: torch.device) -> Optional[SilentTail]:
+        """For TextDecoder.new_cache, while short encodings are padded with the silent window."""
+        if not self.short_encoder or dtype != self.dtype or device != self.device:
+            return None
+        low_precision = self.decoder.blocks[0].cross_attn.low_precision_kv
+        key = (self.device, self.dtype, self.encoder.conv1.weight.dtype,
+               None if low_precision is None else low_precision[0].dtype)
+        if key not in self._silent_tails:
+            features = self.silent_features()
+            with torch.inference_mode():
+                cross_kv = [block.cross_attn.project(features) for block in self.decoder.blocks]
+            self._silent_tails[key] = SilentTail(features, cross_kv)
+        return self._silent_tails[key]
 
     def logits(self, tokens: Tensor, audio_features: Tensor) -> Tensor:
         return self.decoder(tokens, self.decoder.new_cache(audio_features))[0]
