@@ -2,13 +2,15 @@
 
 Its order matters twice:
   * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    console, AMI and the metrics, and LiveCalls last: its call_ended() is what the transcript AGI
-    waits for, so it must come once every other sink has the call's last final;
+    webhook's (it queues a call once storage has all of it), the console, AMI and the metrics,
+    and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
+    once every other sink has the call's last final;
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
     the AudioSocket server ends the calls left and lets them flush their last words, FastAGI and
-    the metrics server stop, the bridge leaves the database's presence table, and last the sinks
-    close (storage with them).
+    the metrics server stop, the webhook worker stops (what it has not delivered stays queued),
+    the bridge leaves the database's presence table, and last the sinks close (storage with
+    them).
 """
 from __future__ import annotations
 
@@ -22,12 +24,14 @@ from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
 from .asterisk.ami_sink import AmiConfig, AmiSink
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, split_host_port
+from .config import BridgeConfig, ami_secret, split_host_port, webhook_secret
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
+from .outputs.webhook import WebhookSink, WebhookWorker
+from .outputs.webhook_policy import WebhookOptions
 from .registrations import Registrations
 
 log = logging.getLogger(__name__)
@@ -43,7 +47,8 @@ class Bridge:
                  session: SessionSettings = SessionSettings(), ami: Optional[AmiConfig] = None,
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
-                 presence: PresenceTiming = PresenceTiming()) -> None:
+                 presence: PresenceTiming = PresenceTiming(),
+                 webhook: Optional[WebhookOptions] = None) -> None:
         self.engine, self.session = engine, session
         self.listen = listen
         self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
@@ -53,6 +58,8 @@ class Bridge:
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
         self.ami_sink = AmiSink(ami, self.registrations) if ami is not None else None
+        self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
+        self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
@@ -63,7 +70,8 @@ class Bridge:
         if self.metrics is not None:
             self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
-                               storage_sink=self.storage_sink, ami_sink=self.ami_sink)
+                               storage_sink=self.storage_sink, ami_sink=self.ami_sink,
+                               webhook=self.webhook)
 
     @classmethod
     def from_config(cls, config: BridgeConfig, engine) -> "Bridge":
@@ -73,7 +81,7 @@ class Bridge:
                    ami=ami_config(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
-                   bridge_id=config.bridge_id)
+                   bridge_id=config.bridge_id, webhook=webhook_options(config))
 
     @property
     def address(self) -> Address:
@@ -81,9 +89,9 @@ class Bridge:
         return self.server.address
 
     def _sinks_in_order(self) -> list[Sink]:
+        durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
         optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
-        return [self.storage_sink, ConsoleSink(show_partials=self.session.partials), *optional,
-                self.live]
+        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
@@ -93,7 +101,9 @@ class Bridge:
             self.ami_sink.start()
         await self.server.start()
         self.presence = BridgePresence(self.storage, "%s:%d" % self.address, self.presence_timing)
-        await self.presence.start()
+        await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
+        if self.webhook is not None:
+            self.webhook.start()
         for server in self._side_servers():
             await server.start()
 
@@ -123,6 +133,8 @@ class Bridge:
         await self.server.close(self.session.shutdown_deadline_s)
         for server in self._side_servers():
             await server.close()
+        if self.webhook is not None:  # what it has not delivered stays queued for the next start
+            await self.webhook.close()
         if self.presence is not None:
             await self.presence.close()
         await self.sinks.close()
@@ -153,6 +165,14 @@ def ami_config(config: BridgeConfig) -> Optional[AmiConfig]:
         return None
     return AmiConfig(host=config.ami_host, port=config.ami_port, username=config.ami_user,
                      secret=ami_secret(config), partials=config.partials)
+
+
+def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
+    """The webhook's settings; None when no --webhook-url is given."""
+    if not config.webhook_url:
+        return None
+    return WebhookOptions(url=config.webhook_url, secret=webhook_secret(config),
+                          timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
 
 
 def default_bridge_id(listen: Address) -> str:
