@@ -3,10 +3,8 @@ call's state (live on which bridge, ended, lost with a dead bridge) visible to e
 import asyncio
 import sqlite3
 import threading
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 
@@ -19,27 +17,10 @@ from audiosocket_bridge.outputs.presence import (LOST_REASON, BridgePresence, Pr
 from audiosocket_bridge.outputs.storage import SqliteDialect, StoredCall, open_storage
 from audiosocket_bridge.registrations import CallOptions, Registrations
 from tests.support.builders import UUID_A, call_info, event
+from tests.support.storages import bridges_on
 
 T0 = datetime(2026, 12, 1, 9, 0, 0, tzinfo=timezone.utc)
 ALL_VERSIONS = sorted(m.version for m in MIGRATIONS)  # applied in version order
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.db"
-    return request.getfixturevalue("postgres_url")
-
-
-@contextmanager
-def bridges_on(database_url: str, *bridge_ids: str) -> Iterator[list]:
-    """One storage per bridge id, all on the same database, closed afterwards."""
-    opened = [open_storage(database_url, bridge_id=bridge_id) for bridge_id in bridge_ids]
-    try:
-        yield opened
-    finally:
-        for storage in opened:
-            storage.close()
 
 
 def versions(storage) -> list[int]:
