@@ -1,7 +1,7 @@
 """A real HTTP receiver for webhook tests: http.server in a thread on a fixed loopback port.
 
 down() closes the listening socket (connection refused), up() listens again on the same port;
-answer(503, retry_after="1") makes it answer every POST that way while up. Every request is kept
+answer(503, retry_after="1") makes it answer every POST that way while up (delay_s: that late). Every request is kept
 in `requests`; those answered 2xx also in `accepted`.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int  # what the receiver answered
+    at_s: float  # when, on time.monotonic()
 
     @property
     def document(self) -> dict:
@@ -32,7 +33,7 @@ class WebhookReceiver:
     def __init__(self, port: Optional[int] = None) -> None:
         self.port = port or free_port()
         self.requests: list[Received] = []
-        self.status, self.retry_after = 200, None
+        self.status, self.retry_after, self.delay_s = 200, None, 0.0
         self._changed = threading.Condition()
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
@@ -46,8 +47,10 @@ class WebhookReceiver:
         with self._changed:
             return [r for r in self.requests if 200 <= r.status <= 299]
 
-    def answer(self, status: int, retry_after: Optional[str] = None) -> "WebhookReceiver":
-        self.status, self.retry_after = status, retry_after
+    def answer(self, status: int, retry_after: Optional[str] = None,
+               delay_s: float = 0.0) -> "WebhookReceiver":
+        """How the next POSTs are answered: this status, after delay_s."""
+        self.status, self.retry_after, self.delay_s = status, retry_after, delay_s
         return self
 
     def up(self) -> "WebhookReceiver":
@@ -93,7 +96,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 status, retry_after = receiver.status, receiver.retry_after
-                receiver._record(Received(self.path, dict(self.headers.items()), body, status))
+                time.sleep(receiver.delay_s)
+                receiver._record(Received(self.path, dict(self.headers.items()), body, status,
+                                          time.monotonic()))
                 self.send_response(status)
                 if retry_after is not None:
                     self.send_header("Retry-After", retry_after)
