@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from audiosocket_bridge import cli
-from audiosocket_bridge.bridge import Bridge, ami_config, session_settings
+from audiosocket_bridge.bridge import Bridge, ami_config, session_settings, webhook_options
 from tests.support.bridges import ANY_LOOPBACK_PORT
 from tests.support.fake_engine import FakeEngine
 from tests.support.ports import free_port
@@ -105,3 +105,23 @@ def test_a_start_that_fails_half_way_closes_what_it_started(tmp_path):
         taken.close()
     with pytest.raises(Exception):
         bridge.storage.ping()  # closed with the sinks
+
+
+def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(tmp_path):
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text("from-file\n")
+    settings = config("--storage", f"sqlite:///{tmp_path}/a.db", "--webhook-url",
+                      "http://127.0.0.1:8080/calls", "--webhook-secret-file", str(secret_file),
+                      "--webhook-timeout", "3", "--metrics-listen", ":9401")
+    options = webhook_options(settings)
+    assert (options.url, options.secret, options.timeout_s, options.max_age_s) == (
+        "http://127.0.0.1:8080/calls", "from-file", 3.0, 86400.0)
+    assert "from-file" not in repr(options) and webhook_options(config()) is None
+    bridge = Bridge.from_config(settings, FakeEngine())
+    try:
+        assert sink_names(bridge) == ["StorageSink", "WebhookSink", "ConsoleSink", "BridgeMetrics",
+                                      "LiveCalls"]
+        assert bridge.metrics.webhook is bridge.webhook
+        assert b"audiosocket_webhook_pending 0.0" in bridge.metrics.exposition()
+    finally:
+        bridge.storage.close()

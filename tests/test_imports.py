@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
     "import whisper.streaming.policy, whisper.streaming.agreement, whisper.streaming.endpointing",
     "import audiosocket_bridge.asterisk.ami_protocol",
     "import audiosocket_bridge.outputs.export",
+    "import audiosocket_bridge.outputs.webhook",
 ])  # fmt: skip
 def test_pure_modules_do_not_import_torch(statement):
     check = f"{statement}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
