@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
 from .outputs.storage import DEFAULT_STORAGE_URL
-from .outputs.webhook_policy import check_url
+from .outputs.webhook_policy import check_url, shown_url
 from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
@@ -57,6 +57,8 @@ class BridgeConfig:
         for name in _SECRETS:
             if shown[name]:
                 shown[name] = "***"
+        if shown["webhook_url"]:
+            shown["webhook_url"] = shown_url(shown["webhook_url"])
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 

@@ -60,6 +60,8 @@ def test_webhook_settings_from_flags_environment_and_file(tmp_path):
     assert (settings.webhook_url, settings.webhook_timeout, settings.webhook_max_age) == (
         "https://crm.example/hooks/calls", 4.0, 3600.0)
     assert settings.webhook_secret == "hook-s3cret" and "hook-s3cret" not in repr(settings)
+    with_token = resolved(["--webhook-url", "https://crm.example/h?token=t0ken"], {})
+    assert "t0ken" not in repr(with_token) and "https://crm.example/h?***" in repr(with_token)
     assert resolved([], {}).webhook_url is None  # off by default
 
 

@@ -9,7 +9,7 @@ import pytest
 from audiosocket_bridge.outputs.webhook_policy import (DELIVERED, FAILED, RETRY, Backoff,
                                                        PostResult, WebhookOptions, check_url,
                                                        classify, judge, next_delay_s,
-                                                       retry_after_s, signature)
+                                                       retry_after_s, shown_url, signature)
 
 NOW = datetime(2026, 12, 1, 9, 0, 0, tzinfo=timezone.utc)
 OPTIONS = WebhookOptions(url="https://example.com/hook", secret="k", max_age_s=3600.0,
@@ -87,7 +87,16 @@ def test_urls_accepted(url):
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "receiver.example/hook", "http://", "https:///x",
-                                 "http://host:99999/", "mailto:a@b"])
+                                 "http://host:99999/", "mailto:a@b", "https://u:pw@host/x"])
 def test_urls_refused(url):
     with pytest.raises(ValueError, match="webhook URL"):
         check_url(url)
+
+
+def test_logs_show_the_url_without_its_query_or_credentials():
+    assert shown_url("https://crm.example/hooks/calls") == "https://crm.example/hooks/calls"
+    assert shown_url("https://crm.example/h?token=abc#x") == "https://crm.example/h?***"
+    assert shown_url("https://u:pw@crm.example:8443/h") == "https://***@crm.example:8443/h"
+    with pytest.raises(ValueError) as refused:
+        check_url("https://u:pw@crm.example/h")
+    assert "pw" not in str(refused.value)

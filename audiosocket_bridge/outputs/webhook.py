@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 from .export import export_call
 from .presence import utc_now
 from .sinks import CallInfo
-from .webhook_policy import DELIVERED, FAILED, PostResult, Verdict, WebhookOptions, judge
+from .webhook_policy import (DELIVERED, FAILED, PostResult, Verdict, WebhookOptions, judge,
+                             shown_url)
 from .webhook_queue import Claimed, WebhookQueue
 from .webhook_sender import post, request_headers
 
@@ -54,7 +55,7 @@ class WebhookWorker:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
-        log.info("webhook: POSTing each ended call to %s", self.options.url)
+        log.info("webhook: POSTing each ended call to %s", shown_url(self.options.url))
 
     def wake(self) -> None:
         """A delivery was queued: look at the queue now rather than at the next poll."""
@@ -81,6 +82,8 @@ class WebhookWorker:
                 if loop.time() >= next_reconcile_s:
                     await self._reconcile()
                     next_reconcile_s = loop.time() + self.options.reconcile_s
+                if self._stopping:
+                    break
                 claimed = await self._blocking(self.queue.claim, self._clock(), self.options.batch)
                 if claimed:
                     await self._deliver_all(claimed)

@@ -52,12 +52,25 @@ def check_url(url: str) -> str:
     """The URL if it is an absolute http:// or https:// URL with a host; else ValueError."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ValueError(f"webhook URL {url!r}: expected http://HOST/... or https://HOST/...")
+        raise ValueError(f"webhook URL {shown_url(url)!r}: expected http://HOST/... or "
+                         "https://HOST/...")
+    if parsed.username is not None:
+        raise ValueError(f"webhook URL {shown_url(url)!r}: user:password@ is not supported; the "
+                         "receiver can check the signature (--webhook-secret) instead")
     try:
         parsed.port  # noqa: B018 - raises on a bad port
     except ValueError as error:
-        raise ValueError(f"webhook URL {url!r}: {error}") from None
+        raise ValueError(f"webhook URL {shown_url(url)!r}: {error}") from None
     return url
+
+
+def shown_url(url: str) -> str:
+    """The URL for logs: its query (where receivers often take a token) and any user:password@
+    hidden."""
+    parsed = urlparse(url)
+    netloc = parsed.netloc.rpartition("@")[2]
+    return parsed._replace(netloc=("***@" if "@" in parsed.netloc else "") + netloc,
+                           query="***" if parsed.query else "", fragment="").geturl()
 
 
 def classify(status: Optional[int]) -> str:

@@ -5,7 +5,6 @@ Redirects are not followed: urllib would turn a redirected POST into a GET witho
 from __future__ import annotations
 
 import http.client
-import socket
 import urllib.error
 import urllib.request
 from typing import Optional
@@ -36,13 +35,12 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Po
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with _OPENER.open(request, timeout=timeout_s) as response:
-            response.read()
-            return PostResult(response.status)
+            return PostResult(response.status)  # the body, if any, means nothing here
     except urllib.error.HTTPError as answer:
         with answer:
             return PostResult(answer.code, answer.headers.get("Retry-After"),
                               f"HTTP {answer.code} {_reason(answer)}".strip())
-    except (urllib.error.URLError, OSError, http.client.HTTPException, socket.timeout) as error:
+    except (OSError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
         reason = getattr(error, "reason", None) or error
         return PostResult(None, error=f"{type(error).__name__}: {reason}")
 
