@@ -51,6 +51,7 @@ class WebhookWorker:
                                             thread_name_prefix="webhook")
         self._wake = asyncio.Event()
         self._stopping = False
+        self._next_reconcile_s = 0.0  # on the loop's clock
         self._task: Optional[asyncio.Task] = None
 
     def start(self) -> None:
@@ -74,25 +75,31 @@ class WebhookWorker:
         self._executor.shutdown(wait=False)
 
     async def _run(self) -> None:
-        next_reconcile_s = 0.0
-        loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
             try:
-                if loop.time() >= next_reconcile_s:
-                    await self._reconcile()
-                    next_reconcile_s = loop.time() + self.options.reconcile_s
-                if self._stopping:
-                    break
-                claimed = await self._blocking(self.queue.claim, self._clock(), self.options.batch)
-                if claimed:
-                    await self._deliver_all(claimed)
-                    self.pending = await self._blocking(self.queue.pending_count)
-                    continue
+                delivered_some = await self._one_pass()
             except Exception:  # noqa: BLE001 - storage may be away for a while; keep trying
                 log.warning("webhook: the delivery queue could not be read", exc_info=True)
-            with suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+                delivered_some = False
+            if not delivered_some:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+
+    async def _one_pass(self) -> bool:
+        """Queues the calls ended unseen (when that is due), then POSTs one batch of due
+        deliveries; False when there was none."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_reconcile_s:
+            await self._reconcile()
+            self._next_reconcile_s = loop.time() + self.options.reconcile_s
+        if self._stopping:
+            return False
+        claimed = await self._blocking(self.queue.claim, self._clock(), self.options.batch)
+        if claimed:
+            await self._deliver_all(claimed)
+            self.pending = await self._blocking(self.queue.pending_count)
+        return bool(claimed)
 
     async def _reconcile(self) -> None:
         now = self._clock()
