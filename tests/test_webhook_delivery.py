@@ -8,13 +8,14 @@ import json
 import socket
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 
 from audiosocket_bridge.bridge import Bridge
 from audiosocket_bridge.outputs.export import export_call
 from audiosocket_bridge.outputs.presence import LOST_REASON
 from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_bridge.outputs.webhook import WebhookWorker
-from audiosocket_bridge.outputs.webhook_policy import Backoff, WebhookOptions
+from audiosocket_bridge.outputs.webhook_policy import Backoff, PostResult, WebhookOptions
 from audiosocket_bridge.outputs.webhook_queue import WebhookQueue
 from audiosocket_bridge.outputs.webhook_sender import USER_AGENT, post, request_headers
 from tests.support.bridges import ANY_LOOPBACK_PORT, bridge_under_test, good_call, run
@@ -115,6 +116,51 @@ def test_a_permanent_error_is_not_retried_and_a_retry_after_is_honoured(tmp_path
         assert (worker.delivered, worker.retries) == (1, 1)
     finally:
         storage.close()
+
+
+class ServerErrors:
+    """A sender (no sockets) whose receiver always answers 500, and a clock that moves 5 minutes
+    at each reading: the worker reads it to claim, to judge an answer and to write it down."""
+
+    def __init__(self, start: datetime) -> None:
+        self.now, self.tries = start, 0
+
+    def clock(self) -> datetime:
+        self.now += timedelta(minutes=5)
+        return self.now - timedelta(minutes=5)
+
+    def __call__(self, url: str, body: bytes, headers: dict, timeout_s: float) -> PostResult:
+        self.tries += 1
+        return PostResult(500, error="HTTP 500 Internal Server Error")
+
+
+def test_a_delivery_failing_past_its_max_age_is_given_up(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/calls.db", bridge_id="a")
+    uuid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+    receiver = ServerErrors(datetime.now(timezone.utc))
+    options = fast_options("http://receiver.example/", max_age_s=3600.0, reconcile_s=3600.0,
+                           backoff=Backoff(base_s=60.0, cap_s=300.0))
+    try:
+        store_ended_call(storage, uuid, " Hello.")
+
+        async def scenario():
+            worker = WebhookWorker(storage, options, sender=receiver, clock=receiver.clock,
+                                   draw=lambda: 1.0)
+            worker.queue.enqueue(uuid, receiver.now)
+            worker.start()
+            while worker.failed == 0:
+                await asyncio.sleep(0.02)
+            await worker.close()
+            return worker
+
+        worker = run(scenario())
+        delivery = worker.queue.get(uuid)
+    finally:
+        storage.close()
+    # judged at 10, 25, 40, 55 minutes (waits of 1, 2, 4, 5 minutes), then at 70: past the hour
+    assert receiver.tries == delivery.attempts == 5
+    assert delivery.state == "failed" and "gave up after 5 attempt(s)" in delivery.last_error
+    assert (worker.retries, worker.failed, worker.delivered) == (4, 1, 0)
 
 
 # ---------------------------------------------------------------- whole bridges
