@@ -56,7 +56,8 @@ class WebhookWorker:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
-        log.info("webhook: POSTing each ended call to %s", shown_url(self.options.url))
+        log.info("webhook: POSTing each ended call to %s (%s)", shown_url(self.options.url),
+                 "signed" if self.options.secret else "NOT signed: no --webhook-secret")
 
     def wake(self) -> None:
         """A delivery was queued: look at the queue now rather than at the next poll."""

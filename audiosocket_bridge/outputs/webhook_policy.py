@@ -41,6 +41,9 @@ class WebhookOptions:
     reconcile_s: float = 10.0  # how often ended calls without a delivery are queued
     catch_up_s: float = 3600.0  # ... looking this far back at when calls ended
 
+    def __post_init__(self) -> None:
+        check_url(self.url)
+
     @property
     def lease_s(self) -> float:
         """How long a claimed delivery is this bridge's: past it (the bridge died mid-POST) any
