@@ -5,7 +5,8 @@ NOTHING on (uuid, url), whoever queues it first. A bridge claims due rows by wri
 (a token of its own and an expiry) in one UPDATE over rows picked FOR UPDATE SKIP LOCKED
 (PostgreSQL; SQLite has one writer at a time), so no two bridges hold the same row; a lease past
 its expiry (the bridge died mid-POST) lets any bridge claim the row again. A result is written
-only while the lease is still the claimer's. Blocking methods: run them in a thread.
+only while the lease is still the claimer's (UPDATE ... RETURNING: SQLite 3.35 or later).
+Blocking methods: run them in a thread.
 """
 from __future__ import annotations
 
