@@ -2,13 +2,15 @@
 
 Its order matters twice:
   * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    console, AMI and the metrics, and LiveCalls last: its call_ended() is what the transcript AGI
-    waits for, so it must come once every other sink has the call's last final;
+    webhook's (it queues a call once storage has all of it), the console, AMI and the metrics,
+    and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
+    once every other sink has the call's last final;
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
     the AudioSocket server ends the calls left and lets them flush their last words, FastAGI and
-    the metrics server stop, the bridge leaves the database's presence table, and last the sinks
-    close (storage with them).
+    the metrics server stop, the webhook worker stops (what it has not delivered stays queued),
+    the bridge leaves the database's presence table, and last the sinks close (storage with
+    them).
 """
 from __future__ import annotations
 
@@ -24,12 +26,14 @@ from .asterisk.ami_router import AmiRouter
 from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, split_host_port
+from .config import BridgeConfig, ami_secret, split_host_port, webhook_secret
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
+from .outputs.webhook import WebhookSink, WebhookWorker
+from .outputs.webhook_policy import WebhookOptions
 from .registrations import CallOptions, Registrations
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,8 @@ class Bridge:
                  ami: Union[None, AmiConfig, Sequence[AmiConfig]] = None,
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
-                 presence: PresenceTiming = PresenceTiming()) -> None:
+                 presence: PresenceTiming = PresenceTiming(),
+                 webhook: Optional[WebhookOptions] = None) -> None:
         self.engine, self.session = engine, session
         self.listen = listen
         self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
@@ -57,6 +62,8 @@ class Bridge:
         self.storage_sink = StorageSink(self.storage)
         ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
         self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
+        self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
+        self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
@@ -68,7 +75,8 @@ class Bridge:
         if self.metrics is not None:
             self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
-                               storage_sink=self.storage_sink, ami_sink=self.ami_sink)
+                               storage_sink=self.storage_sink, ami_sink=self.ami_sink,
+                               webhook=self.webhook)
 
     @classmethod
     def from_config(cls, config: BridgeConfig, engine) -> "Bridge":
@@ -78,7 +86,7 @@ class Bridge:
                    ami=ami_configs(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
-                   bridge_id=config.bridge_id)
+                   bridge_id=config.bridge_id, webhook=webhook_options(config))
 
     @property
     def address(self) -> Address:
@@ -90,9 +98,9 @@ class Bridge:
         return self.ami_sink.server_for_agi if self.ami_sink is not None else None
 
     def _sinks_in_order(self) -> list[Sink]:
+        durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
         optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
-        return [self.storage_sink, ConsoleSink(show_partials=self.session.partials), *optional,
-                self.live]
+        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
@@ -102,7 +110,9 @@ class Bridge:
             self.ami_sink.start()
         await self.server.start()
         self.presence = BridgePresence(self.storage, "%s:%d" % self.address, self.presence_timing)
-        await self.presence.start()
+        await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
+        if self.webhook is not None:
+            self.webhook.start()
         for server in self._side_servers():
             await server.start()
 
@@ -132,6 +142,8 @@ class Bridge:
         await self.server.close(self.session.shutdown_deadline_s)
         for server in self._side_servers():
             await server.close()
+        if self.webhook is not None:  # what it has not delivered stays queued for the next start
+            await self.webhook.close()
         if self.presence is not None:
             await self.presence.close()
         await self.sinks.close()
@@ -174,6 +186,14 @@ def ami_configs(config: BridgeConfig) -> list[AmiConfig]:
                                  partials=config.partials))
     unique_names(c.name for c in configs)
     return configs
+
+
+def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
+    """The webhook's settings; None when no --webhook-url is given."""
+    if not config.webhook_url:
+        return None
+    return WebhookOptions(url=config.webhook_url, secret=webhook_secret(config),
+                          timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
 
 
 def default_bridge_id(listen: Address) -> str:

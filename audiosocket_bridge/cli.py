@@ -64,6 +64,15 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--keepalive", type=float, metavar="SECONDS",
         help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
              "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
+    add("--webhook-url", metavar="URL",
+        help="POST each ended call's JSON transcript to this http(s) URL (default: off)")
+    add("--webhook-secret", help="sign the POSTs with HMAC-SHA256 under this key (better: the "
+                                 "AUDIOSOCKET_WEBHOOK_SECRET environment variable)")
+    add("--webhook-secret-file", metavar="FILE", help="read the webhook secret from this file")
+    add("--webhook-timeout", type=float, metavar="SECONDS",
+        help="time allowed for one POST (default 10)")
+    add("--webhook-max-age", type=float, metavar="SECONDS",
+        help="stop trying to deliver a call this long after it ended (default 86400)")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Mapping, Optional
 from .ami_servers import (SECTION_PREFIX, AmiServerSettings, merge_servers, parse_server_list,
                           section_server)
 from .outputs.storage import DEFAULT_STORAGE_URL
+from .outputs.webhook_policy import check_url, shown_url
 from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
@@ -47,15 +48,28 @@ class BridgeConfig:
     drain_timeout: float = 0.0  # then: wait this long for calls to end by themselves
     bridge_id: Optional[str] = None  # default: hostname:port (bridges sharing a database)
     keepalive: float = 0.5
+    webhook_url: Optional[str] = None  # POST each ended call's JSON transcript here
+    webhook_secret: Optional[str] = None  # HMAC-SHA256 key signing the POSTs
+    webhook_secret_file: Optional[str] = None  # read when webhook_secret is not given
+    webhook_timeout: float = 10.0
+    webhook_max_age: float = 86400.0  # give a delivery up this long after its call ended
 
-    def __repr__(self) -> str:  # the AMI secret must never reach a log
+    def __post_init__(self) -> None:
+        if self.webhook_url:
+            check_url(self.webhook_url)
+
+    def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        if shown["ami_secret"]:
-            shown["ami_secret"] = "***"
+        for name in _SECRETS:
+            if shown[name]:
+                shown[name] = "***"
+        if shown["webhook_url"]:
+            shown["webhook_url"] = shown_url(shown["webhook_url"])
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
 _DERIVED = {"ami_servers"}
+_SECRETS = ("ami_secret", "webhook_secret")
 
 
 def _field_types() -> dict[str, type]:
@@ -135,12 +149,20 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     return BridgeConfig(**merged)
 
 
-def ami_secret(config: BridgeConfig) -> str:
-    """The AMI secret: given as such, else the contents of ami_secret_file, else empty."""
-    if config.ami_secret or not config.ami_secret_file:
-        return config.ami_secret or ""
-    with open(config.ami_secret_file, encoding="utf-8") as handle:
+def _secret(given: Optional[str], path: Optional[str]) -> str:
+    """A secret given as such, else the contents of its file, else empty."""
+    if given or not path:
+        return given or ""
+    with open(path, encoding="utf-8") as handle:
         return handle.read().strip()
+
+
+def ami_secret(config: BridgeConfig) -> str:
+    return _secret(config.ami_secret, config.ami_secret_file)
+
+
+def webhook_secret(config: BridgeConfig) -> str:
+    return _secret(config.webhook_secret, config.webhook_secret_file)
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

@@ -35,3 +35,11 @@ def postgres_url(postgres_server_url):
     from tests.support.postgres import new_database
 
     return new_database(postgres_server_url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A database several bridges can share: SQLite in the test's folder, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.db"
+    return request.getfixturevalue("postgres_url")

@@ -6,7 +6,7 @@ import socket
 import pytest
 
 from audiosocket_bridge import cli
-from audiosocket_bridge.bridge import Bridge, ami_configs, session_settings
+from audiosocket_bridge.bridge import Bridge, ami_configs, session_settings, webhook_options
 from tests.support.bridges import ANY_LOOPBACK_PORT
 from tests.support.fake_engine import FakeEngine
 from tests.support.ports import free_port
@@ -177,5 +177,25 @@ def test_one_router_with_a_sink_per_server(tmp_path):
             "east": 5101, "west": 5102}
         assert all(sink.registrations is bridge.registrations for sink in router.servers.values())
         assert bridge.agi_server.locate_server == router.server_for_agi
+    finally:
+        bridge.storage.close()
+
+
+def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(tmp_path):
+    secret_file = tmp_path / "webhook.secret"
+    secret_file.write_text("from-file\n")
+    settings = config("--storage", f"sqlite:///{tmp_path}/a.db", "--webhook-url",
+                      "http://127.0.0.1:8080/calls", "--webhook-secret-file", str(secret_file),
+                      "--webhook-timeout", "3", "--metrics-listen", ":9401")
+    options = webhook_options(settings)
+    assert (options.url, options.secret, options.timeout_s, options.max_age_s) == (
+        "http://127.0.0.1:8080/calls", "from-file", 3.0, 86400.0)
+    assert "from-file" not in repr(options) and webhook_options(config()) is None
+    bridge = Bridge.from_config(settings, FakeEngine())
+    try:
+        assert sink_names(bridge) == ["StorageSink", "WebhookSink", "ConsoleSink", "BridgeMetrics",
+                                      "LiveCalls"]
+        assert bridge.metrics.webhook is bridge.webhook
+        assert b"audiosocket_webhook_pending 0.0" in bridge.metrics.exposition()
     finally:
         bridge.storage.close()

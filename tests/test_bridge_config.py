@@ -53,6 +53,26 @@ def test_ami_secret_from_env_is_never_shown():
     assert "s3cret" not in repr(settings)
 
 
+def test_webhook_settings_from_flags_environment_and_file(tmp_path):
+    settings = resolved(["--webhook-url", "https://crm.example/hooks/calls", "--webhook-timeout", "4"],
+                        {"AUDIOSOCKET_WEBHOOK_SECRET": "hook-s3cret"}, tmp_path,
+                        "[bridge]\nwebhook-max-age = 3600\nwebhook-timeout = 9\n")
+    assert (settings.webhook_url, settings.webhook_timeout, settings.webhook_max_age) == (
+        "https://crm.example/hooks/calls", 4.0, 3600.0)
+    assert settings.webhook_secret == "hook-s3cret" and "hook-s3cret" not in repr(settings)
+    with_token = resolved(["--webhook-url", "https://crm.example/h?token=t0ken"], {})
+    assert "t0ken" not in repr(with_token) and "https://crm.example/h?***" in repr(with_token)
+    assert resolved([], {}).webhook_url is None  # off by default
+
+
+def test_a_bad_webhook_url_is_refused_at_start_up(capsys):
+    assert cli.main(["--webhook-url", "crm.example/hooks"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("audiosocket-bridge: webhook URL 'crm.example/hooks': expected http")
+    with pytest.raises(ValueError, match="webhook URL"):
+        resolved([], {"AUDIOSOCKET_WEBHOOK_URL": "ftp://crm.example/"})
+
+
 def test_split_host_port():
     assert split_host_port("0.0.0.0:9000", 8300) == ("0.0.0.0", 9000)
     assert split_host_port(":9000", 8300) == ("127.0.0.1", 9000)

@@ -3,41 +3,24 @@ call's state (live on which bridge, ended, lost with a dead bridge) visible to e
 import asyncio
 import sqlite3
 import threading
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
 
 import pytest
 
 from audiosocket_bridge.asterisk.agi_server import FastAgiServer
 from audiosocket_bridge.outputs.live import LiveCalls
-from audiosocket_bridge.outputs.migrations import LATEST_VERSION, MIGRATIONS, Migration, migrate
+from audiosocket_bridge.outputs.migrations import (LATEST_VERSION, MIGRATIONS, Migration, migrate,
+                                                   pending)
 from audiosocket_bridge.outputs.presence import (LOST_REASON, BridgePresence, PresenceTiming,
                                                  call_state)
 from audiosocket_bridge.outputs.storage import SqliteDialect, StoredCall, open_storage
 from audiosocket_bridge.registrations import CallOptions, Registrations
 from tests.support.builders import UUID_A, call_info, event
+from tests.support.storages import bridges_on
 
 T0 = datetime(2026, 12, 1, 9, 0, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/shared.db"
-    return request.getfixturevalue("postgres_url")
-
-
-@contextmanager
-def bridges_on(database_url: str, *bridge_ids: str) -> Iterator[list]:
-    """One storage per bridge id, all on the same database, closed afterwards."""
-    opened = [open_storage(database_url, bridge_id=bridge_id) for bridge_id in bridge_ids]
-    try:
-        yield opened
-    finally:
-        for storage in opened:
-            storage.close()
+ALL_VERSIONS = sorted(m.version for m in MIGRATIONS)  # applied in version order
 
 
 def versions(storage) -> list[int]:
@@ -49,7 +32,7 @@ def versions(storage) -> list[int]:
 def test_fresh_database_is_migrated_to_the_latest_version(database_url):
     storage = open_storage(database_url, bridge_id="a")
     try:
-        assert versions(storage) == [m.version for m in MIGRATIONS]
+        assert versions(storage) == ALL_VERSIONS
         assert versions(storage)[-1] == LATEST_VERSION
         storage.record_call_start(call_info(options=CallOptions(grammar="digits:4")))
         assert storage.get_call(UUID_A).bridge_id == "a"
@@ -58,7 +41,7 @@ def test_fresh_database_is_migrated_to_the_latest_version(database_url):
         storage.close()
     again = open_storage(database_url, bridge_id="b")  # a second start applies nothing
     try:
-        assert versions(again) == [m.version for m in MIGRATIONS]
+        assert versions(again) == ALL_VERSIONS
     finally:
         again.close()
 
@@ -76,7 +59,7 @@ def test_database_of_the_release_before_migrations_is_upgraded_in_place(tmp_path
     old.close()
     storage = open_storage(f"sqlite:///{path}", bridge_id="a")
     try:
-        assert versions(storage) == [m.version for m in MIGRATIONS]
+        assert versions(storage) == ALL_VERSIONS
         assert storage.transcript_text(UUID_A) == "Kept."
         assert storage.get_call(UUID_A).end_reason == "hangup"
         assert storage.get_call(UUID_A).bridge_id is None
@@ -105,7 +88,7 @@ def test_bridges_starting_at_once_migrate_once(database_url):
     try:
         assert not errors, errors
         assert len(opened) == starters
-        assert versions(opened[0]) == [m.version for m in MIGRATIONS]
+        assert versions(opened[0]) == ALL_VERSIONS
     finally:
         for storage in opened:
             storage.close()
@@ -119,7 +102,19 @@ def test_a_failing_migration_leaves_the_schema_as_it_was(tmp_path):
         migrate(connection, SqliteDialect(), broken)
     tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert "half_done" not in tables and "calls" not in tables  # one transaction: all or nothing
-    assert migrate(connection, SqliteDialect()) == [m.version for m in MIGRATIONS]
+    assert migrate(connection, SqliteDialect()) == ALL_VERSIONS
+
+
+def test_a_version_missing_below_the_applied_ones_is_applied_later(tmp_path):
+    """Versions are numbered when work starts, so a database may have 5 before it meets 4."""
+    connection = sqlite3.connect(tmp_path / "gap.db", isolation_level=None)
+    later = Migration(LATEST_VERSION + 2, "came first", ("CREATE TABLE later (x INTEGER)",))
+    earlier = Migration(LATEST_VERSION + 1, "came second", ("CREATE TABLE earlier (x INTEGER)",))
+    assert migrate(connection, SqliteDialect(), MIGRATIONS + (later,))[-1] == later.version
+    applied = migrate(connection, SqliteDialect(), MIGRATIONS + (later, earlier))
+    assert applied == [earlier.version]
+    both = MIGRATIONS + (later, earlier)
+    assert [m.version for m in pending(set(), both)] == sorted(m.version for m in both)
 
 
 # ---------------------------------------------------------------- call state

@@ -66,14 +66,15 @@ class BridgeMetrics:
         for kind in ("partial", "final"):
             self.transcripts.labels(kind)
         self.engine = self.server = self.storage = self.storage_sink = self.ami_sink = None
+        self.webhook = None
         self.draining = False  # set by Bridge.drain(): /healthz fails from then on
         self._collector: Optional[_StateCollector] = None
 
     def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
-              ami_sink=None) -> "BridgeMetrics":
+              ami_sink=None, webhook=None) -> "BridgeMetrics":
         """Objects read at scrape time and by health(); any may be None."""
         self.engine, self.server, self.storage = engine, server, storage
-        self.storage_sink, self.ami_sink = storage_sink, ami_sink
+        self.storage_sink, self.ami_sink, self.webhook = storage_sink, ami_sink, webhook
         if self._collector is None:
             self._collector = _StateCollector(self)
             self.registry.register(self._collector)
@@ -134,6 +135,8 @@ class _StateCollector:
                                       value=getattr(m.storage_sink, "errors", 0))
         if m.ami_sink is not None:
             yield from self._ami(m.ami_sink)
+        if m.webhook is not None:
+            yield from self._webhook(m.webhook)
         if m.engine is not None:
             yield from self._engine(m.engine)
 
@@ -149,6 +152,16 @@ class _StateCollector:
             pending.add_metric([name], sink.pending)
         yield connected
         yield pending
+
+    @staticmethod
+    def _webhook(worker):
+        for name, doc, value in (
+                ("delivered", "Calls POSTed to the webhook and acknowledged (2xx)", worker.delivered),
+                ("failed", "Calls given up: a permanent error or too old", worker.failed),
+                ("retries", "Webhook POSTs that failed and will be tried again", worker.retries)):
+            yield CounterMetricFamily(f"audiosocket_webhook_{name}", doc, value=value)
+        yield GaugeMetricFamily("audiosocket_webhook_pending", "Calls queued for the webhook, "
+                                "not yet delivered (all bridges of this URL)", value=worker.pending)
 
     @staticmethod
     def _server(server):

@@ -84,9 +84,29 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "one bridge, several PBXs: the AMI server of a shared registration", (
         "ALTER TABLE registrations ADD COLUMN server TEXT",
     )),
+    # 5, not 4: numbers are taken when work starts, and pending() applies what is missing in
+    # version order, so a database may meet 5 before 4.
+    Migration(5, "webhook deliveries: the durable queue of post-call POSTs", (
+        """CREATE TABLE webhook_deliveries (
+            uuid TEXT NOT NULL,
+            url TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at {timestamp} NOT NULL,
+            lease_owner TEXT,
+            lease_until {timestamp},
+            last_error TEXT,
+            created_at {timestamp} NOT NULL,
+            delivered_at {timestamp},
+            PRIMARY KEY (uuid, url)
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (url, next_attempt_at) "
+        "WHERE state = 'pending'",
+        "CREATE INDEX calls_by_end ON calls (ended_at)",
+    )),
 )
 
-LATEST_VERSION = MIGRATIONS[-1].version
+LATEST_VERSION = max(m.version for m in MIGRATIONS)
 
 _VERSIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY,
@@ -96,8 +116,8 @@ _VERSIONS_TABLE = """CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 def pending(applied: set[int], migrations: tuple[Migration, ...] = MIGRATIONS) -> list[Migration]:
-    """The migrations not yet applied, in order."""
-    return [m for m in migrations if m.version not in applied]
+    """The migrations not yet applied, in version order (which may differ from the tuple's)."""
+    return sorted((m for m in migrations if m.version not in applied), key=lambda m: m.version)
 
 
 def migrate(connection, dialect: "Dialect", migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
@@ -127,6 +147,8 @@ class Dialect:
     """How one database runs a migration; see SqliteDialect and PostgresDialect."""
 
     timestamp_type = "TEXT"
+    # Appended to a SELECT that picks rows to claim; SQLite needs none (one writer at a time).
+    skip_locked = ""
 
     def locked_transaction(self, connection):
         raise NotImplementedError
@@ -161,6 +183,7 @@ class PostgresDialect(Dialect):
     or rollback); PostgreSQL's DDL is transactional too."""
 
     timestamp_type = "TIMESTAMPTZ"
+    skip_locked = "FOR UPDATE SKIP LOCKED"
 
     class _Locked:
         def __init__(self, connection) -> None:

@@ -97,7 +97,7 @@ def joined_text(texts: Iterable[str]) -> str:
     return " ".join(text.strip() for text in texts if text.strip())
 
 
-def _as_datetime(value: Any) -> Optional[datetime]:
+def as_datetime(value: Any) -> Optional[datetime]:
     if value is None or isinstance(value, datetime):
         return value
     parsed = datetime.fromisoformat(value)
@@ -246,6 +246,18 @@ class SqlStorage:
         self._execute("DELETE FROM registrations WHERE registered_at < ?",
                       (self._timestamp(older_than),))
 
+    # -- for tables other modules keep (outputs/webhook_queue.py): this connection, this lock
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Also for statements with RETURNING."""
+        return self._query(sql, params)
+
+    def db_time(self, value: Optional[datetime]) -> Any:
+        """A timestamp as this database's statements take it."""
+        return self._timestamp(value)
+
     # -- reads
     def ping(self) -> None:
         """Raises if the database does not answer (health checks)."""
@@ -257,9 +269,9 @@ class SqlStorage:
             return None
         uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = rows[0]
         digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
-        return StoredCall(uuid_, channel, _as_datetime(started), _as_datetime(ended),
-                          reason, language, digits, bridge, grammar, _as_datetime(beat),
-                          _as_datetime(stopped))
+        return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
+                          reason, language, digits, bridge, grammar, as_datetime(beat),
+                          as_datetime(stopped))
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))

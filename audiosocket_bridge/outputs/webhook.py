@@ -1,0 +1,176 @@
+"""The post-call webhook (``--webhook-url``): each ended call's JSON transcript POSTed once its
+call has ended, from a durable queue in the database (outputs/webhook_queue.py).
+
+WebhookSink queues the call when it ends (placed after the StorageSink, so the transcript is
+complete in storage). WebhookWorker, an asyncio task, also queues the calls that ended without
+the sink hearing of it (ended by the presence sweep because their bridge died, or while the
+queue could not be written), claims due deliveries, POSTs them (webhook_sender.py, in threads)
+and writes each outcome as webhook_policy.judge() says. Delivery is at least once: a bridge that
+dies after the receiver answered but before the outcome is written leaves a lease that expires,
+and the call is POSTed again with the same Idempotency-Key.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Callable, Optional
+
+from .export import export_call
+from .presence import utc_now
+from .sinks import CallInfo
+from .webhook_policy import (DELIVERED, FAILED, PostResult, Verdict, WebhookOptions, judge,
+                             shown_url)
+from .webhook_queue import Claimed, WebhookQueue
+from .webhook_sender import post, request_headers
+
+if TYPE_CHECKING:
+    from whisper.streaming.types import TranscriptEvent
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[str, bytes, dict, float], PostResult]  # (url, body, headers, timeout_s)
+
+
+class WebhookWorker:
+    """Delivers the queue of one webhook URL; start() on the event loop, close() to stop (a POST
+    in flight is given its timeout to finish; else its lease just expires)."""
+
+    def __init__(self, storage, options: WebhookOptions, *, sender: Sender = post,
+                 clock: Callable[[], datetime] = utc_now,
+                 draw: Callable[[], float] = random.random) -> None:
+        self.storage, self.options = storage, options
+        self.queue = WebhookQueue(storage, options.url, options.lease_s)
+        self._sender, self._clock, self._draw = sender, clock, draw
+        self.delivered = self.failed = self.retries = 0  # counted since start (metrics)
+        self.pending = 0  # deliveries waiting in the queue, as last counted
+        self._executor = ThreadPoolExecutor(max_workers=options.batch + 1,
+                                            thread_name_prefix="webhook")
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._next_reconcile_s = 0.0  # on the loop's clock
+        self._task: Optional[asyncio.Task] = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="webhook-worker")
+        log.info("webhook: POSTing each ended call to %s (%s)", shown_url(self.options.url),
+                 "signed" if self.options.secret else "NOT signed: no --webhook-secret")
+
+    def wake(self) -> None:
+        """A delivery was queued: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.options.timeout_s + 2.0)
+            except asyncio.TimeoutError:
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
+        self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                delivered_some = await self._one_pass()
+            except Exception:  # noqa: BLE001 - storage may be away for a while; keep trying
+                log.warning("webhook: the delivery queue could not be read", exc_info=True)
+                delivered_some = False
+            if not delivered_some:
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.options.poll_s)
+
+    async def _one_pass(self) -> bool:
+        """Queues the calls ended unseen (when that is due), then POSTs one batch of due
+        deliveries; False when there was none."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_reconcile_s:
+            await self._reconcile()
+            self._next_reconcile_s = loop.time() + self.options.reconcile_s
+        if self._stopping:
+            return False
+        claimed = await self._blocking(self.queue.claim, self._clock(), self.options.batch)
+        if claimed:
+            await self._deliver_all(claimed)
+            self.pending = await self._blocking(self.queue.pending_count)
+        return bool(claimed)
+
+    async def _reconcile(self) -> None:
+        now = self._clock()
+        since = now - timedelta(seconds=self.options.catch_up_s)
+        await self._blocking(self.queue.enqueue_ended_calls, now, since)
+        self.pending = await self._blocking(self.queue.pending_count)
+
+    async def _deliver_all(self, claimed: list[Claimed]) -> None:
+        outcomes = await asyncio.gather(*(self._deliver(c) for c in claimed),
+                                        return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):  # its lease expires: tried again then
+                log.warning("webhook: a delivery failed on storage", exc_info=outcome)
+
+    async def _deliver(self, claimed: Claimed) -> None:
+        document = await self._blocking(export_call, self.storage, claimed.uuid, "json")
+        attempt = claimed.attempts + 1
+        if document is None:
+            verdict = Verdict(FAILED, error="the call is not in storage")
+        else:
+            body = document.encode("utf-8")
+            headers = request_headers(claimed.uuid, body, self.options.secret)
+            result = await self._blocking(self._sender, self.options.url, body, headers,
+                                          self.options.timeout_s)
+            now = self._clock()
+            age_s = (now - claimed.created_at).total_seconds()
+            verdict = judge(result, attempt, age_s, self.options, now, self._draw)
+        if await self._blocking(self.queue.finish, claimed, verdict, self._clock()):
+            self._count(claimed.uuid, attempt, verdict)
+
+    def _count(self, call_uuid: str, attempt: int, verdict: Verdict) -> None:
+        if verdict.state == DELIVERED:
+            self.delivered += 1
+            log.info("webhook: call %s delivered (attempt %d)", call_uuid, attempt)
+        elif verdict.state == FAILED:
+            self.failed += 1
+            log.error("webhook: call %s not delivered, given up: %s", call_uuid, verdict.error)
+        else:
+            self.retries += 1
+            level = logging.WARNING if attempt == 1 else logging.DEBUG
+            log.log(level, "webhook: call %s: %s; trying again in %.1f s", call_uuid,
+                    verdict.error, verdict.delay_s)
+
+    async def _blocking(self, function, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+
+class WebhookSink:
+    """Queues a call's delivery when it ends; put it after the StorageSink."""
+
+    def __init__(self, worker: WebhookWorker, clock: Callable[[], datetime] = utc_now) -> None:
+        self.worker, self._clock = worker, clock
+        self.errors = 0  # enqueues that failed (the worker's reconcile queues those calls later)
+
+    async def call_started(self, call: CallInfo) -> None:
+        return None
+
+    async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
+        return None
+
+    async def call_ended(self, call: CallInfo) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self.worker.queue.enqueue, call.uuid, self._clock())
+        except Exception:  # noqa: BLE001 - reconciled later from the calls table
+            self.errors += 1
+            log.warning("webhook: could not queue call %s now; it will be queued later",
+                        call.uuid, exc_info=True)
+            return
+        self.worker.wake()
+
+    async def close(self) -> None:
+        return None
