@@ -6,7 +6,6 @@ instead of skipping when no Asterisk can be had.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
