@@ -5,12 +5,15 @@ with deploy/haproxy.cfg, two bridge processes started from deploy/bridge1.ini an
 Shown: calls spread over both bridges; either bridge answers FastAGI for any call; a bridge
 drained by SIGTERM gets no new calls while its call in progress ends normally; a bridge killed
 with SIGKILL mid-call: what it had finalised is stored, the call goes on on the other bridge, new
-calls go there, and the other bridge's own call is not touched. In CI (CI=true) these tests fail
+calls go there, and the other bridge's own call is not touched; a webhook receiver that is down
+for a while still gets every call once. In CI (CI=true) these tests fail
 instead of skipping when Asterisk, HAProxy or PostgreSQL cannot be had.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from pathlib import Path
 from typing import Iterator
@@ -26,11 +29,13 @@ from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, observe_as_test
                                      place_call, texts_of, unavailable)
 from tests.support.ports import free_port
 from tests.support.postgres import new_database
+from tests.support.webhook_receiver import WebhookReceiver
 from whisper.evaluation import english_wer
 
 SHORT_CALL = ("conf-getpin", "vm-goodbye")
 SHORT_SCRIPT = "wait:1^play:conf-getpin^wait:1.5^play:vm-goodbye^wait:1.5"
 LONG_CALL = ("conf-getpin", "vm-reachoper", "vm-goodbye")
+WEBHOOK_SECRET = "webhook-secret"
 LONG_SCRIPT = "wait:1^play:conf-getpin^wait:4^play:vm-reachoper^wait:1.5^play:vm-goodbye^wait:2"
 
 
@@ -50,10 +55,18 @@ def pbx_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def bridges(workdir, database, pbx_port) -> Iterator[dict[str, BridgeProcess]]:
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as up:
+        yield up.up()
+
+
+@pytest.fixture(scope="module")
+def bridges(workdir, database, pbx_port, receiver) -> Iterator[dict[str, BridgeProcess]]:
+    webhook = ["--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET]
     made = {name: BridgeProcess(workdir / name, ami_port=pbx_port, storage_url=database,
                                 ami_secret=manager_user_setting("transcriber", "secret"),
-                                metrics=True, extra_args=["--config", str(REPO / "deploy" / f"{name}.ini")])
+                                metrics=True,
+                                extra_args=["--config", str(REPO / "deploy" / f"{name}.ini"), *webhook])
             for name in ("bridge1", "bridge2")}
     yield made
     for bridge in made.values():
@@ -223,3 +236,30 @@ def test_a_bridge_killed_mid_call_loses_at_most_its_open_utterance(pbx, ami, bri
     assert bridge_named(bridges, owner_of(database, call_uuid(after_kill))) == bridge_named(
         bridges, owner_of(database, bystander_uuid))
     assert english_wer([texts_of(*SHORT_CALL)], [finished(after_kill)]) < 0.3
+
+
+def test_a_webhook_receiver_down_for_a_while_gets_every_call_once(pbx, ami, bridges, database,
+                                                                   receiver):
+    receiver.down()
+    calls = [place_call(ami, "transcribe-ha", "606", SHORT_SCRIPT) for _ in range(2)]
+    uuids = [call_uuid(call) for call in calls]
+    for call in calls:
+        finished(call)
+    deadline = time.monotonic() + 30
+    while query(database, "SELECT count(*) FROM webhook_deliveries WHERE uuid = ANY(%s) "
+                "AND attempts > 0 AND state = 'pending'", uuids) != [(2,)]:
+        assert time.monotonic() < deadline, "the POSTs of the calls were not tried while it was down"
+        time.sleep(0.2)
+    receiver.up()
+    ended = {uuid for (uuid,) in query(database, "SELECT uuid FROM calls WHERE ended_at IS NOT NULL")}
+    assert set(uuids) <= ended and len(ended) >= 10  # and every call of the tests before
+    assert receiver.wait_accepted(len(ended), 30), len(receiver.accepted)
+    time.sleep(2.0)  # no second POST of any call comes later
+    keys = [r.headers["Idempotency-Key"] for r in receiver.accepted]
+    assert len(keys) == len(set(keys)) and set(keys) == ended
+    for received in receiver.accepted:
+        document = received.document
+        assert document["uuid"] == received.headers["X-Transcript-Call"] == received.headers["Idempotency-Key"]
+        assert document["ended_at"] and document["text"], document
+        expected = hmac.new(WEBHOOK_SECRET.encode(), received.body, hashlib.sha256).hexdigest()
+        assert received.headers["X-Transcript-Signature"] == f"sha256={expected}"
