@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from tests.support.fake_decoder import SCRIPT, FakeDecoder, ManualClock, decoded, script_reply, speech
+from whisper.streaming.capacity import Capacity
 from whisper.streaming.engine import StreamingEngine
 from whisper.streaming.options import EngineOptions
 from whisper.streaming.scheduler import Scheduler
@@ -151,6 +152,7 @@ def test_overload_thins_partials_stalest_stream_first():
 
 def test_over_their_budget_partials_wait_but_finals_do_not():
     rig = Rig(batch_s=0.5, paced=True)  # a batch takes 0.5 s; partials may take 0.35 of the last 2 s
+    rig.scheduler.capacity.window_s = 0.01  # measured fast: here only the budget holds partials back
     talking, pausing = rig.open("talking", partial_interval_s=0.2), rig.open("pausing", partials=False)
     ran = []
     for seed in range(3):
@@ -218,3 +220,30 @@ def test_the_engine_takes_a_decoder_and_a_clock():
         engine.open_stream("de", StreamOptions(language="de"))
     with pytest.raises(ValueError):
         StreamingEngine()
+
+
+def test_capacity_is_measured_from_batches_and_spaces_the_partials_of_talking_streams():
+    capacity = Capacity()
+    assert not capacity.measured and capacity.partial_interval_s(4, 0.35, 0.8) == pytest.approx(0.8)
+    capacity.record(4, 0.4)  # 0.1 s per window
+    capacity.record(0, 1.0)  # nothing decoded: no measure
+    assert capacity.window_s == pytest.approx(0.1)
+    capacity.record(1, 0.2)
+    assert capacity.window_s == pytest.approx(0.1 + 0.2 * 0.1)  # a moving mean, not the last batch
+    assert capacity.partial_interval_s(7, 0.35, 0.8) == pytest.approx(7 * 0.12 / 0.35)
+    assert capacity.partial_interval_s(1, 0.35, 0.8) == pytest.approx(0.8)  # never below the floor
+
+    rig = Rig(batch_s=0.3, paced=True)
+    talking = [rig.open(f"caller{i}", partial_interval_s=0.2) for i in range(3)]
+    for stream in talking:
+        stream.push(speech(2.0, seed=hash(stream.id) % 100), 8000)
+    assert rig.scheduler.tick()  # one batch of partials: 0.3 s for 3 windows
+    assert rig.scheduler.capacity.window_s == pytest.approx(0.1)
+    for stream in talking:
+        stream.push(speech(0.5, seed=7), 8000)  # 0.5 s more: due by their own 0.2 s interval
+    assert not rig.scheduler.tick()  # but not by 3 x 0.1 s / 0.35 = 0.86 s (the budget has room)
+    for stream in talking:
+        stream.push(speech(0.5, seed=8), 8000)
+    assert rig.scheduler.tick() and rig.decoder.batches[-1][0][1] == "partial"
+    assert rig.scheduler.stats().partial_interval_s == pytest.approx(3 * 0.1 / 0.35)
+    assert rig.scheduler.stats().window_cost_s == pytest.approx(0.1)

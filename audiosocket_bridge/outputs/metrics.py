@@ -204,7 +204,11 @@ class _StateCollector:
                  stats.queued_audio_s),
                 ("lag_seconds", "How far the engine is behind live audio", stats.lag_s),
                 ("behind", "1 while the engine is behind (lag over its threshold)",
-                 1.0 if stats.behind else 0.0)):
+                 1.0 if stats.behind else 0.0),
+                ("window_cost_seconds", "Measured seconds per decoded window",
+                 stats.window_cost_s),
+                ("partial_interval_seconds", "Least time between a talking stream's partials "
+                 "that the measured capacity allows", stats.partial_interval_s)):
             yield GaugeMetricFamily(f"audiosocket_engine_{name}", doc, value=value)
         for name, doc, value in (
                 ("finals", "Finals emitted by the engine", stats.finals_emitted),

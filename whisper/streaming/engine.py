@@ -85,6 +85,10 @@ class StreamingEngine:
         return self._scheduler.tick()
 
     def _run(self) -> None:
+        try:
+            self._scheduler.calibrate()
+        except Exception:  # noqa: BLE001 - capacity is then learnt from the first batches
+            log.exception("streaming engine warm-up failed")
         busy = False
         while not self._stopping:
             if not busy:  # idle: wait for audio, then let a tick's worth of frames gather

@@ -19,6 +19,7 @@ import time
 from typing import Callable, Dict, List
 
 from .budget import PartialBudget
+from .capacity import Capacity
 from .decoder import BatchDecoder
 from .delivery import Delivery
 from .job import Job
@@ -49,10 +50,20 @@ class Scheduler:
         self._counters: collections.Counter = collections.Counter()
         self._delivery = Delivery(decoder, options, self._counters, self._poll)
         self._budget = PartialBudget(options.partial_budget, _BUDGET_WINDOW_S)
+        self.capacity = Capacity()  # seconds per window, measured (engine warm-up, every batch)
+        self._partial_interval_s = 0.0
         self._lag_s = 0.0
         self._behind = False
         self._last_poll_s = clock()
         self._preemptible = False  # a batch of partials is running: a final due now preempts it
+
+    def calibrate(self) -> None:
+        """A first measure of capacity from the decoder's warm-up, if it has one."""
+        warm_up = getattr(self.decoder, "warm_up", None)
+        if warm_up is not None:
+            took_s = warm_up()
+            self.capacity.record(1, took_s)
+            log.info("streaming engine: %.0f ms per window on this machine (warm-up)", took_s * 1000)
 
     def add(self, stream: Stream) -> None:
         with self._lock:
@@ -73,6 +84,7 @@ class Scheduler:
             behind=lag_s > self.options.behind_after_s, partials_skipped=self._counters["partials_skipped"],
             finals_emitted=self._counters["finals"], partials_emitted=self._counters["partials"],
             audio_dropped_s=self._counters["dropped_ms"] / 1000,
+            window_cost_s=self.capacity.window_s or 0.0, partial_interval_s=self._partial_interval_s,
         )  # fmt: skip
 
     def tick(self) -> bool:
@@ -132,7 +144,10 @@ class Scheduler:
         stream.mark_closed()
 
     def _decode(self, jobs: List[Job]) -> list:
-        return self.decoder.decode(jobs, self.options.guard.fallback.temperatures[0], self._poll)
+        started_s = self.clock()
+        results = self.decoder.decode(jobs, self.options.guard.fallback.temperatures[0], self._poll)
+        self.capacity.record(len(jobs), self.clock() - started_s)
+        return results
 
     def _run_finals(self, jobs: List[Job], speculative: List[Job]) -> None:
         started_s = self.clock()
@@ -145,7 +160,8 @@ class Scheduler:
         self._lag_s = self.clock() - started_s
 
     def _run_partials(self, streams: List[Stream]) -> bool:
-        due = [job for s in streams if (job := s.partial_job()) is not None]
+        spacing_s = self._partial_spacing_s(streams)
+        due = [job for s in streams if (job := s.partial_job(spacing_s)) is not None]
         if not due:
             return False
         # In real time, leave finals most of the scheduler's time: over budget, partials stay due and
@@ -158,6 +174,15 @@ class Scheduler:
         finally:
             self._budget.record(self.clock(), self.clock() - started_s)
         return True
+
+    def _partial_spacing_s(self, streams: List[Stream]) -> float:
+        """In real time: partials of all talking streams kept within their budget's share by the
+        measured cost of a window (capacity.py). Simulations decode as if the model were instant."""
+        if not self.paced:
+            return 0.0
+        talking = sum(1 for s in streams if s.talking)
+        self._partial_interval_s = self.capacity.partial_interval_s(talking, self.options.partial_budget, 0.0)
+        return self._partial_interval_s
 
     def _decode_partials(self, streams: List[Stream], due: List[Job]) -> None:
         due.sort(key=lambda job: job.stream.last_partial_frame)

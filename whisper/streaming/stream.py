@@ -214,13 +214,20 @@ class Stream:
         return self._finals.pop()
 
     # -- scheduler thread: partials ---------------------------------------------------------
-    def partial_job(self) -> Optional[Job]:
-        """The open utterance's audio, if it is due a partial."""
+    @property
+    def talking(self) -> bool:
+        """In an utterance that wants partials."""
+        return self._endpointer.start_frame is not None and self.options.partials and not self.flushed
+
+    def partial_job(self, min_interval_s: float = 0.0) -> Optional[Job]:
+        """The open utterance's audio, if it is due a partial: `partial_interval_s` (or
+        `min_interval_s`, what the scheduler can afford, if longer) after the last one."""
         start = self._endpointer.start_frame
-        if start is None or not self.options.partials or self.flushed:
+        if not self.talking:
             return None
         end = self._endpointer.frame
-        interval_frames = max(1, round(self.options.partial_interval_s * FRAMES_PER_S))
+        interval_s = max(self.options.partial_interval_s, min_interval_s)
+        interval_frames = max(1, round(interval_s * FRAMES_PER_S))
         if end - start < round(self.config.min_partial_audio_s * FRAMES_PER_S):
             return None
         if end - self._last_partial_frame < interval_frames:

@@ -69,3 +69,5 @@ class EngineStats:
     finals_emitted: int
     partials_emitted: int
     audio_dropped_s: float
+    window_cost_s: float = 0.0  # measured seconds per decoded window (0: not yet measured)
+    partial_interval_s: float = 0.0  # how far apart a talking stream's partials are now, at least

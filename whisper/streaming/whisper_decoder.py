@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import collections
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
@@ -79,6 +80,21 @@ class WhisperBatchDecoder:
             features.append(self.model.embed_audio(mel.to(self.model.device), content_frames=content_frames))
             poll()
         return torch.cat(features)
+
+    @torch.no_grad()
+    def warm_up(self) -> float:
+        """Decode a 2 s window of faint noise twice (the first builds the kernels a first call
+        would wait for); returns the seconds the second took: a first measure of capacity."""
+        rng = np.random.default_rng(0)
+        audio = (rng.standard_normal(2 * SAMPLE_RATE_HZ) * 1e-3).astype(np.float32)
+        mel = _mel(audio)[None].to(self.model.device)
+        options = DecodingOptions(language=None if self.is_multilingual else "en", without_timestamps=True,
+                                  sample_len=16)
+        for _ in range(2):
+            started_s = time.perf_counter()
+            features = self.model.embed_audio(mel, content_frames=[len(audio) // HOP_LENGTH])
+            DecodingTask(self.model, options, collect_alignment=True).run(features)
+        return time.perf_counter() - started_s
 
     @torch.no_grad()
     def word_timings(self, job: Job, result: DecodingResult) -> List[WordTiming]:
