@@ -70,3 +70,59 @@ def test_on_by_default_only_for_english_only_models():
                                n_vocab=n_vocab, n_text_ctx=8, n_text_state=8, n_text_head=2, n_text_layer=1)
 
     assert Whisper(dims(51864)).short_encoder and not Whisper(dims(51865)).short_encoder
+
+
+def _prompt_features(model, count: int = 3):
+    from tests.support.prompts import english_prompts
+    from whisper.audio import HOP_LENGTH, load_audio, pad_or_trim
+
+    audios = [load_audio(str(p.path)) for p in english_prompts()[:count]]
+    mel = torch.stack([log_mel_spectrogram(pad_or_trim(a, N_SAMPLES), model.dims.n_mels) for a in audios])
+    return model.embed_audio(mel, content_frames=[min(len(a), N_SAMPLES) // HOP_LENGTH for a in audios])
+
+
+def test_the_silent_tail_is_attended_once_for_all_rows_with_the_same_logits(tiny_model):
+    tokens = torch.tensor([[50257, 50362, 440]] * 3)
+    logits_dtype = tiny_model.decoder.low_precision_logits
+    tiny_model.set_logits_dtype(None)  # every logit in full precision, to compare them all
+    try:
+        got, got_weights, want, want_weights = _with_and_without_shared_tail(tiny_model, tokens)
+    finally:
+        tiny_model.decoder.low_precision_logits = logits_dtype
+    assert torch.allclose(got, want, atol=1e-3)
+    assert torch.allclose(got_weights[-1], want_weights[-1], atol=1e-5)  # word timings see the same
+
+
+def _with_and_without_shared_tail(tiny_model, tokens):
+    with torch.inference_mode():
+        features = _prompt_features(tiny_model)
+        shared = tiny_model.decoder.new_cache(features)
+        hook, tiny_model.decoder.silent_tail = tiny_model.decoder.silent_tail, None
+        try:
+            whole = tiny_model.decoder.new_cache(features)
+        finally:
+            tiny_model.decoder.silent_tail = hook
+        assert shared.shared_kv is not None and whole.shared_kv is None
+        own = shared.cross_kv[0][0].shape[2]
+        assert own < N_FRAMES // 4  # 3 s prompts: most of the 1500 positions are the silent window's
+        got, got_weights = tiny_model.decoder(tokens, shared, want_weights=True)
+        want, want_weights = tiny_model.decoder(tokens, whole, want_weights=True)
+    return got, got_weights, want, want_weights
+
+
+def test_bfloat16_logits_keep_the_highest_ones_exact(tiny_model):
+    tokens = torch.tensor([[50257, 50362, 440]] * 3)
+    with torch.inference_mode():
+        features = _prompt_features(tiny_model)
+        previous = tiny_model.decoder.low_precision_logits
+        try:
+            tiny_model.set_logits_dtype(None)
+            exact = tiny_model.decoder(tokens, tiny_model.decoder.new_cache(features))[0]
+            tiny_model.set_logits_dtype(torch.bfloat16)
+            fast = tiny_model.decoder(tokens, tiny_model.decoder.new_cache(features))[0]
+        finally:
+            tiny_model.decoder.low_precision_logits = previous
+    top = exact.topk(8, dim=-1)
+    assert torch.equal(fast.topk(8, dim=-1).indices, top.indices)
+    assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-3)
+    assert (fast - exact).abs().max() < 0.5  # the rest: bfloat16's rounding

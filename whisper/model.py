@@ -223,6 +223,9 @@ class AudioEncoder(nn.Module):
         return self.ln_post(x)
 
 
+EXACT_LOGITS = 16  # with bfloat16 logits: how many of the highest are computed again in float32
+
+
 @dataclass(frozen=True)
 class SilentTail:
     features: Tensor  # (1, 1500, n_state): encoder states of 30 s of silence
@@ -274,6 +277,7 @@ class TextDecoder(nn.Module):
         self.positional_embedding = nn.Parameter(torch.empty(n_ctx, n_state))
         self.blocks = nn.ModuleList(DecoderBlock(n_state, n_head) for _ in range(n_layer))
         self.ln = LayerNorm(n_state)
+        self.low_precision_logits: Optional[Tensor] = None  # the token embedding in bfloat16, see set_logits_dtype
         # (dtype, device) -> the silent window's encoder states and their cross-attention K/V per
         # layer, or None; set by Whisper when it pads short encodings with that window
         self.silent_tail: Optional[Callable[[torch.dtype, torch.device], Optional[SilentTail]]] = None
@@ -307,8 +311,19 @@ class TextDecoder(nn.Module):
             x, cache.self_kv[i], w = block(x, cache.cross_kv[i], cache.self_kv[i], want_weights, shared[i])
             weights.append(w)
         x = self.ln(x)
+        if self.low_precision_logits is not None:
+            return self._low_precision_logits(x), weights
         logits = (x @ self.token_embedding.weight.to(x.dtype).T).float()
         return logits, weights
+
+    def _low_precision_logits(self, x: Tensor) -> Tensor:
+        """Every logit in bfloat16, then the highest ones again in full precision: bfloat16's
+        rounding (about 0.1 at typical logit sizes) must not decide between close candidates."""
+        logits = F.linear(x.to(self.low_precision_logits.dtype), self.low_precision_logits).float()
+        top = logits.topk(EXACT_LOGITS, dim=-1).indices  # (batch, tokens, k)
+        rows = self.token_embedding.weight[top].to(x.dtype)  # (batch, tokens, k, state)
+        exact = (rows @ x.unsqueeze(-1)).squeeze(-1).float()
+        return logits.scatter_(-1, top, exact)
 
 
 class Whisper(nn.Module):
@@ -351,6 +366,16 @@ class Whisper(nn.Module):
         for block in self.decoder.blocks:
             kv = block.cross_attn.kv
             block.cross_attn.low_precision_kv = None if dtype is None else (kv.weight.to(dtype), kv.bias.to(dtype))
+
+    def set_logits_dtype(self, dtype: Optional[torch.dtype]) -> None:
+        """Compute the vocabulary logits in ``dtype`` (None: the model's own precision).
+
+        Each decoding step multiplies by the whole token embedding (51864 x n_state): 80 MB in
+        float32 for tiny, read from memory at every step, about 40 % of a step's time on a CPU.
+        In bfloat16 it takes a quarter of the time there (AMD EPYC, batch of 8: 1.9 vs 8.7 ms).
+        """
+        weight = self.decoder.token_embedding.weight
+        self.decoder.low_precision_logits = None if dtype is None else weight.to(dtype).contiguous()
 
     def embed_audio(self, mel: Tensor, content_frames: Union[None, int, Sequence[int]] = None) -> Tensor:
         """Encoder states (batch, 1500, n_state) in the decoder's precision (the encoder may run in
