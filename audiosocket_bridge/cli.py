@@ -66,6 +66,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
              "themselves before ending them (default 0; a second SIGTERM stops waiting)")
     add("--bridge-id", help="this bridge's name in a database shared by several bridges "
                             "(default HOSTNAME:PORT)")
+    add("--engine-process", action=argparse.BooleanOptionalAction, default=None,
+        help="run the model in a process of its own, so that it does not share Python's lock "
+             "with the calls' network traffic (default on)")
     add("--keepalive", type=float, metavar="SECONDS",
         help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
              "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
@@ -142,6 +145,12 @@ def run_export(argv: Sequence[str], environ=None) -> int:
 # ---------------------------------------------------------------- serve
 
 def build_engine(settings: BridgeConfig):
+    if settings.engine_process:
+        from whisper.streaming.process import EngineProcess
+
+        engine = EngineProcess(settings.model, device=settings.device)
+        engine.start()
+        return engine
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
 

@@ -12,9 +12,11 @@
     decoder          the BatchDecoder interface the scheduler decodes through
     whisper_decoder  BatchDecoder on a Whisper model
     budget           the share of time partials may take
+    capacity         the measured cost of a window, and the partial spacing it affords
     delivery         decoded windows into events
     scheduler        what runs when, on an injected clock
     engine           StreamingEngine: the scheduler on its own thread
+    process          EngineProcess: the engine in a child process, same interface
     sim              feeding recordings, deterministically or in real time
 
 Names load their modules on first use, so ``whisper.streaming.types`` imports without torch.

@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Optional
 
 from .decoder import BatchDecoder
-from .options import EngineOptions
+from .options import EngineOptions, check_stream_options
 from .scheduler import Clock, Scheduler
 from .stream import Stream
 from .types import EngineStats, EventCallback, StreamOptions
@@ -46,11 +46,7 @@ class StreamingEngine:
 
     def open_stream(self, stream_id: str, options: StreamOptions = StreamOptions(),
                     on_event: Optional[EventCallback] = None) -> Stream:  # fmt: skip
-        check_languages(options, self.decoder.is_multilingual)
-        if options.grammar is not None:
-            from ..grammar import parse_grammar
-
-            parse_grammar(options.grammar)  # a bad one is refused here, not in the scheduler thread
+        check_stream_options(options, self.decoder.is_multilingual)
         stream = Stream(stream_id, options, self.options, on_event or (lambda event: None), self._wakeup.set)
         self._scheduler.add(stream)
         return stream
@@ -101,14 +97,3 @@ class StreamingEngine:
                 log.exception("streaming scheduler tick failed")
                 busy = False
 
-
-def check_languages(options: StreamOptions, multilingual: bool) -> None:
-    """Refused when the stream is opened, not later in the scheduler thread."""
-    from ..tokenizer import LANGUAGES
-
-    asked = [options.language] if options.language is not None else list(options.language_candidates)
-    unknown = [code for code in asked if code not in LANGUAGES]
-    if unknown:
-        raise ValueError(f"unknown language code(s) {', '.join(unknown)}: use codes such as en, es, fr")
-    if not multilingual and any(code != "en" for code in asked):
-        raise ValueError(f"this model is English-only; it can't transcribe language(s) {', '.join(asked)}")

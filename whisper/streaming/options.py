@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from .agreement import AgreementOptions
 from .endpointing import EndpointOptions
 from .policy import GuardOptions
+from .types import StreamOptions
 from .vad import VadOptions
 
 
@@ -22,3 +23,19 @@ class EngineOptions:
     max_pending_audio_s: float = 120.0  # per stream, not yet processed; beyond it the oldest audio is dropped
     behind_after_s: float = 2.0  # a final waiting longer than this means the engine is behind
     tick_s: float = 0.02
+
+
+def check_stream_options(options: StreamOptions, multilingual: bool) -> None:
+    """Languages and grammar are refused when the stream is opened, not later in the scheduler thread."""
+    from ..tokenizer import LANGUAGES
+
+    asked = [options.language] if options.language is not None else list(options.language_candidates)
+    unknown = [code for code in asked if code not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"unknown language code(s) {', '.join(unknown)}: use codes such as en, es, fr")
+    if not multilingual and any(code != "en" for code in asked):
+        raise ValueError(f"this model is English-only; it can't transcribe language(s) {', '.join(asked)}")
+    if options.grammar is not None:
+        from ..grammar import parse_grammar
+
+        parse_grammar(options.grammar)
