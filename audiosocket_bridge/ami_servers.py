@@ -99,16 +99,6 @@ def secret_env_name(name: str) -> str:
     return "AUDIOSOCKET_AMI_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-def read_secret(server: AmiServerSettings, shared_secret: str) -> str:
-    """The server's own secret or the contents of its secret file, else the bridge-wide one."""
-    if server.secret:
-        return server.secret
-    if server.secret_file:
-        with open(server.secret_file, encoding="utf-8") as handle:
-            return handle.read().strip()
-    return shared_secret
-
-
 def unique_names(names: Iterable[str]) -> None:
     seen: set[str] = set()
     for name in names:

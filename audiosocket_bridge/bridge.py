@@ -21,12 +21,14 @@ from contextlib import suppress
 from typing import Optional, Sequence, Union
 
 from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
-from .ami_servers import DEFAULT_SERVER, read_secret, unique_names
+from whisper.language import check_languages
+
+from .ami_servers import DEFAULT_SERVER, AmiServerSettings, unique_names
 from .asterisk.ami_router import AmiRouter
 from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, split_host_port, webhook_secret
+from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webhook_secret
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
@@ -34,7 +36,7 @@ from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
 from .outputs.webhook import WebhookSink, WebhookWorker
 from .outputs.webhook_policy import WebhookOptions
-from .registrations import CallOptions, Registrations
+from .registrations import Registrations
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,7 @@ def session_settings(config: BridgeConfig) -> SessionSettings:
     return SessionSettings(
         max_frame_bytes=config.max_frame_bytes, idle_timeout_s=config.idle_timeout,
         raw=config.raw, partials=config.partials,
-        language=CallOptions.from_fields({"language": config.language or ""}).language,  # checked
+        language=check_languages(config.language),
         registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
                              else 0.0),
         keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline)
@@ -182,10 +184,17 @@ def ami_configs(config: BridgeConfig) -> list[AmiConfig]:
     for server in config.ami_servers:
         configs.append(AmiConfig(name=server.name, host=server.host, port=server.port,
                                  username=server.user or config.ami_user,
-                                 secret=read_secret(server, shared_secret),
+                                 secret=_server_secret(server, shared_secret),
                                  partials=config.partials))
     unique_names(c.name for c in configs)
     return configs
+
+
+def _server_secret(server: AmiServerSettings, shared_secret: str) -> str:
+    """A named server's own secret or the contents of its secret file, else the bridge-wide one."""
+    if server.secret or server.secret_file:
+        return read_secret(server.secret, server.secret_file)
+    return shared_secret
 
 
 def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:

@@ -116,15 +116,14 @@ def _read_ini(path: str) -> configparser.ConfigParser:
     return parser
 
 
-def servers_from_file(path: str) -> list[AmiServerSettings]:
+def servers_from_file(parser: configparser.ConfigParser, path: str) -> list[AmiServerSettings]:
     """The ``[ami NAME]`` sections."""
-    parser = _read_ini(path)
     return [section_server(name, parser.items(name), path) for name in parser.sections()
             if name.startswith(SECTION_PREFIX)]
 
 
-def from_file(path: str) -> dict[str, Any]:
-    parser = _read_ini(path)
+def from_file(parser: configparser.ConfigParser, path: str) -> dict[str, Any]:
+    """The ``[bridge]`` section."""
     if not parser.has_section(FILE_SECTION):
         return {}
     found = {}
@@ -140,17 +139,19 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
             config_file: Optional[str] = None) -> BridgeConfig:
     """Merge the sources; `flags` holds only options given on the command line."""
     merged: dict[str, Any] = {}
+    sections: list[AmiServerSettings] = []
     if config_file:
-        merged.update(from_file(config_file))
+        parser = _read_ini(config_file)
+        merged.update(from_file(parser, config_file))
+        sections = servers_from_file(parser, config_file)
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
-    sections = servers_from_file(config_file) if config_file else []
     merged["ami"] = tuple(merged.get("ami", ()))
     merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)
     return BridgeConfig(**merged)
 
 
-def _secret(given: Optional[str], path: Optional[str]) -> str:
+def read_secret(given: Optional[str], path: Optional[str]) -> str:
     """A secret given as such, else the contents of its file, else empty."""
     if given or not path:
         return given or ""
@@ -159,11 +160,11 @@ def _secret(given: Optional[str], path: Optional[str]) -> str:
 
 
 def ami_secret(config: BridgeConfig) -> str:
-    return _secret(config.ami_secret, config.ami_secret_file)
+    return read_secret(config.ami_secret, config.ami_secret_file)
 
 
 def webhook_secret(config: BridgeConfig) -> str:
-    return _secret(config.webhook_secret, config.webhook_secret_file)
+    return read_secret(config.webhook_secret, config.webhook_secret_file)
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol
 
 from whisper.grammar import parse_grammar
-from whisper.language import parse_languages
+from whisper.language import check_languages
 
 from .audiosocket.protocol import canonical_uuid
 from .values import blank_to_none, parse_bool, parse_float
@@ -56,15 +56,7 @@ class CallOptions:
 
 def _languages(text: Optional[str]) -> Optional[str]:
     """One language code, or several as candidates ("es|en"); refused at registration if unknown."""
-    text = blank_to_none(text)
-    if text is not None:
-        from whisper.tokenizer import LANGUAGES
-
-        language, candidates = parse_languages(text)
-        unknown = [code for code in ([language] if language else candidates) if code not in LANGUAGES]
-        if unknown:
-            raise ValueError(f"unknown language code(s) {', '.join(unknown)} (use e.g. en, es, es|en)")
-    return text
+    return check_languages(blank_to_none(text))
 
 
 def _grammar(spec: Optional[str]) -> Optional[str]:

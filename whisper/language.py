@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
+from typing import Iterable, Mapping, Optional
 
 MIN_PROBABILITY = 1e-6  # a language the model rules out still keeps a floor
 
@@ -30,6 +30,22 @@ def parse_languages(text: Optional[str]) -> tuple[Optional[str], tuple[str, ...]
     if len(codes) == 1:
         return codes[0], ()
     return None, tuple(dict.fromkeys(codes))
+
+
+def require_known(codes: Iterable[str]) -> None:
+    """ValueError naming the codes that are no language Whisper knows."""
+    from .tokenizer import LANGUAGES  # tiktoken, not torch
+
+    unknown = [code for code in codes if code not in LANGUAGES]
+    if unknown:
+        raise ValueError(f"unknown language code(s) {', '.join(unknown)} (use e.g. en, es, es|en)")
+
+
+def check_languages(text: Optional[str]) -> Optional[str]:
+    """`text` as given (one code or candidates, see parse_languages), once every code is known."""
+    language, candidates = parse_languages(text)
+    require_known([language] if language else candidates)
+    return text
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from whisper.streaming.types import TranscriptEvent
 
 from ..outputs.sinks import CallInfo
+from ..ami_servers import unique_names
 from ..registrations import Registrations
 from .ami_sink import AmiConfig, AmiSink
 
@@ -30,24 +31,23 @@ class AmiRouter:
                  sink_factory=AmiSink) -> None:
         if not configs:
             raise ValueError("AmiRouter needs at least one AMI server")
+        unique_names(config.name for config in configs)
         self.registrations = registrations
-        self.servers: dict[str, AmiSink] = {}
-        for config in configs:
-            if config.name in self.servers:
-                raise ValueError(f"AMI server {config.name!r} is given twice")
-            self.servers[config.name] = sink_factory(config, registrations)
-        self._addresses = {name: _addresses_of(sink.config.host)
-                           for name, sink in self.servers.items()}
+        self.servers = {config.name: sink_factory(config, registrations) for config in configs}
+        # only several servers need telling apart by a FastAGI request's source address
+        self._addresses = ({} if len(self.servers) == 1 else
+                           {name: _addresses_of(sink.config.host) for name, sink in self.servers.items()})
         self._warned: set[str] = set()
 
     # -- which server
-    def sink_for(self, call: CallInfo) -> Optional[AmiSink]:
+    def sink_for(self, call: CallInfo, *, warn: bool = True) -> Optional[AmiSink]:
+        """The call's server's sink; None (with a warning, once per call) when it is not known."""
         found = self.registrations.get(call.uuid)
         server = (found.server if found is not None else None) or call.registration.server
         if server is None and len(self.servers) == 1:
             return next(iter(self.servers.values()))
         sink = self.servers.get(server) if server is not None else None
-        if sink is None:
+        if sink is None and warn:
             self._warn_unrouted(call.uuid, server)
         return sink
 
@@ -77,7 +77,7 @@ class AmiRouter:
 
     # -- Sink
     async def call_started(self, call: CallInfo) -> None:
-        sink = self.sink_for(call) if self._known(call) else None
+        sink = self.sink_for(call, warn=False)  # the registration may still be on its way
         if sink is not None:
             await sink.call_started(call)
 
@@ -99,11 +99,6 @@ class AmiRouter:
     async def close(self) -> None:
         for sink in self.servers.values():
             await sink.close()
-
-    def _known(self, call: CallInfo) -> bool:
-        """At call start the registration may still be on its way: only route once known."""
-        found = self.registrations.get(call.uuid)
-        return len(self.servers) == 1 or bool((found and found.server) or call.registration.server)
 
     # -- lifecycle and state, for the bridge, the metrics and the benchmarks
     def start(self) -> None:

@@ -96,4 +96,3 @@ class StreamingEngine:
             except Exception:  # noqa: BLE001 - the scheduler must survive one bad batch
                 log.exception("streaming scheduler tick failed")
                 busy = False
-

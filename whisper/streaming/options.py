@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..language import require_known
 from .agreement import AgreementOptions
 from .endpointing import EndpointOptions
 from .policy import GuardOptions
@@ -27,12 +28,8 @@ class EngineOptions:
 
 def check_stream_options(options: StreamOptions, multilingual: bool) -> None:
     """Languages and grammar are refused when the stream is opened, not later in the scheduler thread."""
-    from ..tokenizer import LANGUAGES
-
     asked = [options.language] if options.language is not None else list(options.language_candidates)
-    unknown = [code for code in asked if code not in LANGUAGES]
-    if unknown:
-        raise ValueError(f"unknown language code(s) {', '.join(unknown)}: use codes such as en, es, fr")
+    require_known(asked)
     if not multilingual and any(code != "en" for code in asked):
         raise ValueError(f"this model is English-only; it can't transcribe language(s) {', '.join(asked)}")
     if options.grammar is not None:
