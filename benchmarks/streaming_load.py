@@ -2,6 +2,7 @@
 
     python -m benchmarks.streaming_load                 # N = 1 2 4 8 16 32, tiny.en
     python -m benchmarks.streaming_load --streams 16 --utterances 5
+    python -m benchmarks.streaming_load --streams 32 --first-partial-riders 2
 
 Each stream plays 8 kHz Asterisk English prompts (10 by default, a different set per stream) with
 1.2 s pauses, in 20 ms frames on a real-time clock, as app_audiosocket does. Final latency is the
@@ -38,9 +39,9 @@ def hold_the_gil(share: float, stop: threading.Event, burst_s: float = 0.00009) 
         time.sleep(burst_s / share - burst_s)
 
 
-def run(model, n_streams: int, per_stream: int):
+def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineOptions()):
     sets = pick_prompts(n_streams, per_stream)
-    engine = StreamingEngine(model, EngineOptions())
+    engine = StreamingEngine(model, options)
     engine.start()
     rss_before = rss_mib()
     events = {i: [] for i in range(n_streams)}
@@ -113,6 +114,8 @@ def main() -> None:
     parser.add_argument("--full-encoder", action="store_true", help="encode whole 30 s windows")
     parser.add_argument("--gil-busy", type=float, default=0.0, metavar="SHARE",
                         help="a thread beside the engine runs pure Python for this share of a core (e.g. 0.07)")
+    parser.add_argument("--first-partial-riders", type=int, default=EngineOptions.first_partial_riders,
+                        metavar="N", help="first partials that may ride along with a batch of finals")
     args = parser.parse_args()
     torch.set_num_threads(2)
     stop_busy = threading.Event()
@@ -128,7 +131,7 @@ def main() -> None:
     print(f"{'N':>3} {'p50 s':>6} {'p95 s':>6} {'1st partial s':>13} {'WER':>6} {'offline WER':>11} "
           f"{'CPU cores':>9} {'RSS/stream MiB':>14} {'matched':>8} {'partials skipped':>16}")
     for n in args.streams:
-        r = run(model, n, args.utterances)
+        r = run(model, n, args.utterances, EngineOptions(first_partial_riders=args.first_partial_riders))
         off = offline_wer(model, r["sets"])
         print(f"{n:>3} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['first_partial_p50']:>13.2f} {r['wer']:>6.1%} {off:>11.1%} "
               f"{r['cpu_cores']:>9.2f} {r['rss_per_stream_mib']:>14.1f} {r['matched']:>4}/{r['utterances']:<3} "

@@ -74,13 +74,13 @@ def test_an_utterance_ends_after_half_a_second_of_silence_with_partials_first():
     assert final.words and final.words[0].start_s >= final.start_s
 
 
-def test_no_batch_mixes_partials_with_finals_and_finals_never_wait_for_partials():
-    rig = Rig(batch_s=0.3)
+def test_only_first_partials_ride_with_finals_and_finals_never_wait_for_partials():
+    rig = Rig(EngineOptions(first_partial_riders=2), batch_s=0.3)
     pausing, talking = rig.open("pausing"), rig.open("talking", partial_interval_s=0.2)
     rig.play({pausing: speech(1.5) + silence(2.0, 8000), talking: speech(3.5)})
-    for batch in rig.decoder.batches:
-        kinds = {kind for _, kind in batch}
-        assert kinds in ({"partial"}, {"final"}, {"speculative"}, {"final", "speculative"}), batch
+    partial_batches = [i for i, batch in enumerate(rig.decoder.batches) if ("talking", "partial") in batch]
+    for i in partial_batches[1:]:  # the talking caller's one utterance has one first partial
+        assert {kind for _, kind in rig.decoder.batches[i]} == {"partial"}, rig.decoder.batches[i]
     (final_at_s, _), = rig.finals("pausing")
     assert 1.5 + 0.5 <= final_at_s <= 1.5 + 0.5 + STEP_S + 1e-6  # in the step its 0.5 s of silence completes
     partial_times = [t for t, e in rig.events if e.stream_id == "talking" and not e.is_final]
@@ -247,3 +247,30 @@ def test_capacity_is_measured_from_batches_and_spaces_the_partials_of_talking_st
     assert rig.scheduler.tick() and rig.decoder.batches[-1][0][1] == "partial"
     assert rig.scheduler.stats().partial_interval_s == pytest.approx(3 * 0.1 / 0.35)
     assert rig.scheduler.stats().window_cost_s == pytest.approx(0.1)
+
+
+def test_an_utterances_first_partial_is_not_spaced_and_goes_before_later_partials():
+    # Slow windows (6 talking streams x 0.5 s / 0.35 = 8.6 s apart): later partials are spaced, but a
+    # new utterance's first partial comes once it has min_partial_audio_s, ahead of other streams.
+    rig = Rig(EngineOptions(max_partial_batch=1), paced=True)
+    rig.scheduler.capacity.window_s = 0.5
+    rig.scheduler.capacity.smoothing = 0.0  # the fake decoder is instant: keep the measure
+    talking = [rig.open(f"caller{i}", partial_interval_s=0.2) for i in range(5)]
+    rig.play({stream: speech(1.2, seed=i) for i, stream in enumerate(talking)})
+    assert sum(1 for _, e in rig.events if e.kind == "partial") == 5  # one first partial each, no second
+    newcomer = rig.open("newcomer", partial_interval_s=0.2)
+    rig.play({stream: speech(1.5, seed=10 + i) for i, stream in enumerate(talking + [newcomer])})
+    first_partial_at_s = min(t for t, e in rig.events if e.stream_id == "newcomer" and e.kind == "partial")
+    assert first_partial_at_s <= 1.2 + 0.6 + 2 * STEP_S  # right after its first 0.6 s of audio
+    later = [e.stream_id for _, e in rig.events if e.kind == "partial"][5:]
+    assert later[0] == "newcomer"  # before the others' second partials
+
+
+def test_first_partials_ride_along_with_a_batch_of_finals_when_asked_to():
+    rig = Rig(EngineOptions(first_partial_riders=1))
+    ending, starting = rig.open("ending", partials=False), rig.open("starting")
+    ending.push(speech(1.0, seed=1) + silence(0.8, 8000), 8000)  # ends within one drain: no speculation
+    starting.push(speech(1.2, seed=2), 8000)
+    assert rig.scheduler.tick()
+    assert sorted(rig.decoder.batches[-1]) == [("ending", "final"), ("starting", "partial")]
+    assert ("starting", "partial") in rig.kinds() and ("ending", "final") in rig.kinds()

@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
 from .budget import PartialBudget
 from .capacity import Capacity
@@ -26,6 +26,9 @@ from .job import Job
 from .options import EngineOptions
 from .stream import Stream
 from .types import EngineStats
+
+if TYPE_CHECKING:
+    from ..decoding import DecodingResult
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +103,11 @@ class Scheduler:
         speculative = speculative[: self.options.max_batch - len(finals)]
         ran = bool(finals or speculative)
         if ran:
-            self._run_finals(finals, speculative)
+            # So may utterances' first partials (options.first_partial_riders): with many calls a
+            # batch of finals nearly always waits, and a first partial behind it comes late.
+            room = min(self.options.first_partial_riders, self.options.max_batch - len(finals) - len(speculative))
+            firsts = [job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None]
+            self._run_finals(finals, speculative + firsts[: max(0, room)])
             self._delivery.finals(streams, fallback=True)
         else:
             ran = self._run_partials(streams)
@@ -149,14 +156,19 @@ class Scheduler:
         self.capacity.record(len(jobs), self.clock() - started_s)
         return results
 
-    def _run_finals(self, jobs: List[Job], speculative: List[Job]) -> None:
+    def _run_finals(self, jobs: List[Job], riders: List[Job]) -> None:
+        """Finals, with speculative finals and first partials riding along."""
         started_s = self.clock()
-        to_decode = jobs + speculative
+        to_decode = jobs + riders
+        partials = []
         for job, result in zip(to_decode, self._decode(to_decode)):
             if job.speculative:
                 job.stream.accept_speculation(job, result)
+            elif job.kind == "partial":
+                partials.append((job, result))
             else:
                 job.result = result
+        self._deliver_partials(partials)
         self._lag_s = self.clock() - started_s
 
     def _run_partials(self, streams: List[Stream]) -> bool:
@@ -185,8 +197,8 @@ class Scheduler:
         return self._partial_interval_s
 
     def _decode_partials(self, streams: List[Stream], due: List[Job]) -> None:
-        due.sort(key=lambda job: job.stream.last_partial_frame)
-        # Thin partials, stalest streams first; to one when another stream's final is about to be due.
+        due.sort(key=lambda job: job.stream.partial_priority(job))
+        # Thin partials, first partials and then the stalest streams first; to one when another stream's final is about to be due.
         limit = 1 if any(s.final_imminent for s in streams) else self.options.max_partial_batch
         if len(due) > limit:
             self._counters["partials_skipped"] += len(due) - limit
@@ -199,7 +211,10 @@ class Scheduler:
             return
         finally:
             self._preemptible = False
-        for job, result in zip(due, results):
+        self._deliver_partials(list(zip(due, results)))
+
+    def _deliver_partials(self, decoded: List[Tuple[Job, "DecodingResult"]]) -> None:
+        for job, result in decoded:
             if job.segment_index != job.stream.segment_index:
                 continue  # its utterance ended while the batch ran: the final supersedes it
             job.stream.mark_partial(job)

@@ -69,6 +69,7 @@ class Stream:
         self.segment_index = 0
         self._partial_sent = False  # a partial went out for the current segment
         self._last_partial_frame = 0  # the end of the audio the last partial (or final) covered
+        self._partial_decoded = False  # the open utterance has had a partial decoded
         self.flushed = False
 
     # -- called from any thread -------------------------------------------------------------
@@ -147,6 +148,7 @@ class Stream:
                                       result=self._speculated.get(frames), ready_at_s=self._drained_at_s))  # fmt: skip
         self.segment_index += 1
         self._partial_sent = False
+        self._partial_decoded = False
         self.agreement.restart()
         self._speculated = {}
         self._last_partial_frame = boundary.end_frame
@@ -220,13 +222,17 @@ class Stream:
         return self._endpointer.start_frame is not None and self.options.partials and not self.flushed
 
     def partial_job(self, min_interval_s: float = 0.0) -> Optional[Job]:
-        """The open utterance's audio, if it is due a partial: `partial_interval_s` (or
-        `min_interval_s`, what the scheduler can afford, if longer) after the last one."""
+        """The open utterance's audio, if it is due a partial. Its first partial is due as soon as
+        it has ``min_partial_audio_s`` of audio (what shows a caller they are heard); later ones
+        ``partial_interval_s`` (or `min_interval_s`, what the scheduler can afford, if longer) after
+        the last one."""
         start = self._endpointer.start_frame
         if not self.talking:
             return None
         end = self._endpointer.frame
-        interval_s = max(self.options.partial_interval_s, min_interval_s)
+        interval_s = self.options.partial_interval_s
+        if self._partial_decoded:
+            interval_s = max(interval_s, min_interval_s)
         interval_frames = max(1, round(interval_s * FRAMES_PER_S))
         if end - start < round(self.config.min_partial_audio_s * FRAMES_PER_S):
             return None
@@ -237,6 +243,11 @@ class Stream:
         return self._job("partial", (start, end))
 
     @property
+    def wants_first_partial(self) -> bool:
+        """Talking, and no partial decoded yet in this utterance."""
+        return self.talking and not self._partial_decoded
+
+    @property
     def final_imminent(self) -> bool:
         """In an utterance whose caller has paused: the endpointer may close it any moment."""
         endpointer = self._endpointer
@@ -245,11 +256,12 @@ class Stream:
     def mark_partial(self, job: Job) -> None:
         """A partial of the audio up to ``job``'s end was decoded: the next is due an interval later."""
         self._last_partial_frame = max(self._last_partial_frame, job.frames[1])
+        self._partial_decoded = True
 
-    @property
-    def last_partial_frame(self) -> int:
-        """Where the audio of this stream's last partial (or final) ended: the stalest goes first."""
-        return self._last_partial_frame
+    def partial_priority(self, job: Job) -> Tuple[bool, int]:
+        """Sorts ``job`` (this stream's partial) before others: an utterance's first partial, then the
+        most audio since the stream's last partial."""
+        return self._partial_decoded, self._last_partial_frame - job.frames[1]
 
     # -- scheduler thread: out --------------------------------------------------------------
     def emit(self, event: TranscriptEvent) -> None:
