@@ -68,6 +68,33 @@ def test_short_finals_weigh_less_and_candidates_restrict():
     assert among.decided() == "es"
 
 
+def test_before_a_decision_the_evidence_is_a_prior_for_the_next_utterance():
+    from whisper.decoding import _most_likely
+
+    evidence = LanguageEvidence()
+    assert evidence.prior(2.0) == {}
+    evidence.add({"es": 0.95, "it": 0.04, "pl": 0.01}, 3.0)
+    doubtful = {"it": 0.6, "es": 0.35, "pl": 0.05}
+    assert _most_likely(doubtful, {}) == "it"
+    assert _most_likely(doubtful, evidence.prior(3.0)) == "es" and evidence.decided() is None
+    # The prior is the evidence on the utterance's own scale: a 1.5 s utterance counts half.
+    assert evidence.prior(1.5)["es"] == pytest.approx(2 * evidence.prior(3.0)["es"])
+    assert _most_likely({"it": 0.999, "es": 0.001}, evidence.prior(3.0)) == "it"  # clear speech wins
+
+
+def test_decoding_takes_a_language_prior_and_keeps_the_utterances_own_probabilities(base_model, spanish):
+    from whisper.audio import N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
+    from whisper.decoding import DecodingOptions, DecodingTask
+
+    mel = log_mel_spectrogram(pad_or_trim(load_audio(str(spanish["conf-usermenu"].path)), N_SAMPLES))[None]
+    task = DecodingTask(base_model, DecodingOptions(temperature=0.0, without_timestamps=True))
+    alone, = task.run(mel)
+    assert alone.language == "it", "precondition: the model alone hears Italian"
+    primed, = task.run(mel, language_priors=[{"es": 0.0, "it": -20.0}])
+    assert primed.language == "es" and primed.language_probs == pytest.approx(alone.language_probs, abs=1e-4)
+    assert wer(spanish["conf-usermenu"].text, primed.text) < wer(spanish["conf-usermenu"].text, alone.text)
+
+
 def test_the_dialplan_gives_one_language_or_candidates():
     settings = SessionSettings(language="es|en")
     assert stream_options(settings, CallOptions()).language_candidates == ("es", "en")

@@ -1,8 +1,9 @@
 """Decoding one 30 s (or shorter) window: options, logit filters, greedy and beam search, language ID."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -275,6 +276,13 @@ def detect_language(
     return language_tokens, language_probs
 
 
+def _most_likely(probabilities: Mapping[str, float], log_prior: Mapping[str, float]) -> str:
+    if not log_prior:
+        return max(probabilities, key=probabilities.get)
+    floor = min(log_prior.values())  # a language the prior never saw gets its least likely's weight
+    return max(probabilities, key=lambda code: math.log(max(probabilities[code], 1e-12)) + log_prior.get(code, floor))
+
+
 def _language_tokens(tokenizer: Tokenizer, candidates: Sequence[str]) -> List[int]:
     if not candidates:
         return list(tokenizer.all_language_tokens)
@@ -372,19 +380,24 @@ class DecodingTask:
             filters.append(self.options.grammar.logit_filter(self.tokenizer, self.sample_begin))
         return filters
 
-    def _languages(self, features: Tensor) -> Tuple[List[str], Optional[List[Dict[str, float]]]]:
+    def _languages(self, features: Tensor, priors: Optional[Sequence[Mapping[str, float]]]
+                   ) -> Tuple[List[str], Optional[List[Dict[str, float]]]]:  # fmt: skip
         n_audio = features.shape[0]
         if self.options.language is not None or not self.model.is_multilingual:
             return [self.options.language or "en"] * n_audio, None
         tokens, probs = detect_language(self.model, features, self.tokenizer, self.options.language_candidates)
-        codes = [max(p, key=p.get) for p in probs]
+        codes = [_most_likely(p, priors[i] if priors else {}) for i, p in enumerate(probs)]
         return codes, probs
 
     @torch.no_grad()
-    def run(self, mel: Tensor) -> List[DecodingResult]:
+    def run(self, mel: Tensor, language_priors: Optional[Sequence[Mapping[str, float]]] = None) -> List[DecodingResult]:
+        """Decode every row of ``mel`` (or of audio features). Where the language is detected,
+        ``language_priors`` may give each row log-weights per language to add to its detection's
+        log-probabilities (what a call's earlier utterances said); results keep the row's own
+        probabilities in ``language_probs``."""
         n_frames = mel.shape[-1] if mel.shape[-2] == self.model.dims.n_mels else 2 * mel.shape[-2]
         features = mel if mel.shape[-2] != self.model.dims.n_mels else self.model.embed_audio(mel)
-        languages, language_probs = self._languages(features)
+        languages, language_probs = self._languages(features, language_priors)
         n_audio = features.shape[0]
         tokens = torch.tensor([list(self.initial_tokens)], device=features.device).repeat(n_audio, 1)
         if self.model.is_multilingual and self.options.language is None:

@@ -6,7 +6,8 @@ Italian, Polish or Hindi) and a wrong language ruins the utterance's text. A cal
 language, so the stream sums the evidence of its finals: log-probabilities per language, each
 final weighted by its length (up to `full_weight_s`), and once the finals hold `decide_after_s`
 of such speech and the combined posterior of one language reaches `decide_at_p`, the rest of the
-call is decoded in it, without detection. Before that, every utterance is detected on its own.
+call is decoded in it, without detection. Before that, each utterance is detected with the
+evidence so far as a prior (`prior`): a call's second utterance is not judged alone either.
 One utterance never decides alone: its first seconds can be confidently wrong (conf-usermenu's
 first half is Italian to the model at over 0.95).
 
@@ -71,6 +72,17 @@ class LanguageEvidence:
         best, p = self.best()
         if best is not None and p >= self.decide_at_p and self._evidence_s >= self.decide_after_s:
             self._decided = best
+
+    def prior(self, duration_s: float) -> dict[str, float]:
+        """Log-weights per language for detecting an utterance of ``duration_s`` before the call's
+        language is decided: the evidence so far, on the scale of that utterance's own
+        log-probabilities (which count ``weight`` times in the evidence), so that the language
+        chosen is the one the evidence would favour with the utterance added. Empty until a final
+        has spoken."""
+        weight = min(1.0, max(0.0, duration_s) / self.full_weight_s)
+        if not self._log_evidence or weight <= 0:
+            return {}
+        return {code: value / weight for code, value in self._log_evidence.items()}
 
     def posterior(self) -> dict[str, float]:
         if not self._log_evidence:

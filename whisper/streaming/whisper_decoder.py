@@ -67,7 +67,8 @@ class WhisperBatchDecoder:
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
             task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
-            for i, result in zip(rows, task.run(features[rows])):
+            priors = None if options.language else [jobs[i].stream.language.prior(jobs[i].duration_s) for i in rows]
+            for i, result in zip(rows, task.run(features[rows], language_priors=priors)):
                 results[i] = _as_answer(result, options.grammar)
         return results  # type: ignore[return-value]
 
