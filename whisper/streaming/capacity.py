@@ -8,7 +8,8 @@ from every batch the scheduler runs (an exponentially weighted mean of seconds p
 From it the scheduler spaces partials: N streams talking, each due a partial every T seconds,
 cost N x cost_per_window / T of the scheduler's time; kept within the partial budget's share,
 T = N x cost_per_window / share, never below the stream's own ``partial_interval_s``. Finals are
-never spaced; they always go first.
+never spaced; they always go first. Nor is an utterance's first partial: it tells the caller's
+listeners that speech was heard, and each utterance has only one.
 """
 from __future__ import annotations
 
