@@ -57,6 +57,11 @@ def english_prompts() -> List[Prompt]:
     return language_prompts("en")
 
 
+# The voice of each asterisk-core-sounds-LANGUAGE-wav. sounds/LANGUAGE is only an alternatives link,
+# which another voice's package (asterisk-prompt-it-menardi, ...) takes over without these transcripts.
+CORE_VOICES = {"es": "es_MX_f_Allison", "fr": "fr_CA_f_June", "it": "it_IT_m_Carlo", "ru": "ru_RU_f_IvrvoiceRU"}
+
+
 def language_prompts(language: str) -> List[Prompt]:
     """Every prompt of Debian's asterisk-core-sounds-LANGUAGE(-wav) with a WAV file and a plain
     spoken reference.
@@ -64,7 +69,9 @@ def language_prompts(language: str) -> List[Prompt]:
     References with brackets are left out: they describe tones ("[beep]") or spell symbols
     ("dash [-]"), which no transcript writes the same way.
     """
-    sounds = SOUNDS_DIR.parent / language
+    sounds = SOUNDS_DIR.parent / CORE_VOICES.get(language, language)
+    if not sounds.is_dir():
+        sounds = SOUNDS_DIR.parent / language
     transcripts = TRANSCRIPTS.parent.parent / f"asterisk-core-sounds-{language}" / f"core-sounds-{language}.txt.gz"
     prompts = []
     for name, text in sorted(_references(transcripts).items()):
