@@ -138,3 +138,23 @@ def test_a_call_keeps_the_language_its_finals_agree_on(base_model, spanish):
     reference = " ".join(spanish[name].text for name in CALL)
     assert wer(reference, texts) < 0.35, texts
     assert wer(hard.text, " ".join(e.text for e in call[2:])) < wer(hard.text, " ".join(e.text for e in alone))
+
+
+def test_a_streams_earlier_evidence_steers_its_next_utterance(base_model, spanish):
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import frames_of
+
+    engine = StreamingEngine(base_model, EngineOptions())
+    events = []
+    stream = engine.open_stream("primed", StreamOptions(partials=False), events.append)
+    stream.language.add({"es": 0.999, "it": 0.001}, 3.0)  # as a first final would: 3 s, not yet decided
+    assert stream.language.decided() is None
+    for frame in frames_of(spanish["conf-usermenu"].pcm + GAP * 2, 8000):
+        stream.push(frame, 8000)
+        engine.step()
+    future = stream.close()
+    while not future.done():
+        engine.step()
+    finals = [e for e in events if e.is_final]
+    # Alone, this prompt's first part comes out Italian (test above); after Spanish, Spanish.
+    assert finals and finals[0].language == "es", [(e.language, e.text) for e in finals]
