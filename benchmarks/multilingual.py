@@ -121,7 +121,8 @@ def main() -> None:
         if not args.skip_faster_whisper:
             theirs, theirs_s = timed(lambda: faster_whisper_base(prompts))
             row = {"fw": f"{basic_wer(references, theirs):.1%}", "fw_s": f"{theirs_s:.1f}"}
-        line = (f"{language:<5} {words:>6} {live:>9.1%} {call:>10.1%} "
+        live_text, call_text = ("-", "-") if args.skip_live else (f"{live:.1%}", f"{call:.1%}")
+        line = (f"{language:<5} {words:>6} {live_text:>9} {call_text:>10} "
                 f"{basic_wer(references, offline):>12.1%} {row['fw']:>19} {offline_s:>10.1f} "
                 f"{row['fw_s']:>17}")
         if args.candidates and not args.skip_live:
