@@ -112,16 +112,15 @@ def main() -> None:
         prompts = sample(language, args.per_language)
         references = [p.text for p in prompts]
         words = sum(len(normalise(r).split()) for r in references)
-        live = call = float("nan")
+        live_text = call_text = "-"
         if not args.skip_live:
-            live = basic_wer(references, ours_live(model, prompts))
-            call = basic_wer([" ".join(references)], [ours_live_call(model, prompts)])
+            live_text = f"{basic_wer(references, ours_live(model, prompts)):.1%}"
+            call_text = f"{basic_wer([' '.join(references)], [ours_live_call(model, prompts)]):.1%}"
         offline, offline_s = timed(lambda: ours_offline(model, prompts))
         row: Dict[str, str] = {"fw": "-", "fw_s": "-"}
         if not args.skip_faster_whisper:
             theirs, theirs_s = timed(lambda: faster_whisper_base(prompts))
             row = {"fw": f"{basic_wer(references, theirs):.1%}", "fw_s": f"{theirs_s:.1f}"}
-        live_text, call_text = ("-", "-") if args.skip_live else (f"{live:.1%}", f"{call:.1%}")
         line = (f"{language:<5} {words:>6} {live_text:>9} {call_text:>10} "
                 f"{basic_wer(references, offline):>12.1%} {row['fw']:>19} {offline_s:>10.1f} "
                 f"{row['fw_s']:>17}")

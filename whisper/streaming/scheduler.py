@@ -106,8 +106,9 @@ class Scheduler:
             # So may utterances' first partials (options.first_partial_riders): with many calls a
             # batch of finals nearly always waits, and a first partial behind it comes late.
             room = min(self.options.first_partial_riders, self.options.max_batch - len(finals) - len(speculative))
-            firsts = [job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None]
-            self._run_finals(finals, speculative + firsts[: max(0, room)])
+            firsts = [job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None] \
+                if room > 0 else []
+            self._run_finals(finals, speculative + firsts[:room])
             self._delivery.finals(streams, fallback=True)
         else:
             ran = self._run_partials(streams)
@@ -198,7 +199,8 @@ class Scheduler:
 
     def _decode_partials(self, streams: List[Stream], due: List[Job]) -> None:
         due.sort(key=lambda job: job.stream.partial_priority(job))
-        # Thin partials, first partials and then the stalest streams first; to one when another stream's final is about to be due.
+        # Thin partials, first partials and then the stalest streams first; to one when another
+        # stream's final is about to be due.
         limit = 1 if any(s.final_imminent for s in streams) else self.options.max_partial_batch
         if len(due) > limit:
             self._counters["partials_skipped"] += len(due) - limit
