@@ -8,7 +8,7 @@ import pytest
 from audiosocket_bridge import cli
 from tests.support.prompts import english_prompts
 from whisper.evaluation import english_wer
-from whisper.streaming.process import EngineGone, EngineProcess, _joined
+from whisper.streaming.process import EngineGone, EngineProcess, _child_send, _joined
 from whisper.streaming.types import StreamOptions
 
 FRAME_BYTES = 320  # 20 ms at 8 kHz
@@ -62,6 +62,32 @@ def test_pushes_of_a_stream_are_joined_in_order():
              ("push", "b", 8000, b"x"), ("push", "a", 16000, b"56"), ("close", "a")]
     assert _joined(items) == [("open", "a", None), ("push", "a", 8000, b"1234"), ("push", "b", 8000, b"x"),
                               ("push", "a", 16000, b"56"), ("close", "a")]
+
+
+def test_fresh_stats_go_before_each_closed():
+    """Whoever waited for a close reads stats that count its stream, however soon after the last."""
+    import queue
+
+    class Engine:
+        calls = 0
+
+        def stats(self):
+            self.calls += 1
+            return self.calls
+
+    class Connection:
+        def __init__(self):
+            self.sent = []
+
+        def send(self, message):
+            self.sent.append(message)
+
+    outgoing, connection = queue.Queue(), Connection()
+    for item in [("event", "e1"), ("closed", "a", None), ("event", "e2"), ("closed", "b", None), None]:
+        outgoing.put(item)
+    _child_send(connection, outgoing, Engine())
+    kinds = [m[0] if m[0] != "stats" else f"stats{m[1]}" for m in connection.sent]
+    assert kinds == ["stats1", "event", "stats2", "closed", "event", "stats3", "closed"]
 
 
 def test_a_dead_engine_process_fails_its_open_streams():

@@ -10,7 +10,8 @@ child process (spawned, so no state is inherited) and speaks to it over one pipe
                    ("close", id) | ("stop",), sent by one thread every `flush_s` (pushes of a
                    stream that follow one another are joined)
   child -> parent  ("ready", multilingual) once, then ("event", TranscriptEvent) |
-                   ("closed", id, error) | ("stats", EngineStats) every `stats_s`, ("stopped",)
+                   ("closed", id, error) | ("stats", EngineStats) every `stats_s` and
+                   before each "closed", ("stopped",)
 
 Events reach the stream's callback on the parent's reader thread, as they reach it on the
 scheduler thread in process; a stream's close() future resolves after its last event. If the
@@ -307,7 +308,9 @@ def _child_send(connection, outgoing, engine) -> None:
             item = ()
         if item is None:
             return
-        if time.monotonic() >= stats_due_s:  # also while events keep coming
+        # Due stats go out also while events keep coming, and fresh ones before a stream's
+        # "closed": whoever waited for the close then reads stats that count its stream.
+        if time.monotonic() >= stats_due_s or (item and item[0] == "closed"):
             item = (("stats", engine.stats()),) + ((item,) if item else ())
             stats_due_s = time.monotonic() + _STATS_S
         else:
