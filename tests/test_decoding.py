@@ -114,6 +114,20 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_any_result(tiny
             torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=0)
 
 
+def test_sampling_repeats_whatever_ran_before(tiny_model):
+    """Hot decodes (the fallback) draw from their own seeded generator: the same window samples the
+    same text, however much of torch's global generator earlier work used."""
+    mel = window_mel("conf-onlyperson")
+    samples = []
+    for draws in (0, 1, 1000):
+        torch.rand(draws)
+        samples.append(whisper.decode(tiny_model, mel, temperature=1.0, sample_len=40).tokens)
+    assert samples[0] == samples[1] == samples[2]
+    others = {tuple(whisper.decode(tiny_model, mel, temperature=1.0, sample_len=40, seed=seed).tokens)
+              for seed in (1, 2, 3)}
+    assert len(others | {tuple(samples[0])}) > 1  # the seed does choose the sample
+
+
 def test_fallback_raises_the_temperature_on_repetitive_text(tiny_model, monkeypatch):
     calls = []
     module = sys.modules["whisper.transcribe"]

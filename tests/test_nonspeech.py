@@ -26,6 +26,21 @@ def test_non_speech_gives_no_words(engine, name):
     assert [(e.kind, e.text) for e in events if e.text.strip()] == []
 
 
+@pytest.mark.parametrize("offset_ms", [10, 30])
+def test_no_words_wherever_the_frames_fall(engine, offset_ms, monkeypatch):
+    """tt-monkeys, the sound nearest to speech, shifted by part of a frame: other windows, other
+    near-ties. A hot sample of it once gave "You're gonna have good work like you've been talking
+    about." twice, so no window of it may be sampled hotter at all."""
+    temperatures = []
+    decode = engine.decoder.decode
+    monkeypatch.setattr(engine.decoder, "decode", lambda jobs, temperature, poll: (
+        temperatures.append(temperature), decode(jobs, temperature, poll))[1])
+    pcm = bytes(offset_ms * 16) + SOUNDS["tt-monkeys"]
+    events = simulate(engine, pcm, 8000, StreamOptions(partials=True), stream_id=f"monkeys+{offset_ms}")
+    assert [(e.kind, e.text) for e in events if e.text.strip()] == []
+    assert temperatures and set(temperatures) == {0.0}
+
+
 @pytest.mark.parametrize("name, text", [("auth-thankyou", "thank you"), ("vm-goodbye", "goodbye")])
 def test_real_short_answers_are_kept(engine, name, text):
     events = simulate(engine, prompt(name).pcm + bytes(16000), 8000, StreamOptions(), stream_id=name)

@@ -46,6 +46,14 @@ def test_streamed_results_that_may_be_silence_are_not_decoded_again():
     assert not needs_fallback(looping) and rejection_reason(looping, 10.0).startswith("repetitive")
 
 
+def test_windows_the_model_doubts_are_not_sampled_hotter():
+    """Hot samples of tt-monkeys (no-speech 0.35) gave sentences that passed every other guard."""
+    monkeys = result("You're the best. " * 6, avg_logprob=-0.57, no_speech_prob=0.35)
+    assert FallbackPolicy().needs_fallback(monkeys) and not needs_fallback(monkeys)
+    assert needs_fallback(result("5", avg_logprob=-1.04, no_speech_prob=0.11))  # a real, spliced digit
+    assert needs_fallback(monkeys, GuardOptions(resample_max_no_speech=0.5))
+
+
 def test_retry_hotter_stops_at_the_first_reliable_result():
     tried = []
 

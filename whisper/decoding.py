@@ -39,6 +39,9 @@ class DecodingOptions:
     max_initial_timestamp: Optional[float] = 1.0
     fp16: bool = True  # ignored on the CPU, where we always compute in float32
     grammar: Optional["Grammar"] = None  # whisper.grammar: only answers it allows (no timestamps)
+    # Sampling (temperature > 0) draws from a generator seeded with this, so the same audio and
+    # options give the same text whatever ran before in the process; None: torch's global generator.
+    seed: Optional[int] = 0
 
 
 @dataclass(frozen=True)
@@ -141,14 +144,15 @@ class TokenDecoder:
 class GreedyDecoder(TokenDecoder):
     """Argmax at temperature 0, otherwise sampling from the tempered distribution."""
 
-    def __init__(self, temperature: float, eot: int):
-        self.temperature, self.eot = temperature, eot
+    def __init__(self, temperature: float, eot: int, seed: Optional[int] = None):
+        self.temperature, self.eot, self.seed = temperature, eot, seed
+        self._generator: Optional[torch.Generator] = None
 
     def update(self, tokens: Tensor, logits: Tensor, sum_logprobs: Tensor) -> Tuple[Tensor, bool, None]:
         if self.temperature == 0:
             next_tokens = logits.argmax(dim=-1)
         else:
-            next_tokens = Categorical(logits=logits / self.temperature).sample()
+            next_tokens = self._sample(logits)
         logprobs = F.log_softmax(logits.float(), dim=-1)
         current = logprobs[torch.arange(logprobs.shape[0]), next_tokens]
         still_running = tokens[:, -1] != self.eot
@@ -156,6 +160,14 @@ class GreedyDecoder(TokenDecoder):
         next_tokens[~still_running] = self.eot
         tokens = torch.cat([tokens, next_tokens[:, None]], dim=-1)
         return tokens, bool((tokens[:, -1] == self.eot).all()), None
+
+    def _sample(self, logits: Tensor) -> Tensor:
+        if self.seed is None:
+            return Categorical(logits=logits / self.temperature).sample()
+        if self._generator is None:
+            self._generator = torch.Generator(device=logits.device).manual_seed(self.seed)
+        probs = F.softmax(logits.float() / self.temperature, dim=-1)
+        return torch.multinomial(probs, 1, generator=self._generator).squeeze(-1)
 
     def finalize(self, tokens: Tensor, sum_logprobs: Tensor):
         tokens = F.pad(tokens, (0, 1), value=self.eot)  # every sequence ends with eot
@@ -315,7 +327,7 @@ class DecodingTask:
         if options.beam_size is not None:
             self.decoder: TokenDecoder = BeamSearchDecoder(options.beam_size, self.tokenizer.eot, options.patience)
         else:
-            self.decoder = GreedyDecoder(options.temperature, self.tokenizer.eot)
+            self.decoder = GreedyDecoder(options.temperature, self.tokenizer.eot, options.seed)
 
     @staticmethod
     def _verify(options: DecodingOptions) -> DecodingOptions:

@@ -88,6 +88,12 @@ class GuardOptions:
     # invented (monkeys, music); real prompts score at most 0.34 (single spelled letters).
     doubtful_no_speech: float = 0.5
     doubtful_logprob: float = -0.5
+    # A window the model doubts is speech is not re-decoded hotter when its greedy text is
+    # unreliable: sampling there invents sentences that pass the other guards (tt-monkeys, nsp 0.35:
+    # "You're gonna have good work like you've done." twice, log-probability -0.96). Real speech
+    # that fell back measured 0.04-0.26 (digits; Spanish ordinals with base), and no hot decode of
+    # it passed the guards where the greedy one had not.
+    resample_max_no_speech: float = 0.3
 
 
 def _repeats(words: list[str], max_repeats: int) -> bool:
@@ -127,5 +133,5 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
     """Worth decoding a streamed utterance again, hotter: as ``FallbackPolicy`` says, except that a
-    result the model thinks may be silence is not (unreliable, the guards drop it as it is)."""
-    return options.fallback.needs_fallback(result) and not options.fallback.may_be_silence(result)
+    result the model doubts is speech is not (unreliable, the guards drop it as it is)."""
+    return options.fallback.needs_fallback(result) and result.no_speech_prob <= options.resample_max_no_speech
