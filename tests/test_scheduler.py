@@ -174,6 +174,19 @@ def test_unreliable_finals_are_decoded_again_hotter():
     assert [e.text for _, e in rig.finals("caller")] == ["press one for sales"]
 
 
+def test_when_no_decode_is_reliable_the_likeliest_is_kept_where_speech_is_sure():
+    texts = {0.0: ("sales", -1.1), 0.2: ("sails", -1.3), 0.5: ("snails tails", -2.4)}  # the last sample is worst
+
+    def unsure(job, temperature):
+        text, logprob = texts[temperature]
+        return decoded(text, avg_logprob=logprob, no_speech_prob=0.05, temperature=temperature)
+
+    rig = Rig(reply=unsure)
+    rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})
+    assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
+    assert [e.text for _, e in rig.finals("caller")] == ["sales"]
+
+
 def test_silence_looking_finals_are_dropped_without_a_hotter_decode():
     rig = Rig(reply=lambda job, t: decoded("Thank you.", avg_logprob=-1.5, no_speech_prob=0.9, temperature=t))
     rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})

@@ -35,7 +35,7 @@ def test_unreliable_results_are_decoded_again_unless_they_look_like_silence():
 
 def test_the_guards_read_their_thresholds_from_the_fallback_policy():
     lenient = GuardOptions(fallback=FallbackPolicy(logprob_threshold=-2.0))
-    unsure = result("Plese entr yor pasword", avg_logprob=-1.4)
+    unsure = result("Plese entr yor pasword", avg_logprob=-1.4, no_speech_prob=0.2)
     assert rejection_reason(unsure, 2.0) == "low confidence" and rejection_reason(unsure, 2.0, lenient) is None
     assert needs_fallback(unsure) and not needs_fallback(unsure, lenient)
 
@@ -44,6 +44,22 @@ def test_streamed_results_that_may_be_silence_are_not_decoded_again():
     looping = result("Thank you. " * 20, no_speech_prob=0.8)  # confident, repetitive, maybe silence
     assert FallbackPolicy().needs_fallback(looping)  # long-form transcription tries hotter
     assert not needs_fallback(looping) and rejection_reason(looping, 10.0).startswith("repetitive")
+
+
+def test_unsure_text_is_kept_where_the_model_is_sure_of_speech():
+    """A lone spliced digit decoded unsure of itself; tt-monkeys' unsure inventions scored 0.31+."""
+    assert rejection_reason(result("5", avg_logprob=-1.04, no_speech_prob=0.11), 1.0) is None
+    assert rejection_reason(result("You're gonna have good work like you are.", avg_logprob=-1.6,
+                                   no_speech_prob=0.35), 10.0) == "low confidence"
+
+
+def test_unsure_digits_are_kept_unless_very_unsure():
+    """The Asterisk voice's lone "2" in a read-out number: no-speech 0.28, log-probability -1.01."""
+    assert rejection_reason(result("2", avg_logprob=-1.01, no_speech_prob=0.28), 1.0) is None
+    assert rejection_reason(result("Three.", avg_logprob=-1.2, no_speech_prob=0.28), 1.0) is None
+    assert rejection_reason(result("2", avg_logprob=-1.8, no_speech_prob=0.28), 1.0) == "low confidence"
+    assert rejection_reason(result("Two of them.", avg_logprob=-1.01, no_speech_prob=0.28), 1.0) == "low confidence"
+    assert rejection_reason(result("2", avg_logprob=-1.2, no_speech_prob=0.8), 1.0) == "no speech"
 
 
 def test_windows_the_model_doubts_are_not_sampled_hotter():

@@ -21,3 +21,9 @@ def digits_as_numerals(text: str) -> str:
     if all(w == "oh" for w in words) and not re.search(r"\d", text):
         return text  # "Oh." alone is an exclamation, not a zero
     return _WORD.sub(lambda match: DIGIT_WORDS[match.group(0).lower()], text)
+
+
+def is_digit_string(text: str) -> bool:
+    """Only digits (numerals or digit words) and punctuation: "4, 7, 1.", "Three", not "Oh." alone."""
+    written = digits_as_numerals(text)
+    return bool(re.search(r"\d", written)) and not re.search(r"[^\d\s.,;:!?-]", written)

@@ -61,9 +61,17 @@ class Delivery:
             self._emit(final_job, replace(result, text=commit.text, tokens=commit.tokens), list(commit.words))
 
     def _with_fallback(self, job: Job, result: "DecodingResult") -> "DecodingResult":
+        """Hotter decodes until one is reliable; if none is, the likeliest of them all (greedy
+        included), not the last random sample."""
         guard = self.options.guard
-        return retry_hotter(lambda temperature: self.decoder.decode([job], temperature, self._poll)[0],
-                            guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)  # fmt: skip
+        tried = [result]
+
+        def decode_at(temperature: float) -> "DecodingResult":
+            tried.append(self.decoder.decode([job], temperature, self._poll)[0])
+            return tried[-1]
+
+        final = retry_hotter(decode_at, guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)
+        return final if not needs_fallback(final, guard) else max(tried, key=lambda r: r.avg_logprob)
 
     def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
         result = replace(result, text=digits_as_numerals(result.text))

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence, Tuple, TypeVar
 
+from ..numbers import is_digit_string
+
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
@@ -94,6 +96,13 @@ class GuardOptions:
     # that fell back measured 0.04-0.26 (digits; Spanish ordinals with base), and no hot decode of
     # it passed the guards where the greedy one had not.
     resample_max_no_speech: float = 0.3
+    # Below this no-speech probability the model is sure there is speech: a text it is unsure of is
+    # kept, as transcribe() keeps it (a caller's lone digit "5": no-speech 0.11, log-probability
+    # -1.04). Every window of non-speech that reached the decoder measured 0.31 or more.
+    sure_speech_no_speech: float = 0.15
+    # A text of digits alone is kept down to this log-probability: a caller's lone "2" decodes at
+    # -1.01 (no-speech 0.28), while Whisper's inventions on non-speech are phrases, not numbers.
+    digits_logprob: float = -1.5
 
 
 def _repeats(words: list[str], max_repeats: int) -> bool:
@@ -126,9 +135,15 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "repetitive (repeated words)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):
         return "too many words for the audio"
-    if policy.unlikely(result):
+    if policy.unlikely(result) and not _kept_though_unsure(result, options):
         return "low confidence"
     return None
+
+
+def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
+    if result.no_speech_prob < options.sure_speech_no_speech:
+        return True
+    return is_digit_string(result.text) and result.avg_logprob >= options.digits_logprob
 
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
