@@ -33,8 +33,12 @@ def test_no_words_wherever_the_frames_fall(engine, offset_ms, monkeypatch):
     about." twice, so no window of it may be sampled hotter at all."""
     temperatures = []
     decode = engine.decoder.decode
-    monkeypatch.setattr(engine.decoder, "decode", lambda jobs, temperature, poll: (
-        temperatures.append(temperature), decode(jobs, temperature, poll))[1])
+
+    def recording_decode(jobs, temperature, poll):
+        temperatures.append(temperature)
+        return decode(jobs, temperature, poll)
+
+    monkeypatch.setattr(engine.decoder, "decode", recording_decode)
     pcm = bytes(offset_ms * 16) + SOUNDS["tt-monkeys"]
     events = simulate(engine, pcm, 8000, StreamOptions(partials=True), stream_id=f"monkeys+{offset_ms}")
     assert [(e.kind, e.text) for e in events if e.text.strip()] == []

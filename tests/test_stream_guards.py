@@ -47,8 +47,11 @@ def test_streamed_results_that_may_be_silence_are_not_decoded_again():
 
 
 def test_unsure_text_is_kept_where_the_model_is_sure_of_speech():
-    """A lone spliced digit decoded unsure of itself; tt-monkeys' unsure inventions scored 0.31+."""
-    assert rejection_reason(result("5", avg_logprob=-1.04, no_speech_prob=0.11), 1.0) is None
+    """As transcribe() keeps it; tt-monkeys' unsure inventions scored no-speech 0.31 and more."""
+    unsure_words = result("Press the pound key.", avg_logprob=-1.2, no_speech_prob=0.05)
+    assert rejection_reason(unsure_words, 2.0) is None
+    assert rejection_reason(result("Press the pound key.", avg_logprob=-1.2, no_speech_prob=0.2), 2.0) == \
+        "low confidence"
     assert rejection_reason(result("You're gonna have good work like you are.", avg_logprob=-1.6,
                                    no_speech_prob=0.35), 10.0) == "low confidence"
 

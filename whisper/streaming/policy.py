@@ -97,8 +97,8 @@ class GuardOptions:
     # it passed the guards where the greedy one had not.
     resample_max_no_speech: float = 0.3
     # Below this no-speech probability the model is sure there is speech: a text it is unsure of is
-    # kept, as transcribe() keeps it (a caller's lone digit "5": no-speech 0.11, log-probability
-    # -1.04). Every window of non-speech that reached the decoder measured 0.31 or more.
+    # kept, as transcribe() keeps it, so live loses no such text that offline has. Every window of
+    # non-speech that reached the decoder measured 0.31 or more.
     sure_speech_no_speech: float = 0.15
     # A text of digits alone is kept down to this log-probability: a caller's lone "2" decodes at
     # -1.01 (no-speech 0.28), while Whisper's inventions on non-speech are phrases, not numbers.
