@@ -69,6 +69,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--engine-process", action=argparse.BooleanOptionalAction, default=None,
         help="run the model in a process of its own, so that it does not share Python's lock "
              "with the calls' network traffic (default on)")
+    add("--engine-workers", type=int, metavar="N",
+        help="engine processes, each a copy of the model serving its share of the calls "
+             "(default 0: one single-threaded worker per core, at most 8; one on a GPU)")
     add("--keepalive", type=float, metavar="SECONDS",
         help="send Asterisk 20 ms of silence when it has sent nothing for this long, so that "
              "AudioSocket() does not hang up after 2 s without media (default 0.5; 0: off)")
@@ -146,11 +149,14 @@ def run_export(argv: Sequence[str], environ=None) -> int:
 
 def build_engine(settings: BridgeConfig):
     if settings.engine_process:
-        from whisper.streaming.process import EngineProcess
+        from whisper.streaming.pool import EnginePool, plan_workers, usable_cores
 
-        engine = EngineProcess(settings.model, device=settings.device)
+        workers, threads = plan_workers(settings.engine_workers, settings.device, usable_cores())
+        engine = EnginePool(settings.model, workers, device=settings.device, threads=threads)
         engine.start()
         return engine
+    if settings.engine_workers > 1:
+        raise ValueError("--engine-workers above 1 needs the engine process (drop --no-engine-process)")
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
 

@@ -49,6 +49,7 @@ class BridgeConfig:
     bridge_id: Optional[str] = None  # default: hostname:port (bridges sharing a database)
     keepalive: float = 0.5
     engine_process: bool = True  # the model and scheduler in a child process (off the GIL)
+    engine_workers: int = 0  # engine processes (0: one per core, one-threaded, at most 8; 1 on a GPU)
     webhook_url: Optional[str] = None  # POST each ended call's JSON transcript here
     webhook_secret: Optional[str] = None  # HMAC-SHA256 key signing the POSTs
     webhook_secret_file: Optional[str] = None  # read when webhook_secret is not given

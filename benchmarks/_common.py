@@ -68,6 +68,20 @@ def wer(refs: Sequence[str], hyps: Sequence[str]) -> float:
     return english_wer(refs, hyps)
 
 
+def cpu_seconds(child_pids: Sequence[int] = ()) -> float:
+    """CPU seconds (user + system) used so far by this process and the given running children."""
+    import os
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    total_s = usage.ru_utime + usage.ru_stime
+    ticks_per_s = os.sysconf("SC_CLK_TCK")
+    for pid in child_pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total_s += (int(fields[11]) + int(fields[12])) / ticks_per_s  # utime, stime
+    return total_s
+
+
 def cpu_description() -> str:
     """The CPU model and its bfloat16 matrix units, for every figure a benchmark prints."""
     model, flags = "unknown CPU", set()

@@ -45,7 +45,7 @@ from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, mess
 from tests.support.fake_ami import transcriber
 from tests.support.recording_ami import AmiFinal, RecordingAmi
 
-from ._common import PAUSE_S, pick_prompts, stream_audio, word_errors
+from ._common import PAUSE_S, cpu_description, pick_prompts, stream_audio, word_errors
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
@@ -65,6 +65,8 @@ class CallResult:
     frames_planned: int = 0
     max_send_lag_s: float = 0.0  # worst lateness of a frame against the real-time schedule
     latencies_s: List[Optional[float]] = field(default_factory=list)  # per utterance; None: no final
+    # per utterance: its first partial's arrival minus its first frame's sending; None: no partial
+    first_partials_s: List[Optional[float]] = field(default_factory=list)
     hypothesis: str = ""
     errors: int = 0  # word edits vs reference
     ref_words: int = 0
@@ -77,8 +79,9 @@ class CallResult:
 
 async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_s: float = PAUSE_S,
                      sample_rate_hz: int = 8000, start_delay_s: float = 0.0, register: bool = True,
-                     end_wait_s: float = 120.0, label: str = "") -> CallResult:
-    """One call: register on AMI, stream the prompts in real time, hang up, wait for TranscriptEnd."""
+                     end_wait_s: float = 120.0, label: str = "", partials: bool = False) -> CallResult:
+    """One call: register on AMI (asking for partial captions with `partials`), stream the prompts
+    in real time, hang up, wait for TranscriptEnd."""
     pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
     frame_bytes = slin.frame_bytes(sample_rate_hz)
     n_frames = (len(pcm) + frame_bytes - 1) // frame_bytes
@@ -87,7 +90,7 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     await asyncio.sleep(start_delay_s)
     if register:
         channel = f"PJSIP/loadgen{label}-{next(_dial_counter):08x}"
-        await asyncio.get_running_loop().run_in_executor(None, ami.register_call, call_uuid, channel)
+        await asyncio.get_running_loop().run_in_executor(None, ami.register_call, call_uuid, channel, partials)
     client = AudioSocketClient(host, port, call_uuid)
     try:
         await client.connect()
@@ -96,7 +99,9 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
         return result
     kind = SLIN_KINDS[sample_rate_hz]
     last_frames = {end: k for k, end in enumerate(ends)}
+    first_frames = {start: k for k, start in enumerate(starts)}
     sent_at: Dict[int, float] = {}  # utterance -> time its last frame was sent
+    first_sent_at: Dict[int, float] = {}  # utterance -> time its first frame was sent
     t0 = time.monotonic()
     for n in range(n_frames):
         chunk = pcm[n * frame_bytes:(n + 1) * frame_bytes]
@@ -107,6 +112,8 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
         result.max_send_lag_s = max(result.max_send_lag_s, now - (t0 + n * FRAME_MS / 1000))
         if n in last_frames:
             sent_at[last_frames[n]] = now
+        if n in first_frames:
+            first_sent_at[first_frames[n]] = now
         await asyncio.sleep(max(0.0, t0 + (n + 1) * FRAME_MS / 1000 - time.monotonic()))
     await client.finish("close")
     deadline = time.monotonic() + end_wait_s
@@ -116,15 +123,25 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     result.ami_finals = ami.finals_of(call_uuid)
     result.hypothesis = " ".join(f.text for f in result.ami_finals if f.text.strip())
     result.errors, result.ref_words = word_errors(result.reference, result.hypothesis)
-    # an utterance's finals: those whose [Start, End] overlaps its speech by > OVERLAP_S; the
-    # last of them to arrive completes it (a final that merges two prompts counts for both)
-    for k in range(len(prompts)):
+    _utterance_times(result, ami.partials_of(call_uuid), starts, ends, sent_at, first_sent_at)
+    return result
+
+
+def _overlaps(item, speech) -> bool:
+    return min(item.end_s, speech[1]) - max(item.start_s, speech[0]) > OVERLAP_S
+
+
+def _utterance_times(result: CallResult, partials, starts, ends, sent_at, first_sent_at) -> None:
+    """An utterance's finals are those whose [Start, End] overlaps its speech by > OVERLAP_S; the
+    last of them to arrive completes it (a final that merges two prompts counts for both). Its
+    first partial is the first to arrive that overlaps it."""
+    for k in range(len(ends)):
         speech = (starts[k] * FRAME_MS / 1000, (ends[k] + 1) * FRAME_MS / 1000)
-        mine = [f for f in result.ami_finals if f.text.strip()
-                and min(f.end_s, speech[1]) - max(f.start_s, speech[0]) > OVERLAP_S]
+        mine = [f for f in result.ami_finals if f.text.strip() and _overlaps(f, speech)]
         last = max(mine, key=lambda f: f.arrived, default=None)
         result.latencies_s.append(last.arrived - sent_at[k] if last and k in sent_at else None)
-    return result
+        first = min((p.arrived for p in partials if _overlaps(p, speech)), default=None)
+        result.first_partials_s.append(first - first_sent_at[k] if first and k in first_sent_at else None)
 
 
 # ---------------------------------------------------------------- report
@@ -172,6 +189,11 @@ class LoadReport:
         return self.percentile(95)
 
     @property
+    def first_partial_p50_s(self) -> float:
+        values = [x for c in self.calls for x in c.first_partials_s if x is not None]
+        return float(np.percentile(values, 50)) if values else float("nan")
+
+    @property
     def wer(self) -> float:
         return sum(c.errors for c in self.calls) / max(sum(c.ref_words for c in self.calls), 1)
 
@@ -185,7 +207,7 @@ class LoadReport:
 
     HEADER = (f"{'calls':>5} {'done':>5} {'utt w/ final':>12} {'p50 s':>6} {'p95 s':>6} {'max s':>6} "
               f"{'WER':>6} {'worst call':>10} {'AMI finals':>10} {'stored':>6} {'lost':>4} {'mism':>4} "
-              f"{'dup':>3} {'send lag s':>10}")
+              f"{'dup':>3} {'send lag s':>10} {'1st partial p50 s':>17}")
 
     def row(self) -> str:
         stored = "-" if self.finals_stored is None else self.finals_stored
@@ -195,7 +217,8 @@ class LoadReport:
         return (f"{self.n_calls:>5} {self.calls_completed:>2}/{len(self.calls):<2} "
                 f"{self.utterances_with_final:>7}/{self.utterances:<4} {self.p50_s:>6.2f} {self.p95_s:>6.2f} "
                 f"{top:>6.2f} {self.wer:>6.1%} {self.max_call_wer:>10.1%} {self.finals_received:>10} "
-                f"{stored:>6} {lost:>4} {mism:>4} {self.duplicate_finals:>3} {self.max_send_lag_s:>10.3f}")
+                f"{stored:>6} {lost:>4} {mism:>4} {self.duplicate_finals:>3} {self.max_send_lag_s:>10.3f} "
+                f"{self.first_partial_p50_s:>17.2f}")
 
 
 def compare_with_storage(report: LoadReport, storage) -> None:
@@ -212,7 +235,8 @@ def compare_with_storage(report: LoadReport, storage) -> None:
 
 async def run_load(host: str, port: int, n_calls: int, utterances_per_call: int, pause_s: float = PAUSE_S,
                    sample_rate_hz: int = 8000, *, ami: RecordingAmi, storage=None, shift: int = 0,
-                   stagger_s: float = 0.37, register: bool = True, end_wait_s: float = 120.0) -> LoadReport:
+                   stagger_s: float = 0.37, register: bool = True, end_wait_s: float = 120.0,
+                   partials: bool = False) -> LoadReport:
     """N concurrent calls against the bridge at host:port whose AMI sink is logged in to `ami`.
 
     `storage` (the bridge's, or another handle on the same database) enables the stored-vs-AMI
@@ -225,7 +249,7 @@ async def run_load(host: str, port: int, n_calls: int, utterances_per_call: int,
     calls = await asyncio.gather(*(
         place_call(host, port, prompts, ami, pause_s=pause_s, sample_rate_hz=sample_rate_hz,
                    start_delay_s=i * stagger_s / max(1, n_calls), register=register,
-                   end_wait_s=end_wait_s, label=str(i))
+                   end_wait_s=end_wait_s, label=str(i), partials=partials)
         for i, prompts in enumerate(sets)))
     report = LoadReport(n_calls, list(calls), wall_s=time.monotonic() - started)
     with ami._lock:
@@ -299,8 +323,8 @@ async def _main_async(args) -> None:
                 None, lambda: ami.wait_for(lambda f: f.logged_in_sessions() > 0, 60))
             storage = open_storage(args.storage) if args.storage else None
             for shift, n in enumerate(args.calls):
-                report = await run_load(host, port, n, args.utterances, args.pause,
-                                        args.rate, ami=ami, storage=storage, shift=shift)
+                report = await run_load(host, port, n, args.utterances, args.pause, args.rate, ami=ami,
+                                        storage=storage, shift=shift, partials=args.partials)
                 print(report.row(), flush=True)
             if storage:
                 storage.close()
@@ -310,9 +334,10 @@ async def _main_async(args) -> None:
             with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
                 for shift, n in enumerate(args.calls):
                     db_url = f"sqlite:///{tmp}/calls-{n}.db"
-                    async with in_process_bridge(engine, ami, db_url) as bridge:
+                    async with in_process_bridge(engine, ami, db_url, partials=args.partials) as bridge:
                         report = await run_load(*bridge.address, n, args.utterances, args.pause, args.rate,
-                                                ami=ami, storage=bridge.storage, shift=shift)
+                                                ami=ami, storage=bridge.storage, shift=shift,
+                                                partials=args.partials)
                     print(report.row(), flush=True)
                     if args.verbose:
                         _details(report)
@@ -334,10 +359,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--storage", metavar="URL", help="with --connect: the bridge's storage, to compare")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (in-process bridge)")
+    parser.add_argument("--partials", action="store_true",
+                        help="calls ask for partial captions (as live-caption set-ups do): the engine "
+                             "decodes them too, and the first partial's time is measured")
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--verbose", action="store_true", help="per call: utterances without final, texts")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    print(f"CPU: {cpu_description()}", flush=True)
     print(f"loadgen: pid {os.getpid()}, {os.cpu_count()} CPUs, model {args.model}, "
           f"{args.utterances} utterances/call, pause {args.pause} s, {args.rate} Hz", flush=True)
     asyncio.run(_main_async(args))

@@ -12,7 +12,6 @@ utterance's last frame was pushed.
 from __future__ import annotations
 
 import argparse
-import resource
 import threading
 import time
 
@@ -24,8 +23,9 @@ from whisper.audio import load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.streaming.sim import play_realtime
 from whisper.streaming.types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
+from whisper.streaming.pool import EnginePool, usable_cores
 
-from ._common import cpu_description, encoder_ms_per_window, pick_prompts, rss_mib, stream_audio, wer
+from ._common import cpu_description, cpu_seconds, encoder_ms_per_window, pick_prompts, rss_mib, stream_audio, wer
 
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this (as in loadgen.py)
 
@@ -39,10 +39,21 @@ def hold_the_gil(share: float, stop: threading.Event, burst_s: float = 0.00009) 
         time.sleep(burst_s / share - burst_s)
 
 
-def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineOptions()):
-    sets = pick_prompts(n_streams, per_stream)
-    engine = StreamingEngine(model, options)
+def start_engine(model, options: EngineOptions, workers: int, threads: int):
+    """The engine in this process (workers 0), or a pool of worker processes."""
+    if not workers:
+        engine = StreamingEngine(model, options)
+    else:
+        engine = EnginePool(model.name, workers, options=options, threads=threads)
     engine.start()
+    return engine
+
+
+def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineOptions(), workers: int = 0,
+        threads: int = 1):  # fmt: skip
+    sets = pick_prompts(n_streams, per_stream)
+    engine = start_engine(model, options, workers, threads)
+    children = [worker._process.pid for worker in engine.workers] if workers else []
     rss_before = rss_mib()
     events = {i: [] for i in range(n_streams)}
     pushed = {}
@@ -58,7 +69,7 @@ def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineO
         pushed[i] = play_realtime(streams[i], audio[i][0], 8000)
 
     threads = [threading.Thread(target=play, args=(i,)) for i in range(n_streams)]
-    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    cpu0, wall0 = cpu_seconds(children), time.monotonic()
     for i, t in enumerate(threads):
         t.start()
         time.sleep(0.37 / max(1, n_streams))  # calls don't all start on the same frame
@@ -67,7 +78,7 @@ def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineO
         time.sleep(0.5)
     for s in streams:
         s.close().result(timeout=120)
-    cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    cpu1, wall1 = cpu_seconds(children), time.monotonic()
     stats = engine.stats()
     engine.stop()
     latencies, first_partials, refs, hyps = [], [], [], []
@@ -84,7 +95,7 @@ def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineO
             partial = next((t for t, e in events[i] if not e.is_final and e.start_s <= start_s + 0.5 and e.end_s > start_s), None)
             if partial:
                 first_partials.append(partial - pushed[i][starts[k]])
-    cpu_s = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    cpu_s = cpu1 - cpu0
     return {
         "n": n_streams, "utterances": n_streams * per_stream, "matched": len(latencies),
         "p50": np.percentile(latencies, 50) if latencies else float("nan"),
@@ -116,8 +127,13 @@ def main() -> None:
                         help="a thread beside the engine runs pure Python for this share of a core (e.g. 0.07)")
     parser.add_argument("--first-partial-riders", type=int, default=EngineOptions.first_partial_riders,
                         metavar="N", help="first partials that may ride along with a batch of finals")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="N engine processes (as the bridge runs them) instead of the engine in this process")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (per worker with --workers; default: cores / workers)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    threads = args.threads or max(1, usable_cores() // max(1, args.workers))
+    torch.set_num_threads(threads)
     stop_busy = threading.Event()
     if args.gil_busy > 0:
         threading.Thread(target=hold_the_gil, args=(args.gil_busy, stop_busy), daemon=True).start()
@@ -125,13 +141,15 @@ def main() -> None:
     model.short_encoder = not args.full_encoder
     full_ms, short_ms = encoder_ms_per_window(model)
     print(f"CPU: {cpu_description()}")
-    print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {torch.get_num_threads()} threads, "
+    engine = f"{args.workers} worker processes" if args.workers else "engine in this process"
+    print(f"model {args.model}, encoder {model.encoder.conv1.weight.dtype}, {engine}, {threads} threads each, "
           f"{full_ms:.0f} ms per 30 s window, {short_ms:.0f} ms short path for 3 s "
           f"({'whole windows' if args.full_encoder else 'short encoder'})")
     print(f"{'N':>3} {'p50 s':>6} {'p95 s':>6} {'1st partial s':>13} {'WER':>6} {'offline WER':>11} "
           f"{'CPU cores':>9} {'RSS/stream MiB':>14} {'matched':>8} {'partials skipped':>16}")
     for n in args.streams:
-        r = run(model, n, args.utterances, EngineOptions(first_partial_riders=args.first_partial_riders))
+        r = run(model, n, args.utterances, EngineOptions(first_partial_riders=args.first_partial_riders),
+                workers=args.workers, threads=threads)
         off = offline_wer(model, r["sets"])
         print(f"{n:>3} {r['p50']:>6.2f} {r['p95']:>6.2f} {r['first_partial_p50']:>13.2f} {r['wer']:>6.1%} {off:>11.1%} "
               f"{r['cpu_cores']:>9.2f} {r['rss_per_stream_mib']:>14.1f} {r['matched']:>4}/{r['utterances']:<3} "

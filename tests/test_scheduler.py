@@ -88,7 +88,7 @@ def test_only_first_partials_ride_with_finals_and_finals_never_wait_for_partials
 
 
 def test_a_final_due_while_partials_run_preempts_them_and_goes_first():
-    rig = Rig(batch_s=0.2)
+    rig = Rig(EngineOptions(first_partial_riders=0), batch_s=0.2)
     pausing, talking = rig.open("pausing", partials=False), rig.open("talking", partial_interval_s=0.2)
     rig.play({pausing: speech(1.5)})
     rig.decoder.during_next_batch = lambda: pausing.push(silence(0.6, 8000), 8000)  # the caller stops meanwhile
@@ -286,4 +286,17 @@ def test_first_partials_ride_along_with_a_batch_of_finals_when_asked_to():
     starting.push(speech(1.2, seed=2), 8000)
     assert rig.scheduler.tick()
     assert sorted(rig.decoder.batches[-1]) == [("ending", "final"), ("starting", "partial")]
-    assert ("starting", "partial") in rig.kinds() and ("ending", "final") in rig.kinds()
+    assert rig.kinds() == [("ending", "final"), ("starting", "partial")]  # the final goes out first
+
+
+def test_an_abandoned_first_partial_rides_along_with_the_final_that_preempted_it():
+    rig = Rig(batch_s=0.2)  # first_partial_riders=1 by default
+    pausing, talking = rig.open("pausing", partials=False), rig.open("talking", partial_interval_s=0.2)
+    rig.play({pausing: speech(1.5)})
+    rig.decoder.during_next_batch = lambda: pausing.push(silence(0.6, 8000), 8000)
+    talking.push(speech(2.0, seed=1), 8000)
+    rig.scheduler.tick()
+    assert rig.decoder.batches[-1] == [("talking", "partial")] and rig.events == []  # abandoned
+    rig.scheduler.tick()
+    assert rig.decoder.batches[-1] == [("pausing", "final"), ("talking", "partial")]
+    assert rig.kinds() == [("pausing", "final"), ("talking", "partial")]

@@ -212,11 +212,9 @@ def test_a_final_due_mid_batch_preempts_partials_and_goes_out_first(tiny_model, 
     engine.step()
     assert pushed and not events, [e.text for e in events]  # the partial batch was abandoned
     assert engine.stats().partials_skipped >= 1
-    engine.step()
-    assert [(e.stream_id, e.kind) for e in events] == [("pausing", "final")]
+    engine.step()  # the final, with the talking caller's abandoned first partial riding along
+    assert [(e.stream_id, e.kind) for e in events] == [("pausing", "final"), ("talking", "partial")]
     assert "password" in events[0].text.lower()
-    engine.step()  # with the final out, the talking caller's partial runs again
-    assert [(e.stream_id, e.kind) for e in events[1:]] == [("talking", "partial")]
 
 
 def test_a_final_cut_while_its_speculative_decode_runs_takes_that_result(tiny_model, monkeypatch):

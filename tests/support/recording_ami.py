@@ -1,5 +1,5 @@
 """The fake AMI of tests.support.fake_ami, recording what a load test measures: each
-`UserEvent: Transcript` final with its arrival time, and each call's `TranscriptEnd`."""
+`UserEvent: Transcript` final and partial with its arrival time, and each call's `TranscriptEnd`."""
 from __future__ import annotations
 
 import time
@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
 from .fake_ami import FakeAmi
+
+
+@dataclass(frozen=True)
+class AmiPartial:
+    start_s: float
+    end_s: float
+    arrived: float  # time.monotonic() when the action was read
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ class RecordingAmi(FakeAmi):
         self.ends: Dict[str, float] = {}  # uuid -> TranscriptEnd arrival
         self.duplicate_finals = 0  # the same (uuid, segment) again, e.g. re-sent after an outage
         self.partials = 0
+        self.partials_by_call: Dict[str, List[AmiPartial]] = {}
 
     def _process(self, session, lines, too_long) -> bool:
         arrived = time.monotonic()
@@ -65,19 +73,26 @@ class RecordingAmi(FakeAmi):
                                            headers.get("Text", ""), arrived))
             elif name == "Transcript":
                 self.partials += 1
+                self.partials_by_call.setdefault(call, []).append(AmiPartial(
+                    float(headers.get("Start", "nan")), float(headers.get("End", "nan")), arrived))
             elif name == "TranscriptEnd":
                 self.ends.setdefault(call, arrived)
             self._changed.notify_all()
 
-    def register_call(self, call_uuid: str, channel: str) -> None:
+    def register_call(self, call_uuid: str, channel: str, partials: bool = False) -> None:
         """What `UserEvent(AudioSocketStart,Uuid: ${ID},...)` in the dialplan emits."""
-        self.emit_user_event("AudioSocketStart", {"Uuid": call_uuid, "Language": "en", "Partials": "0"},
+        self.emit_user_event("AudioSocketStart", {"Uuid": call_uuid, "Language": "en",
+                                                  "Partials": "1" if partials else "0"},
                              snapshot={"Channel": channel, "Uniqueid": f"{time.time():.6f}",
                                        "Linkedid": f"{time.time():.6f}"})
 
     def finals_of(self, call_uuid: str) -> List[AmiFinal]:
         with self._lock:
             return sorted(self.finals.get(call_uuid.lower(), []), key=lambda f: f.segment)
+
+    def partials_of(self, call_uuid: str) -> List[AmiPartial]:
+        with self._lock:
+            return list(self.partials_by_call.get(call_uuid.lower(), []))
 
     def ended(self, call_uuid: str) -> Optional[float]:
         with self._lock:
@@ -87,4 +102,5 @@ class RecordingAmi(FakeAmi):
         with self._lock:
             for call in call_uuids:
                 self.finals.pop(call.lower(), None)
+                self.partials_by_call.pop(call.lower(), None)
                 self.ends.pop(call.lower(), None)

@@ -19,10 +19,12 @@ class EngineOptions:
     agreement: AgreementOptions = AgreementOptions()  # finals before the speaker stops (LocalAgreement-2)
     max_batch: int = 8  # windows per encoder/decoder batch of finals
     max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
-    # First partials that may ride along with a batch of finals: at 32 calls on 2 AMD cores, 2 riders
-    # brought the first partial from 1.9 to 1.3 s p50 but finals' p95 from 0.6-0.7 to 1.1-1.6 s.
-    # Finals are what a dialplan waits on, so none by default.
-    first_partial_riders: int = 0
+    # First partials that may ride along with a batch of finals: with many calls a batch of finals
+    # nearly always waits, and a first partial queued behind it came 1.9 s p50 into the utterance
+    # (32 calls, 2 AMD cores). One rider per batch, with one single-threaded engine per core
+    # (pool.py), gave 0.8-0.9 s at finals' p95 0.56-0.58 s; on one engine for both cores riders
+    # cost finals more (p95 0.6-0.7 -> 1.1-1.6 s with 2).
+    first_partial_riders: int = 1
     partial_budget: float = 0.35  # most of the scheduler's time partials may take, over the last 2 s
     min_partial_audio_s: float = 0.6
     max_pending_audio_s: float = 120.0  # per stream, not yet processed; beyond it the oldest audio is dropped

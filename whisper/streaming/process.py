@@ -62,8 +62,9 @@ class RemoteStream:
 
 class EngineProcess:
     def __init__(self, model_name: str, *, device: Optional[str] = None, options: EngineOptions = EngineOptions(),
-                 flush_s: float = _FLUSH_S, start_timeout_s: float = 300.0):  # fmt: skip
-        self.model_name, self.device, self.options = model_name, device, options
+                 threads: Optional[int] = None, flush_s: float = _FLUSH_S, start_timeout_s: float = 300.0):  # fmt: skip
+        """`threads`: torch's intra-op threads in the child (None: torch's default, every core)."""
+        self.model_name, self.device, self.options, self.threads = model_name, device, options, threads
         self.flush_s, self.start_timeout_s = flush_s, start_timeout_s
         self.multilingual = False
         self._streams: Dict[str, RemoteStream] = {}
@@ -80,7 +81,7 @@ class EngineProcess:
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
         settings = _ChildSettings(self.model_name, self.device, self.options, sys.getswitchinterval(),
-                                  logging.getLogger().getEffectiveLevel())
+                                  logging.getLogger().getEffectiveLevel(), self.threads)
         self._process = context.Process(target=_child_main, name="whisper-engine", daemon=True,
                                         args=(child_end, settings))
         self._process.start()
@@ -120,7 +121,8 @@ class EngineProcess:
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Flush every open stream (their finals are delivered), then end the process."""
-        if self._process is None:
+        if self._process is None or self._process.pid is None:  # never started, or failed to
+            self._process = None
             return
         self._send(("stop",))
         self._process.join(timeout_s)
@@ -225,11 +227,14 @@ class _ChildSettings:
     options: EngineOptions
     switch_interval_s: float  # the parent's (the bridge sets a short one, see its cli)
     log_level: int
+    threads: Optional[int] = None
 
 
 def _child_main(connection, settings: _ChildSettings) -> None:
     import queue
     import signal
+
+    import torch
 
     import whisper
     from .engine import StreamingEngine
@@ -240,6 +245,8 @@ def _child_main(connection, settings: _ChildSettings) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sys.setswitchinterval(settings.switch_interval_s)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     device = {"device": settings.device} if settings.device else {}
     model = whisper.load_model(settings.model_name, **device)
     engine = StreamingEngine(model, settings.options)

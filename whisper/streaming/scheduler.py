@@ -108,8 +108,9 @@ class Scheduler:
             room = min(self.options.first_partial_riders, self.options.max_batch - len(finals) - len(speculative))
             firsts = [job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None] \
                 if room > 0 else []
-            self._run_finals(finals, speculative + firsts[:room])
+            riders = self._run_finals(finals, speculative + firsts[:room])
             self._delivery.finals(streams, fallback=True)
+            self._deliver_partials(riders)  # after the finals they rode with
         else:
             ran = self._run_partials(streams)
         for stream in streams:
@@ -157,8 +158,8 @@ class Scheduler:
         self.capacity.record(len(jobs), self.clock() - started_s)
         return results
 
-    def _run_finals(self, jobs: List[Job], riders: List[Job]) -> None:
-        """Finals, with speculative finals and first partials riding along."""
+    def _run_finals(self, jobs: List[Job], riders: List[Job]) -> List[Tuple[Job, "DecodingResult"]]:
+        """Finals, with speculative finals and first partials riding along; returns the partials."""
         started_s = self.clock()
         to_decode = jobs + riders
         partials = []
@@ -169,8 +170,8 @@ class Scheduler:
                 partials.append((job, result))
             else:
                 job.result = result
-        self._deliver_partials(partials)
         self._lag_s = self.clock() - started_s
+        return partials
 
     def _run_partials(self, streams: List[Stream]) -> bool:
         spacing_s = self._partial_spacing_s(streams)
