@@ -187,6 +187,20 @@ def test_when_no_decode_is_reliable_the_likeliest_is_kept_where_speech_is_sure()
     assert [e.text for _, e in rig.finals("caller")] == ["sales"]
 
 
+def test_when_no_decode_is_reliable_one_that_does_not_loop_beats_a_likelier_loop():
+    texts = {0.0: ("press one press one press one press one", -0.4),  # the likeliest, but a loop
+             0.2: ("press one for sales", -1.2), 0.5: ("press on for snails", -1.6)}
+
+    def unsure(job, temperature):
+        text, logprob = texts[temperature]
+        return decoded(text, avg_logprob=logprob, no_speech_prob=0.05, temperature=temperature)
+
+    rig = Rig(reply=unsure)
+    rig.play({rig.open("caller", partials=False): speech(2.5) + silence(1.0, 8000)})
+    assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
+    assert [e.text for _, e in rig.finals("caller")] == ["press one for sales"]
+
+
 def test_silence_looking_finals_are_dropped_without_a_hotter_decode():
     rig = Rig(reply=lambda job, t: decoded("Thank you.", avg_logprob=-1.5, no_speech_prob=0.9, temperature=t))
     rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})

@@ -12,7 +12,7 @@ from ..numbers import digits_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
-from .policy import needs_fallback, rejection_reason, retry_hotter
+from .policy import likeliest, needs_fallback, rejection_reason, retry_hotter
 from .stream import Stream
 from .types import Word
 
@@ -61,8 +61,8 @@ class Delivery:
             self._emit(final_job, replace(result, text=commit.text, tokens=commit.tokens), list(commit.words))
 
     def _with_fallback(self, job: Job, result: "DecodingResult") -> "DecodingResult":
-        """Hotter decodes until one is reliable; if none is, the likeliest of them all (greedy
-        included), not the last random sample."""
+        """Hotter decodes until one is reliable; if none is, the likeliest of them all that does
+        not loop (greedy included), not the last random sample."""
         guard = self.options.guard
         tried = [result]
 
@@ -71,7 +71,7 @@ class Delivery:
             return tried[-1]
 
         final = retry_hotter(decode_at, guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)
-        return final if not needs_fallback(final, guard) else max(tried, key=lambda r: r.avg_logprob)
+        return final if not needs_fallback(final, guard) else likeliest(tried, guard)
 
     def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
         result = replace(result, text=digits_as_numerals(result.text))

@@ -140,6 +140,18 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
     return None
 
 
+def loops(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
+    """The text repeats itself: too compressible, or a word n-gram ``max_repeats`` times in a row."""
+    return options.fallback.repetitive(result) or _repeats(re.findall(r"\w+", result.text.lower()), options.max_repeats)
+
+
+def likeliest(results: Sequence[ResultT], options: GuardOptions = GuardOptions()) -> ResultT:
+    """Of decodes none of which is reliable, the one to judge: those that do not loop first (a
+    greedy loop often scores the highest log-probability, -0.57 for "You're the best." x6, and is
+    then dropped where a sample that does not loop may be kept), then the likeliest."""
+    return max(results, key=lambda r: (not loops(r, options), r.avg_logprob))
+
+
 def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
     if result.no_speech_prob < options.sure_speech_no_speech:
         return True
@@ -147,6 +159,8 @@ def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
 
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
-    """Worth decoding a streamed utterance again, hotter: as ``FallbackPolicy`` says, except that a
+    """Worth decoding a streamed utterance again, hotter: as ``FallbackPolicy`` says, or when it
+    loops in a way too short for the compression ratio to tell ("press one" x4), except that a
     result the model doubts is speech is not (unreliable, the guards drop it as it is)."""
-    return options.fallback.needs_fallback(result) and result.no_speech_prob <= options.resample_max_no_speech
+    wanted = options.fallback.needs_fallback(result) or loops(result, options)
+    return wanted and result.no_speech_prob <= options.resample_max_no_speech
