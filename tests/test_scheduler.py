@@ -174,28 +174,26 @@ def test_unreliable_finals_are_decoded_again_hotter():
     assert [e.text for _, e in rig.finals("caller")] == ["press one for sales"]
 
 
-def test_when_no_decode_is_reliable_the_likeliest_is_kept_where_speech_is_sure():
-    texts = {0.0: ("sales", -1.1), 0.2: ("sails", -1.3), 0.5: ("snails tails", -2.4)}  # the last sample is worst
-
-    def unsure(job, temperature):
+def unsure_decodes(texts: Dict[float, Tuple[str, float]]):
+    """A reply per temperature: (text, average log-probability), the model sure there is speech."""
+    def reply(job, temperature):
         text, logprob = texts[temperature]
         return decoded(text, avg_logprob=logprob, no_speech_prob=0.05, temperature=temperature)
 
-    rig = Rig(reply=unsure)
+    return reply
+
+
+def test_when_no_decode_is_reliable_the_likeliest_is_kept_where_speech_is_sure():
+    rig = Rig(reply=unsure_decodes({0.0: ("sales", -1.1), 0.2: ("sails", -1.3),
+                                    0.5: ("snails tails", -2.4)}))  # the last sample is worst  # fmt: skip
     rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})
     assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
     assert [e.text for _, e in rig.finals("caller")] == ["sales"]
 
 
 def test_when_no_decode_is_reliable_one_that_does_not_loop_beats_a_likelier_loop():
-    texts = {0.0: ("press one press one press one press one", -0.4),  # the likeliest, but a loop
-             0.2: ("press one for sales", -1.2), 0.5: ("press on for snails", -1.6)}
-
-    def unsure(job, temperature):
-        text, logprob = texts[temperature]
-        return decoded(text, avg_logprob=logprob, no_speech_prob=0.05, temperature=temperature)
-
-    rig = Rig(reply=unsure)
+    rig = Rig(reply=unsure_decodes({0.0: ("press one press one press one press one", -0.4),  # likeliest, a loop
+                                    0.2: ("press one for sales", -1.2), 0.5: ("press on for snails", -1.6)}))
     rig.play({rig.open("caller", partials=False): speech(2.5) + silence(1.0, 8000)})
     assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
     assert [e.text for _, e in rig.finals("caller")] == ["press one for sales"]
