@@ -2,9 +2,11 @@
 
     python3 -m benchmarks.offline_prompts [--limit N] [--quantize] [--window-frames 3000]
                                           [--file-by-file] [--full-encoder]
+                                          [--logits-dtype auto bfloat16 ...]
 
 --file-by-file runs our model.transcribe() on one file at a time (as faster-whisper always does);
 otherwise ours is transcribe_batch(). --full-encoder turns the short encoder path off.
+--logits-dtype runs ours once per value given (auto: what load_model chooses), in the same run.
 
 Both engines run tiny.en greedy (temperature 0, no fallback, no timestamps unless --timestamps) on 2 CPU threads;
 each one's wall time covers reading the WAV files and transcribing, not loading the model.
@@ -32,10 +34,15 @@ def report_progress(engine: str, done: int, total: int, started_s: float) -> Non
     print(f"  {engine}: {done}/{total} prompts, {time.perf_counter() - started_s:.1f} s", file=sys.stderr, flush=True)
 
 
-def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace) -> List[str]:
+LOGITS_DTYPES = {"int8": torch.int8, "bfloat16": torch.bfloat16, "float32": None}
+
+
+def run_ours(prompts: Sequence[Prompt], args: argparse.Namespace, logits_dtype: str = "auto") -> List[str]:
     torch.set_num_threads(args.threads)
     model = whisper.load_model("tiny.en", device="cpu", quantize=args.quantize, encoder_dtype=args.encoder_dtype)
     model.short_encoder = not args.full_encoder
+    if logits_dtype != "auto":
+        model.set_logits_dtype(LOGITS_DTYPES[logits_dtype])
     full_ms, short_ms = encoder_ms_per_window(model)
     print(f"encoder: {full_ms:.0f} ms per 30 s window, {short_ms:.0f} ms on the short path for 3 s of audio")
     if args.file_by_file:
@@ -100,21 +107,27 @@ def main() -> None:
     parser.add_argument("--skip-faster-whisper", action="store_true")
     parser.add_argument("--file-by-file", action="store_true", help="ours: model.transcribe() per file")
     parser.add_argument("--full-encoder", action="store_true", help="ours: encode whole 30 s windows")
+    parser.add_argument("--logits-dtype", nargs="+", default=["auto"], choices=["auto", *LOGITS_DTYPES],
+                        help="ours: the vocabulary logits' precision; one run of ours per value")
     args = parser.parse_args()
     prompts = english_prompts()[: args.limit]
     audio_s = sum(len(load_audio(p.path)) for p in prompts) / SAMPLE_RATE_HZ
     print(f"{len(prompts)} prompts, {audio_s:.1f} s of audio, {args.threads} threads, tiny.en greedy, "
           f"{'with' if args.timestamps else 'no'} timestamps; CPU: {cpu_description()}")
-    ours, ours_s = timed(run_ours, prompts, args)
-    print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s:.1f} s  RTF {ours_s / audio_s:.3f}"
-          f"  (quantize={args.quantize}, encoder={args.encoder_dtype}, window={args.window_frames} frames, "
-          f"{'file by file' if args.file_by_file else 'batched'}, short encoder {not args.full_encoder})")  # fmt: skip
+    ours_s = {}
+    for logits_dtype in args.logits_dtype:
+        ours, ours_s[logits_dtype] = timed(run_ours, prompts, args, logits_dtype)
+        print(f"ours:           WER {wer_percent(prompts, ours):.2f} %  wall {ours_s[logits_dtype]:.1f} s  "
+              f"RTF {ours_s[logits_dtype] / audio_s:.3f}  (logits {logits_dtype}, quantize={args.quantize}, "
+              f"encoder={args.encoder_dtype}, window={args.window_frames} frames, "
+              f"{'file by file' if args.file_by_file else 'batched'}, short encoder {not args.full_encoder})")  # fmt: skip
     if args.skip_faster_whisper:
         return
     theirs, theirs_s = timed(run_faster_whisper, prompts, args)
     print(f"faster-whisper: WER {wer_percent(prompts, theirs):.2f} %  wall {theirs_s:.1f} s  RTF {theirs_s / audio_s:.3f}"
           "  (int8)")  # fmt: skip
-    print(f"time ratio ours/faster-whisper: {ours_s / theirs_s:.2f}x")
+    for logits_dtype, seconds in ours_s.items():
+        print(f"time ratio ours (logits {logits_dtype})/faster-whisper: {seconds / theirs_s:.2f}x")
 
 
 if __name__ == "__main__":

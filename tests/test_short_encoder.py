@@ -1,5 +1,6 @@
 """The short encoder path: only the audio of a window (plus padding) is encoded, the rest of the
 1500 positions comes from an all-silent window encoded once. Real weights, real prompts."""
+import pytest
 import torch
 
 from tests.support.prompts import english_prompts
@@ -110,19 +111,23 @@ def _with_and_without_shared_tail(tiny_model, tokens):
     return got, got_weights, want, want_weights
 
 
-def test_bfloat16_logits_keep_the_highest_ones_exact(tiny_model):
-    tokens = torch.tensor([[50257, 50362, 440]] * 3)
+@pytest.mark.parametrize("dtype, rounding", [(torch.bfloat16, 0.5), (torch.int8, 2.0)])
+def test_low_precision_logits_keep_the_highest_and_the_asked_for_exact(tiny_model, dtype, rounding):
+    tokens = torch.tensor([[50257, 50362, 440, 1332, 286]] * 3)
+    asked = torch.tensor([50361, 50256, 657, 513])  # no-speech, end-of-text, " 0", " 3": seldom the highest
     with torch.inference_mode():
         features = _prompt_features(tiny_model)
         previous = tiny_model.decoder.low_precision_logits
         try:
             tiny_model.set_logits_dtype(None)
             exact = tiny_model.decoder(tokens, tiny_model.decoder.new_cache(features))[0]
-            tiny_model.set_logits_dtype(torch.bfloat16)
-            fast = tiny_model.decoder(tokens, tiny_model.decoder.new_cache(features))[0]
+            tiny_model.set_logits_dtype(dtype)
+            cache = tiny_model.decoder.new_cache(features)
+            fast = tiny_model.decoder(tokens, cache, exact_tokens=asked)[0]
         finally:
             tiny_model.decoder.low_precision_logits = previous
     top = exact.topk(8, dim=-1)
     assert torch.equal(fast.topk(8, dim=-1).indices, top.indices)
     assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-3)
-    assert (fast - exact).abs().max() < 0.5  # the rest: bfloat16's rounding
+    assert torch.allclose(fast[..., asked], exact[..., asked], atol=1e-3)
+    assert 0 < (fast - exact).abs().max() < rounding  # the rest keep the low precision's rounding

@@ -67,6 +67,10 @@ class LogitFilter:
     def apply(self, logits: Tensor, tokens: Tensor) -> None:
         raise NotImplementedError
 
+    def candidates(self) -> Optional[Sequence[int]]:
+        """The only tokens this filter ever leaves allowed (a grammar's), or None: any."""
+        return None
+
 
 class SuppressBlank(LogitFilter):
     """At the first sampled position, forbid a bare space and end-of-text."""
@@ -272,9 +276,10 @@ def detect_language(
     features = mel if mel.shape[-1] == model.dims.n_audio_state else model.embed_audio(mel)
     cache = model.decoder.new_cache(features)
     sot = torch.full((features.shape[0], 1), tokenizer.sot, device=features.device)
-    logits = model.decoder(sot, cache)[0][:, 0]
+    languages = _language_tokens(tokenizer, candidates)
+    logits = model.decoder(sot, cache, exact_tokens=torch.tensor(languages, device=features.device))[0][:, 0]
     mask = torch.ones(logits.shape[-1], dtype=torch.bool)
-    mask[_language_tokens(tokenizer, candidates)] = False
+    mask[languages] = False
     logits[:, mask] = -np.inf
     language_tokens = logits.argmax(dim=-1)
     probs = logits.softmax(dim=-1).cpu()
@@ -432,8 +437,21 @@ class DecodingTask:
         probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
         return replace(result, cross_attention=weights, token_probs=probs)
 
+    def _exact_tokens(self, filters: Sequence[LogitFilter]) -> Tensor:
+        """Tokens whose logits a decision reads beyond the highest ones, kept in full precision
+        where the model computes logits in low precision: no-speech and end-of-text, the
+        timestamps (their total weighs against the text's), a grammar's tokens."""
+        tk = self.tokenizer
+        exact = {tk.no_speech, tk.eot}
+        if not self.options.without_timestamps:
+            exact.update(range(tk.timestamp_begin, self.model.dims.n_vocab))
+        for logit_filter in filters:
+            exact.update(logit_filter.candidates() or ())
+        return torch.tensor(sorted(exact), device=self.model.device)
+
     def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
         filters = self._logit_filters(n_frames)
+        self._exact = self._exact_tokens(filters)
         sum_logprobs = torch.zeros(tokens.shape[0], device=tokens.device)
         no_speech_probs: List[float] = []
         self.decoder.reset()
@@ -470,7 +488,8 @@ class DecodingTask:
     def _step(self, step_tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor], n_rows: int):
         """One decoder pass over the active rows; logits and weights come back for all ``n_rows``
         (zeros for finished rows, which greedy decoding only ever extends with end-of-text)."""
-        logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment)
+        logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment,
+                                             exact_tokens=self._exact)  # fmt: skip
         if active is None:
             return logits, weights
         scatter = lambda t: t.new_zeros((n_rows,) + t.shape[1:]).index_copy_(0, active, t)  # noqa: E731

@@ -35,6 +35,9 @@ class DigitsFilter(LogitFilter):
             allowed = allowed[: logits.shape[-1]]
             logits[row, ~allowed] = NEG_INF
 
+    def candidates(self) -> List[int]:
+        return (self.symbol_counts >= 0).nonzero().squeeze(1).tolist() + [self.eot]
+
     def _count(self, sampled: List[int]) -> int:
         return int(sum(int(self.symbol_counts[t]) for t in sampled if t < self.eot))
 
@@ -88,6 +91,14 @@ class TrieFilter(LogitFilter):
             keep = logits[row, allowed].clone()
             logits[row] = NEG_INF
             logits[row, allowed] = keep
+
+    def candidates(self) -> List[int]:
+        found, nodes = {self.eot}, [self.root]
+        while nodes:
+            node = nodes.pop()
+            found.update(node.children)
+            nodes.extend(node.children.values())
+        return sorted(found)
 
     def _walk(self, sampled: Sequence[int]) -> _Node:
         node = self.root

@@ -28,8 +28,8 @@ def load_model(
     quantization to the decoder's linear layers on the CPU. ``encoder_dtype`` "auto" runs the
     encoder in bfloat16 on CPUs with native bfloat16 matrix units (AMX, AVX512-BF16), where it is
     about 3x faster at the same word error rate (see benchmarks/), together with the decoder's
-    projection of encoder states to cross-attention keys/values and the vocabulary logits (the
-    highest 16 again in float32), and float32 elsewhere; "float32"
+    projection of encoder states to cross-attention keys/values, and the vocabulary logits in
+    int8 (the highest 16 and those a decision reads again in float32), and float32 elsewhere; "float32"
     or "bfloat16" force it. ``download_root`` and ``in_memory`` are accepted for compatibility with
     openai-whisper; nothing is ever downloaded.
     """
@@ -42,7 +42,7 @@ def load_model(
     if _use_bfloat16_encoder(encoder_dtype):
         model.encoder.to(torch.bfloat16)
         model.set_cross_kv_dtype(torch.bfloat16)
-        model.set_logits_dtype(torch.bfloat16)
+        model.set_logits_dtype(torch.int8)
     if quantize:
         from .quantize import quantize_dynamic_int8
 
