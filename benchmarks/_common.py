@@ -13,11 +13,14 @@ from whisper.evaluation import english_wer, normalize_english, word_edit_distanc
 PAUSE_S = 1.2  # silence after each prompt
 
 
-def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def rss_mib(child_pids: Sequence[int] = ()) -> float:
+    """Resident memory of this process and the given children (engine workers), MiB."""
+    total_kib = 0
+    for pid in ("self", *child_pids):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total_kib += int(line.split()[1])
+    return total_kib / 1024
 
 
 @functools.lru_cache(maxsize=1)

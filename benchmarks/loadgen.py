@@ -280,12 +280,19 @@ async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls
         yield bridge
 
 
-def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None):
+def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, workers: int = 0):
+    """The engine in this process, or (`workers` > 0) a pool of engine processes as the bridge runs."""
     import torch
 
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
 
+    if workers:
+        from whisper.streaming.pool import EnginePool
+
+        pool = EnginePool(model_name, workers, threads=threads or 1)
+        pool.start()
+        return pool
     if threads:
         torch.set_num_threads(threads)
     model = whisper.load_model(model_name, device="cpu")

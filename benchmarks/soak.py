@@ -5,7 +5,8 @@
 
 Everything is on 127.0.0.1: the bridge (tiny.en, SQLite in a temp dir, AMI sink), the fake AMI
 (tests/support/recording_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process
-(bridge + load generator + fake AMI) is sampled every 10 s. Halfway through, the fake AMI goes down for
+(bridge + load generator + fake AMI), with --workers N plus that of the N engine processes, is
+sampled every 10 s. Halfway through, the fake AMI goes down for
 --outage seconds and comes back on the same port (an Asterisk restart); the AMI sink must
 queue the finals and deliver them after it reconnects. At the end: RSS start/peak/end, calls
 completed, finals stored vs finals AMI received (lost must be 0), p50/p95 final latency.
@@ -40,15 +41,15 @@ async def _line(i: int, n_lines: int, bridge: Bridge, ami: RecordingAmi, args, s
         dial += 1
 
 
-async def _sample_rss(samples: list, every_s: float, done: asyncio.Event) -> None:
+async def _sample_rss(samples: list, every_s: float, done: asyncio.Event, pids=()) -> None:
     started = time.monotonic()
     while not done.is_set():
-        samples.append((time.monotonic() - started, rss_mib()))
+        samples.append((time.monotonic() - started, rss_mib(pids)))
         try:
             await asyncio.wait_for(done.wait(), every_s)
         except asyncio.TimeoutError:
             pass
-    samples.append((time.monotonic() - started, rss_mib()))
+    samples.append((time.monotonic() - started, rss_mib(pids)))
 
 
 async def _outage(ami: RecordingAmi, at_s: float, down_s: float, log: list) -> None:
@@ -62,14 +63,15 @@ async def _outage(ami: RecordingAmi, at_s: float, down_s: float, log: list) -> N
 async def soak(args) -> int:
     ami = RecordingAmi({AMI_USER: transcriber(AMI_SECRET)})
     ami.start()
-    engine = load_engine(args.model, args.threads)
+    engine = load_engine(args.model, args.threads, args.workers)
+    pids = [worker._process.pid for worker in engine.workers] if args.workers else []
     samples, notes, results = [], [], []
     done = asyncio.Event()
     duration_s = args.minutes * 60
     try:
         with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
             async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/soak.db") as bridge:
-                sampler = asyncio.create_task(_sample_rss(samples, args.rss_every, done))
+                sampler = asyncio.create_task(_sample_rss(samples, args.rss_every, done, pids))
                 outage = asyncio.create_task(_outage(ami, duration_s / 2, args.outage, notes))
                 started = time.monotonic()
                 stop_at = started + duration_s
@@ -87,6 +89,7 @@ async def soak(args) -> int:
                 ami_counters = dict(bridge.ami_sink.counters)
                 done.set()
                 await sampler
+                ends = [rss_mib()] + [rss_mib([pid]) - rss_mib() for pid in pids]
     finally:
         engine.stop()
         ami.stop()
@@ -96,6 +99,9 @@ async def soak(args) -> int:
     print(f"RSS MiB: start {rss[0]:.0f}  peak {max(rss):.0f}  end {rss[-1]:.0f}  "
           f"({len(rss)} samples every {args.rss_every:g} s)")
     print("RSS samples: " + " ".join(f"{t:.0f}s={r:.0f}" for t, r in samples))
+    if pids:
+        print("RSS MiB at the end: this process " + f"{ends[0]:.0f}, engine workers "
+              + ", ".join(f"{r:.0f}" for r in ends[1:]))
     print(f"calls: {report.calls_completed} completed of {len(report.calls)} dialled; "
           f"utterances with a final {report.utterances_with_final}/{report.utterances}")
     print(f"finals: stored {report.finals_stored}, received by AMI {report.finals_received}, "
@@ -120,7 +126,9 @@ def main() -> None:
     parser.add_argument("--outage", type=float, default=10.0, help="AMI outage in the middle, s")
     parser.add_argument("--rss-every", type=float, default=10.0, help="RSS sampling period, s")
     parser.add_argument("--model", default="tiny.en")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (per worker with --workers)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="N engine processes, as the bridge runs them (default: the engine in this process)")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
