@@ -149,9 +149,10 @@ def run_export(argv: Sequence[str], environ=None) -> int:
 
 def build_engine(settings: BridgeConfig):
     if settings.engine_process:
-        from whisper.streaming.pool import EnginePool, plan_workers, usable_cores
+        from whisper.streaming.pool import EnginePool, nvidia_gpu_present, plan_workers, usable_cores
 
-        workers, threads = plan_workers(settings.engine_workers, settings.device, usable_cores())
+        workers, threads = plan_workers(settings.engine_workers, settings.device, usable_cores(),
+                                        nvidia_gpu_present())  # fmt: skip
         engine = EnginePool(settings.model, workers, device=settings.device, threads=threads)
         engine.start()
         return engine

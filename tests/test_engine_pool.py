@@ -87,6 +87,8 @@ def test_worker_plan():
     assert plan_workers(0, "cpu", 1) == (1, 1)
     assert plan_workers(0, None, 32) == (8, 4)  # at most 8 copies of the model
     assert plan_workers(0, "cuda", 16) == (1, None)  # one batching worker on a GPU
+    assert plan_workers(0, None, 16, gpu_present=True) == (1, None)  # no device given: CUDA it will be
+    assert plan_workers(0, "cpu", 16, gpu_present=True) == (8, 2)
     assert plan_workers(3, None, 2) == (3, 1)
     with pytest.raises(ValueError):
         plan_workers(-1, None, 2)

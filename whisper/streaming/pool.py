@@ -32,13 +32,20 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def plan_workers(requested: int, device: Optional[str], cores: int) -> Tuple[int, Optional[int]]:
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA driver is loaded: where no device is given, the model will run on CUDA (if torch
+    has it). Looked up without importing torch, which the bridge's own process does not need."""
+    return os.path.exists("/dev/nvidiactl") or os.path.exists("/proc/driver/nvidia/version")
+
+
+def plan_workers(requested: int, device: Optional[str], cores: int,
+                 gpu_present: bool = False) -> Tuple[int, Optional[int]]:  # fmt: skip
     """(workers, torch threads per worker). `requested` 0 means: one single-threaded worker per
-    core on the CPU (at most MAX_AUTO_WORKERS), one worker with every thread on an accelerator,
-    which batches better than several would."""
+    core on the CPU (at most MAX_AUTO_WORKERS), one worker with every thread on an accelerator
+    (`device`, or no device given and `gpu_present`), which batches better than several would."""
     if requested < 0:
         raise ValueError(f"engine workers must be 0 (automatic) or more, not {requested}")
-    on_accelerator = device is not None and not device.startswith("cpu")
+    on_accelerator = gpu_present if device is None else not device.startswith("cpu")
     workers = requested or (1 if on_accelerator else max(1, min(cores, MAX_AUTO_WORKERS)))
     if on_accelerator:
         return workers, None
