@@ -17,9 +17,11 @@ NEG_INF = float("-inf")
 
 
 class DigitsFilter(LogitFilter):
-    """Only tokens made of the grammar's symbols (and one leading space), up to max_digits. End of
-    text stays allowed: forcing min_digits would make the model invent digits the caller did not
-    say; ``Digits.answer`` refuses a string that is too short instead."""
+    """Only tokens made of the grammar's symbols (and one leading space), up to max_digits, and a
+    comma, full stop or hyphen between them: Whisper writes digits read with pauses as "8, 8, 5",
+    and without its separators it skipped repeated digits (8857759 read over 9 s came out as
+    857759). End of text stays allowed: forcing min_digits would make the model invent digits
+    the caller did not say; ``Digits.answer`` refuses a string that is too short instead."""
 
     def __init__(self, grammar: Digits, tokenizer: Tokenizer, sample_begin: int) -> None:
         self.grammar, self.eot, self.sample_begin = grammar, tokenizer.eot, sample_begin
@@ -29,8 +31,11 @@ class DigitsFilter(LogitFilter):
     def apply(self, logits: Tensor, tokens: Tensor) -> None:
         counts = self.symbol_counts.to(logits.device)
         for row in range(tokens.shape[0]):
-            so_far = self._count(tokens[row, self.sample_begin :].tolist())
+            sampled = tokens[row, self.sample_begin :].tolist()
+            so_far = self._count(sampled)
             allowed = (counts >= 0) & (counts + so_far <= self.grammar.max_digits)
+            if so_far == 0 or int(self.symbol_counts[sampled[-1]]) == 0:
+                allowed &= counts != 0  # a separator only after a digit
             allowed[self.eot] = so_far > 0
             allowed = allowed[: logits.shape[-1]]
             logits[row, ~allowed] = NEG_INF
@@ -39,23 +44,26 @@ class DigitsFilter(LogitFilter):
         return (self.symbol_counts >= 0).nonzero().squeeze(1).tolist() + [self.eot]
 
     def _count(self, sampled: List[int]) -> int:
-        return int(sum(int(self.symbol_counts[t]) for t in sampled if t < self.eot))
+        return int(sum(max(0, int(self.symbol_counts[t])) for t in sampled if t < self.eot))
 
 
 _SYMBOL_COUNTS: Dict[Tuple[str, str], Tensor] = {}
 
 
 def _symbol_counts(tokenizer: Tokenizer, symbols: str) -> Tensor:
-    """Per token, how many of ``symbols`` it writes (-1: it writes something else). Decoding the
-    whole vocabulary takes ~60 ms, so it is done once per vocabulary, not per decode."""
+    """Per token, how many of ``symbols`` it writes (0: a separator, -1: something else).
+    Decoding the whole vocabulary takes ~60 ms, so it is done once per vocabulary, not per decode."""
     key = (tokenizer.encoding.name, symbols)
     if key not in _SYMBOL_COUNTS:
         counts = torch.full((tokenizer.encoding.n_vocab,), -1, dtype=torch.int32)
         pattern = re.compile(f" ?[{re.escape(symbols)}]+")
+        separator = re.compile(r" ?[,.\-]")
         for token in range(tokenizer.eot):
             text = tokenizer.decode([token])
             if pattern.fullmatch(text):
                 counts[token] = len(text.strip())
+            elif separator.fullmatch(text):
+                counts[token] = 0
         _SYMBOL_COUNTS[key] = counts
     return _SYMBOL_COUNTS[key]
 
