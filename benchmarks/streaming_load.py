@@ -3,6 +3,7 @@
     python -m benchmarks.streaming_load                 # N = 1 2 4 8 16 32, tiny.en
     python -m benchmarks.streaming_load --streams 16 --utterances 5
     python -m benchmarks.streaming_load --streams 32 --first-partial-riders 2
+    python -m benchmarks.streaming_load --streams 16 32 48 --workers 2   # engine processes, as the bridge
 
 Each stream plays 8 kHz Asterisk English prompts (10 by default, a different set per stream) with
 1.2 s pauses, in 20 ms frames on a real-time clock, as app_audiosocket does. Final latency is the
@@ -54,7 +55,7 @@ def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineO
     sets = pick_prompts(n_streams, per_stream)
     engine = start_engine(model, options, workers, threads)
     children = [worker._process.pid for worker in engine.workers] if workers else []
-    rss_before = rss_mib()
+    rss_before = rss_mib(children)
     events = {i: [] for i in range(n_streams)}
     pushed = {}
 
@@ -74,7 +75,7 @@ def run(model, n_streams: int, per_stream: int, options: EngineOptions = EngineO
         t.start()
         time.sleep(0.37 / max(1, n_streams))  # calls don't all start on the same frame
     while any(t.is_alive() for t in threads):
-        peak_rss.append(rss_mib())
+        peak_rss.append(rss_mib(children))
         time.sleep(0.5)
     for s in streams:
         s.close().result(timeout=120)
