@@ -42,12 +42,21 @@ def load_model(
     if _use_bfloat16_encoder(encoder_dtype):
         model.encoder.to(torch.bfloat16)
         model.set_cross_kv_dtype(torch.bfloat16)
-        model.set_logits_dtype(torch.int8)
+        model.set_logits_dtype(torch.int8 if _int8_products_work() else torch.bfloat16)
     if quantize:
         from .quantize import quantize_dynamic_int8
 
         model = quantize_dynamic_int8(model)
     return model.to(device)
+
+
+def _int8_products_work() -> bool:
+    """torch._int_mm runs on this CPU (checked on x86 with AVX512-BF16; other CPUs are probed)."""
+    try:
+        rows = torch.ones(64, 64, dtype=torch.int8)
+        return bool(torch._int_mm(rows[:1].contiguous(), rows.T)[0, 0] == 64)
+    except (RuntimeError, AttributeError):
+        return False
 
 
 def _use_bfloat16_encoder(encoder_dtype: str) -> bool:
