@@ -451,7 +451,7 @@ class DecodingTask:
 
     def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
         filters = self._logit_filters(n_frames)
-        self._exact = self._exact_tokens(filters)
+        exact = self._exact_tokens(filters)
         sum_logprobs = torch.zeros(tokens.shape[0], device=tokens.device)
         no_speech_probs: List[float] = []
         self.decoder.reset()
@@ -460,7 +460,7 @@ class DecodingTask:
         self._chosen_probs: List[List[float]] = []
         active: Optional[Tensor] = None  # rows still decoding, when finished ones have left the cache
         for step in range(self.sample_len):
-            logits, weights = self._step(step_tokens, cache, active, tokens.shape[0])
+            logits, weights = self._step(step_tokens, cache, active, tokens.shape[0], exact)
             if self.collect_alignment:
                 self._weights.append(weights)
             if step == 0:
@@ -485,11 +485,12 @@ class DecodingTask:
             step_tokens = tokens[:, -1:] if active is None else tokens[active, -1:]
         return tokens, sum_logprobs, no_speech_probs
 
-    def _step(self, step_tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor], n_rows: int):
+    def _step(self, step_tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor], n_rows: int,
+              exact: Tensor):  # fmt: skip
         """One decoder pass over the active rows; logits and weights come back for all ``n_rows``
         (zeros for finished rows, which greedy decoding only ever extends with end-of-text)."""
         logits, weights = self.model.decoder(step_tokens, cache, want_weights=self.collect_alignment,
-                                             exact_tokens=self._exact)  # fmt: skip
+                                             exact_tokens=exact)  # fmt: skip
         if active is None:
             return logits, weights
         scatter = lambda t: t.new_zeros((n_rows,) + t.shape[1:]).index_copy_(0, active, t)  # noqa: E731

@@ -13,6 +13,7 @@ simulations from their own, with a fake decoder and clock where they like.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import threading
 import time
@@ -106,9 +107,8 @@ class Scheduler:
             # So may utterances' first partials (options.first_partial_riders): with many calls a
             # batch of finals nearly always waits, and a first partial behind it comes late.
             room = min(self.options.first_partial_riders, self.options.max_batch - len(finals) - len(speculative))
-            firsts = [job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None] \
-                if room > 0 else []
-            riders = self._run_finals(finals, speculative + firsts[:room])
+            firsts = (job for s in streams if s.wants_first_partial and (job := s.partial_job()) is not None)
+            riders = self._run_finals(finals, speculative + list(itertools.islice(firsts, max(0, room))))
             self._delivery.finals(streams, fallback=True)
             self._deliver_partials(riders)  # after the finals they rode with
         else:
