@@ -59,7 +59,10 @@ def _symbol_counts(tokenizer: Tokenizer, symbols: str) -> Tensor:
         pattern = re.compile(f" ?[{re.escape(symbols)}]+")
         separator = re.compile(r" ?[,.\-]")
         for token in range(tokenizer.eot):
-            text = tokenizer.decode([token])
+            try:
+                text = tokenizer.decode([token])
+            except KeyError:  # an id the vocabulary leaves unused (50256 in the multilingual one)
+                continue
             if pattern.fullmatch(text):
                 counts[token] = len(text.strip())
             elif separator.fullmatch(text):
