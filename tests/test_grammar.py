@@ -159,6 +159,18 @@ def test_an_utterance_of_digits_only_is_written_in_numerals(text, written):
     assert digits_as_numerals(text) == written
 
 
+@pytest.mark.parametrize("language, text, written", [
+    ("es", "¡Ocho!", "¡8!"), ("es", "cuatro o seis", "cuatro o seis"), ("it", "Otto, sei.", "8, 6."),
+    ("fr", "Un.", "1."), ("ru", "Четыре.", "4."), ("de", "Zwo, null.", "2, 0."), ("pt", "Meia.", "6."),
+    ("es", "Three", "Three"), ("en", "Quattro.", "Quattro."), ("ja", "Three", "Three"),
+])
+def test_digits_are_written_in_numerals_in_the_utterances_own_language(language, text, written):
+    from whisper.numbers import digits_as_numerals, is_digit_string
+
+    assert digits_as_numerals(text, language) == written
+    assert is_digit_string(text, language) == any(c.isdigit() for c in written)
+
+
 def test_a_live_digit_string_read_with_pauses_comes_out_whole(tiny_model):
     """No grammar: pauses of 0.6 s split the number into several finals, each in numerals."""
     from tests.support.prompts import prompt as asterisk_prompt

@@ -176,3 +176,19 @@ def test_a_digits_grammar_call_in_another_language_gives_the_number(base_model, 
     engine = StreamingEngine(base_model, EngineOptions())
     finals = [e for e in simulate(engine, pcm, 8000, StreamOptions(partials=False, grammar="digits:10")) if e.is_final]
     assert "".join(e.text for e in finals) == said, [(e.language, e.text) for e in finals]
+
+
+def test_italian_digits_read_with_pauses_come_out_in_numerals(base_model):
+    """Without a grammar, base writes most lone Italian digits as words ("Otto", "Quattro!"):
+    each final of digit words only is written in numerals, as in English."""
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+
+    digits = {p.name: p for p in language_prompts("it")}
+    said = "8344978690"
+    pause = bytes(2 * int(8000 * 0.6))
+    pcm = b"".join(digits[f"digits/{d}"].pcm + pause for d in said) + GAP
+    engine = StreamingEngine(base_model, EngineOptions())
+    finals = [e for e in simulate(engine, pcm, 8000, StreamOptions(partials=False, language="it")) if e.is_final]
+    assert not any(c.isalpha() for e in finals for c in e.text), [e.text for e in finals]
+    assert "".join(c for e in finals for c in e.text if c.isdigit()) == said, [e.text for e in finals]

@@ -74,19 +74,19 @@ class Delivery:
         return final if not needs_fallback(final, guard) else likeliest(tried, guard)
 
     def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
-        result = replace(result, text=digits_as_numerals(result.text))
+        result = replace(result, text=digits_as_numerals(result.text, result.language))
         words = ()
         if job.kind == "final" and result.text and job.stream.options.word_timestamps:
             timings = timings if timings is not None else self.decoder.word_timings(job, result)
             words = tuple(
-                Word(_word_text(t.word, result.text), round(job.start_s + t.start, 3), round(job.start_s + t.end, 3),
-                     float(t.probability))
+                Word(_word_text(t.word, result.text, result.language), round(job.start_s + t.start, 3),
+                     round(job.start_s + t.end, 3), float(t.probability))
                 for t in timings if t.word.strip()
             )  # fmt: skip
         self.counters["partials" if job.kind == "partial" else "finals"] += 1
         job.stream.emit(job.event(result, words))
 
 
-def _word_text(word: str, text: str) -> str:
+def _word_text(word: str, text: str, language: str) -> str:
     """A word as the event's text writes it: in numerals when the utterance is digits only."""
-    return digits_as_numerals(word) if not re.search(r"[^\W\d_]", text) else word
+    return digits_as_numerals(word, language) if not re.search(r"[^\W\d_]", text) else word

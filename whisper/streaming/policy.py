@@ -20,6 +20,7 @@ class Decoded(Protocol):
     """What the policy reads of a decoding result."""
 
     text: str
+    language: str
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
@@ -155,7 +156,7 @@ def likeliest(results: Sequence[ResultT], options: GuardOptions = GuardOptions()
 def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
     if result.no_speech_prob < options.sure_speech_no_speech:
         return True
-    return is_digit_string(result.text) and result.avg_logprob >= options.digits_logprob
+    return is_digit_string(result.text, result.language) and result.avg_logprob >= options.digits_logprob
 
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
