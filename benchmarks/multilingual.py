@@ -12,7 +12,10 @@ call's finals agree on, whisper/language.py). Every side detects the language it
 
 Needs asterisk-core-sounds-{es,fr,it,ru}-wav and asterisk-core-sounds-{es,fr,it,ru} (transcripts),
 the base model (installed with the tests) and faster-whisper (``pip install -e '.[bench]'``).
-WER here lower-cases, drops punctuation and splits on spaces (no language's own normaliser).
+WER here lower-cases, drops punctuation and splits on spaces (no language's own normaliser); each
+language's second row ("+num") first writes the language's digit words as numerals on both sides
+(the references themselves write "marque 1" and "marque uno"), as Whisper's English normaliser
+does for numbers.
 """
 from __future__ import annotations
 
@@ -22,12 +25,13 @@ import tempfile
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from tests.support.prompts import Prompt, language_prompts
 from whisper.audio import load_audio
 from whisper.evaluation import word_error_rate
 from whisper.grammar import normalise
+from whisper.numbers import numerals_everywhere
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
 from whisper.streaming.types import StreamOptions
@@ -35,7 +39,12 @@ from whisper.streaming.types import StreamOptions
 from ._common import cpu_description
 
 
-def basic_wer(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+def basic_wer(references: Sequence[str], hypotheses: Sequence[str], numerals_in: Optional[str] = None) -> float:
+    """WER on lower-cased words without punctuation; with ``numerals_in`` (a language code), digit
+    words of that language written as numerals on both sides first ("marque uno" = "marque 1")."""
+    if numerals_in is not None:
+        references = [numerals_everywhere(r, numerals_in) for r in references]
+        hypotheses = [numerals_everywhere(h, numerals_in) for h in hypotheses]
     return word_error_rate([normalise(r) for r in references], [normalise(h) for h in hypotheses])
 
 
@@ -91,6 +100,38 @@ def timed(run: Callable[[], List[str]]):
     return texts, time.perf_counter() - started_s
 
 
+def language_texts(model, prompts: Sequence[Prompt], args) -> Dict[str, object]:
+    """Each side's texts (a list, one per prompt; "live call": one text) and seconds."""
+    texts: Dict[str, object] = {}
+    if not args.skip_live:
+        texts["live"] = ours_live(model, prompts)
+        texts["live call"] = ours_live_call(model, prompts)
+    texts["offline"], texts["offline s"] = timed(lambda: ours_offline(model, prompts))
+    if not args.skip_faster_whisper:
+        texts["faster-whisper"], texts["faster-whisper s"] = timed(lambda: faster_whisper_base(prompts))
+    if args.candidates and not args.skip_live:
+        among = tuple(args.languages)
+        texts["live cand."] = ours_live(model, prompts, among)
+        texts["offline cand."] = ours_offline(model, prompts, among)
+    return texts
+
+
+def score_row(references: Sequence[str], texts: Dict[str, object], numerals_in: Optional[str]) -> Dict[str, str]:
+    row = {}
+    for name, value in texts.items():
+        if name.endswith(" s"):
+            row[name] = f"{value:.1f}"
+        elif name == "live call":
+            row[name] = f"{basic_wer([' '.join(references)], [value], numerals_in):.1%}"  # type: ignore[list-item]
+        else:
+            row[name] = f"{basic_wer(references, value, numerals_in):.1%}"  # type: ignore[arg-type]
+    return row
+
+
+COLUMNS = ("live", "live call", "offline", "faster-whisper", "offline s", "faster-whisper s", "live cand.",
+           "offline cand.")
+
+
 def main() -> None:
     import whisper
 
@@ -104,31 +145,17 @@ def main() -> None:
                         help="also detect among --languages only (live and offline)")
     args = parser.parse_args()
     model = whisper.load_model("base")
-    print(f"CPU: {cpu_description()}; model base; {args.per_language} prompts per language")
-    print(f"{'lang':<5} {'words':>6} {'live WER':>9} {'live call':>10} {'offline WER':>12} "
-          f"{'faster-whisper WER':>19} {'offline s':>10} {'faster-whisper s':>17}"
-          + (f" {'live cand.':>11} {'offline cand.':>14}" if args.candidates else ""))
+    print(f"CPU: {cpu_description()}; model base; {args.per_language} prompts per language; WER in %; "
+          "'+num': digit words written as numerals on both sides first")
+    print(f"{'lang':<8} {'words':>6} " + " ".join(f"{name:>16}" for name in COLUMNS))
     for language in args.languages:
         prompts = sample(language, args.per_language)
         references = [p.text for p in prompts]
         words = sum(len(normalise(r).split()) for r in references)
-        live_text = call_text = "-"
-        if not args.skip_live:
-            live_text = f"{basic_wer(references, ours_live(model, prompts)):.1%}"
-            call_text = f"{basic_wer([' '.join(references)], [ours_live_call(model, prompts)]):.1%}"
-        offline, offline_s = timed(lambda: ours_offline(model, prompts))
-        row: Dict[str, str] = {"fw": "-", "fw_s": "-"}
-        if not args.skip_faster_whisper:
-            theirs, theirs_s = timed(lambda: faster_whisper_base(prompts))
-            row = {"fw": f"{basic_wer(references, theirs):.1%}", "fw_s": f"{theirs_s:.1f}"}
-        line = (f"{language:<5} {words:>6} {live_text:>9} {call_text:>10} "
-                f"{basic_wer(references, offline):>12.1%} {row['fw']:>19} {offline_s:>10.1f} "
-                f"{row['fw_s']:>17}")
-        if args.candidates and not args.skip_live:
-            among = tuple(args.languages)
-            line += (f" {basic_wer(references, ours_live(model, prompts, among)):>11.1%}"
-                     f" {basic_wer(references, ours_offline(model, prompts, among)):>14.1%}")
-        print(line, flush=True)
+        texts = language_texts(model, prompts, args)
+        for label, numerals_in in ((language, None), (f"{language} +num", language)):
+            row = score_row(references, texts, numerals_in)
+            print(f"{label:<8} {words:>6} " + " ".join(f"{row.get(name, '-'):>16}" for name in COLUMNS), flush=True)
 
 
 if __name__ == "__main__":
