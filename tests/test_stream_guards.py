@@ -1,4 +1,6 @@
 """The hallucination guards and temperature fallback on hand-made decoding results."""
+from dataclasses import replace
+
 import torch
 
 from whisper.decoding import DecodingResult
@@ -25,6 +27,14 @@ def test_loops_and_impossible_word_rates_are_dropped():
     assert rejection_reason(result("press one press one press one"), 5.0) == "repetitive (repeated words)"
     assert rejection_reason(result("one two three four five six seven eight nine ten"), 1.0) == \
         "too many words for the audio"
+
+
+def test_numbers_that_repeat_a_digit_are_not_loops():
+    for text in ("9 1 5 0 0 0 8 0", "1, 1, 1, 1.", "My PIN is 1 1 1 1.", "zero zero zero seven"):
+        assert rejection_reason(result(text), 4.0) is None and not needs_fallback(result(text)), text
+    ocho = replace(result("ocho ocho ocho dos"), language="es")
+    assert rejection_reason(ocho, 4.0) is None
+    assert rejection_reason(result("one more one more one more"), 5.0) == "repetitive (repeated words)"
 
 
 def test_unreliable_results_are_decoded_again_unless_they_look_like_silence():

@@ -45,6 +45,11 @@ def is_digit_string(text: str, language: str = "en") -> bool:
     return bool(re.search(r"\d", written)) and not re.search(r"[^\d\s.,;:!?¡¿-]", written)
 
 
+def is_digit_word(word: str, language: str = "en") -> bool:
+    """A numeral ("0", "4711") or one of the language's digit words, lower-cased ("ocho")."""
+    return word.isdigit() or word in DIGIT_WORDS.get(language, {})
+
+
 def numerals_everywhere(text: str, language: str) -> str:
     """Every digit word as its numeral, whatever surrounds it: for scoring transcripts against
     references that write numbers either way ("marque uno", "marque 1"), on both sides alike."""

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence, Tuple, TypeVar
 
-from ..numbers import is_digit_string
+from ..numbers import is_digit_string, is_digit_word
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -106,10 +106,14 @@ class GuardOptions:
     digits_logprob: float = -1.5
 
 
-def _repeats(words: list[str], max_repeats: int) -> bool:
+def _repeats(words: list[str], max_repeats: int, language: str) -> bool:
+    """A word n-gram ``max_repeats`` times in a row, unless it is digits only: numbers repeat
+    digits ("9 1 5 0 0 0 8 0", PIN 1111) and once were dropped here as loops."""
     for size in range(1, 11):  # loops of phrases too ("You're the one who's been here." x3)
         for start in range(0, len(words) - size * max_repeats + 1):
             gram = words[start : start + size]
+            if all(is_digit_word(word, language) for word in gram):
+                continue
             if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, max_repeats)):
                 return True
     return False
@@ -132,7 +136,7 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "no speech (doubtful text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
-    if _repeats(words, options.max_repeats):
+    if _repeats(words, options.max_repeats, result.language):
         return "repetitive (repeated words)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):
         return "too many words for the audio"
@@ -143,7 +147,8 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
 
 def loops(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
     """The text repeats itself: too compressible, or a word n-gram ``max_repeats`` times in a row."""
-    return options.fallback.repetitive(result) or _repeats(re.findall(r"\w+", result.text.lower()), options.max_repeats)
+    words = re.findall(r"\w+", result.text.lower())
+    return options.fallback.repetitive(result) or _repeats(words, options.max_repeats, result.language)
 
 
 def likeliest(results: Sequence[ResultT], options: GuardOptions = GuardOptions()) -> ResultT:
