@@ -2,18 +2,24 @@
 digits grammar, and words produced on non-speech.
 
     python -m benchmarks.telephone_accuracy [--strings 20] [--seed 1]
+    python -m benchmarks.telephone_accuracy --voices en es fr it ru es-co fr-armelle it-menardi  # base
 
 Digit strings of 7-10 digits are spliced from the Asterisk voice's digits/N.wav with pauses of
 0.2-0.8 s between digits (as a caller reads a number); live is the streaming engine fed the call
 as 20 ms frames (deterministic simulation: the events a real-time call gets from an infinitely fast
-model), offline is ``model.transcribe()`` of the same audio. The digit error rate is the edit
-distance between the digits said and the digits written, over the digits said.
+model), offline is ``model.transcribe()`` of the same audio (its text in numerals if it is digit
+words only, as the engine writes an utterance). The digit error rate is the edit distance between
+the digits said and the digits written, over the digits said.
+
+``--voices`` reads the strings in other voices and languages with the multilingual ``base``:
+Asterisk's core voices and three held-out speakers from other Debian prompt packages
+(tests/support/voices.py), the call's language given as the IVR's dialplan would.
 """
 from __future__ import annotations
 
 import argparse
 import random
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,17 +30,21 @@ from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
 from whisper.streaming.types import StreamOptions
 from whisper.evaluation import word_edit_distance
+from whisper.numbers import digits_as_numerals
 
 from ._common import cpu_description
+from tests.support.voices import CORE, VOICES, digit_recordings, voice_language
 
 RATE_HZ = 8000
 
 
-def digit_call(rng: random.Random) -> Tuple[str, bytes]:
+def digit_call(rng: random.Random, recordings: Optional[Dict[str, bytes]] = None) -> Tuple[str, bytes]:
+    """A digit string read by the voice of ``recordings`` (digit -> 8 kHz slin; the English core
+    voice if None) with pauses of 0.2-0.8 s."""
     digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(7, 11)))
     pieces = []
     for digit in digits:
-        pieces.append(prompt(f"digits/{digit}").pcm)
+        pieces.append(recordings[digit] if recordings else prompt(f"digits/{digit}").pcm)
         pieces.append(bytes(2 * int(RATE_HZ * rng.uniform(0.2, 0.8))))
     return digits, b"".join(pieces) + bytes(2 * RATE_HZ)
 
@@ -43,14 +53,14 @@ def written_digits(text: str) -> str:
     return "".join(c for c in text if c.isdigit())
 
 
-def live(engine: StreamingEngine, pcm: bytes, grammar: str = None) -> str:
-    events = simulate(engine, pcm, RATE_HZ, StreamOptions(partials=False, grammar=grammar))
+def live(engine: StreamingEngine, pcm: bytes, grammar: Optional[str] = None, language: Optional[str] = None) -> str:
+    events = simulate(engine, pcm, RATE_HZ, StreamOptions(partials=False, grammar=grammar, language=language))
     return " ".join(e.text for e in events if e.is_final)
 
 
-def offline(model, pcm: bytes) -> str:
+def offline(model, pcm: bytes, language: Optional[str] = None) -> str:
     audio = np.frombuffer(resample_pcm(pcm, RATE_HZ, 16000), "<i2").astype(np.float32) / 32768
-    return model.transcribe(audio, temperature=0.0)["text"]
+    return digits_as_numerals(model.transcribe(audio, temperature=0.0, language=language)["text"], language or "en")
 
 
 def digit_error_rate(calls: List[Tuple[str, bytes]], transcribe: Callable[[bytes], str]) -> float:
@@ -66,12 +76,29 @@ def non_speech_words(engine: StreamingEngine) -> Dict[str, int]:
     return counts
 
 
+def voice_rates(model, engine: StreamingEngine, voice: str, strings: int, seed: int) -> Dict[str, float]:
+    """Digit error rates for one voice, its language given as an IVR's dialplan would."""
+    recordings, language = digit_recordings(voice), voice_language(voice)
+    rng = random.Random(seed)
+    calls = [digit_call(rng, recordings) for _ in range(strings)]
+    return {
+        "offline": digit_error_rate(calls, lambda pcm: offline(model, pcm, language)),
+        "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm, language=language)),
+        "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, "digits:7-10", language)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strings", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--voices", nargs="+", metavar="VOICE",
+                        help=f"instead: digit strings by these voices ({', '.join(VOICES)} or espeak:VOICE), "
+                        "with --model (tiny.en: base where a voice is not English)")
     args = parser.parse_args()
+    if args.voices:
+        return main_voices(args)
     model = whisper.load_model(args.model)
     engine = StreamingEngine(model, EngineOptions())
     rng = random.Random(args.seed)
@@ -87,7 +114,22 @@ def main() -> None:
         print(f"  digit error rate, {name:<28} {rate:6.1%}")
     words = non_speech_words(engine)
     print(f"  words on 14 non-speech sounds: {words['finals']} in finals, {words['partials']} in partials")
-    print("  multilingual (es/fr/it/ru prompts with the base model): not measured here")
+    print("  other voices and languages: --voices; multilingual prompts: benchmarks.multilingual")
+
+
+def main_voices(args: argparse.Namespace) -> None:
+    models: Dict[str, object] = {}
+    print(f"CPU: {cpu_description()}; {args.strings} digit strings per voice, seed {args.seed}; "
+          "digit error rate, the call's language given")
+    print(f"{'voice':<16} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} {'live, grammar':>14}")
+    for voice in args.voices:
+        name = "base" if args.model.endswith(".en") and voice_language(voice) != "en" else args.model
+        if name not in models:
+            models[name] = whisper.load_model(name)
+        rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, args.strings,
+                            args.seed)
+        print(f"{voice:<16} {name:<8} {'yes' if voice not in CORE else 'no':>8} {rates['offline']:>8.1%} "
+              f"{rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%}", flush=True)
 
 
 if __name__ == "__main__":
