@@ -31,6 +31,17 @@ def test_short_pauses_do_not_split_and_short_bursts_are_not_utterances():
     assert feed(endpointer, "." * 10 + "#" * 6 + "." * 30) == []  # 120 ms of noise: dropped
 
 
+def test_an_utterance_held_open_waits_the_longer_silence_once():
+    endpointer = Endpointer(EndpointOptions(trailing_silence_s=0.2, held_trailing_silence_s=0.6))
+    feed(endpointer, "#" * 20 + "." * 5)
+    endpointer.hold_open()  # e.g. its decode at the pause was a digit
+    assert feed(endpointer, "." * 20) == []  # 0.5 s of silence: held
+    assert feed(endpointer, "#" * 20) == []  # the caller goes on: the same utterance
+    assert len(feed(endpointer, "." * 30)) == 1  # still held: ends after 0.6 s
+    feed(endpointer, "#" * 20)
+    assert len(feed(endpointer, "." * 10)) == 1  # the next utterance is not held
+
+
 def test_long_speech_is_cut_at_the_quietest_recent_frame():
     endpointer = Endpointer(EndpointOptions(max_utterance_s=2.0, cut_search_s=1.0, pre_roll_s=0.0))
     speech = np.ones(150, dtype=bool)

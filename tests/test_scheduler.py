@@ -168,8 +168,8 @@ def test_unreliable_finals_are_decoded_again_hotter():
     def unsure_until_hot(job, temperature):
         return decoded("press one for sales", avg_logprob=-1.5 if temperature < 0.5 else -0.3, temperature=temperature)
 
-    rig = Rig(reply=unsure_until_hot)
-    rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})
+    rig = Rig(reply=unsure_until_hot)  # unsure at the pause: held open (hold_unsure), so 1.5 s of silence
+    rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.5, 8000)})
     assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
     assert [e.text for _, e in rig.finals("caller")] == ["press one for sales"]
 
@@ -186,7 +186,7 @@ def unsure_decodes(texts: Dict[float, Tuple[str, float]]):
 def test_when_no_decode_is_reliable_the_likeliest_is_kept_where_speech_is_sure():
     rig = Rig(reply=unsure_decodes({0.0: ("sales", -1.1), 0.2: ("sails", -1.3),
                                     0.5: ("snails tails", -2.4)}))  # the last sample is worst  # fmt: skip
-    rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})
+    rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.5, 8000)})
     assert rig.decoder.temperatures == [0.0, 0.2, 0.5]
     assert [e.text for _, e in rig.finals("caller")] == ["sales"]
 

@@ -37,6 +37,17 @@ def test_numbers_that_repeat_a_digit_are_not_loops():
     assert rejection_reason(result("one more one more one more"), 5.0) == "repetitive (repeated words)"
 
 
+def test_digits_and_unsure_fragments_wait_for_more_audio_and_confident_speech_does_not():
+    from whisper.streaming.policy import wants_more_audio
+
+    assert wants_more_audio(result("4, 7."))
+    assert wants_more_audio(result("Zero."))
+    assert wants_more_audio(result("I", avg_logprob=-1.1))
+    assert wants_more_audio(result("Free", avg_logprob=-0.6, no_speech_prob=0.5))
+    assert not wants_more_audio(result("Please enter your password."))
+    assert not wants_more_audio(result("Yes."))
+
+
 def test_unreliable_results_are_decoded_again_unless_they_look_like_silence():
     assert needs_fallback(result("Plese entr yor pasword", avg_logprob=-1.4))
     assert not needs_fallback(result("Thank you.", avg_logprob=-1.4, no_speech_prob=0.9))

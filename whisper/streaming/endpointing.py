@@ -12,6 +12,9 @@ from .vad import FRAME_MS
 @dataclass(frozen=True)
 class EndpointOptions:
     trailing_silence_s: float = 0.5  # silence that ends an utterance
+    # ... or this much, for an utterance held open (``Endpointer.hold_open``): one that sounds like
+    # the start of more, a number being read or a fragment the model cannot make out alone.
+    held_trailing_silence_s: float = 1.2
     min_speech_s: float = 0.2  # shorter bursts (clicks, coughs) are not utterances
     start_speech_s: float = 0.1  # consecutive speech that opens an utterance
     max_utterance_s: float = 12.0  # longer speech is cut, at the quietest recent frame
@@ -44,6 +47,7 @@ class Endpointer:
         self.speech_frames = 0  # speech frames inside the open utterance
         self._run = 0  # consecutive speech frames while idle
         self._levels: List[float] = []  # levels of the open utterance's frames, to find a cut point
+        self._held = False  # the open utterance ends after held_trailing_silence_s
 
     @property
     def in_utterance(self) -> bool:
@@ -73,15 +77,24 @@ class Endpointer:
         if speech:
             self.speech_frames += 1
             self.last_speech_frame = self.frame
-        if self.frame - self.last_speech_frame >= _frames(options.trailing_silence_s):
+        if self.frame - self.last_speech_frame >= self._trailing_frames():
             return self._close(self.last_speech_frame + 1 + _frames(options.post_roll_s), cut=False)
         if self.frame + 1 - self.start_frame >= _frames(options.max_utterance_s):
             return self._cut()
         return None
 
+    def hold_open(self) -> None:
+        """The open utterance (if any) ends only after ``held_trailing_silence_s`` of silence."""
+        self._held = self.start_frame is not None
+
+    def _trailing_frames(self) -> int:
+        longest_s = max(self.options.trailing_silence_s, self.options.held_trailing_silence_s)
+        return _frames(longest_s if self._held else self.options.trailing_silence_s)
+
     def _close(self, end_frame: int, cut: bool) -> Optional[Boundary]:
         start, enough = self.start_frame, self.speech_frames >= _frames(self.options.min_speech_s)
         self.start_frame, self._run, self.speech_frames, self._levels = None, 0, 0, []
+        self._held = False
         if start is None or not enough:
             return None
         return Boundary(start, min(end_frame, self.frame + 1), cut)

@@ -25,6 +25,10 @@ class EngineOptions:
     # (pool.py), gave 0.8-0.9 s at finals' p95 0.56-0.58 s; on one engine for both cores riders
     # cost finals more (p95 0.6-0.7 -> 1.1-1.6 s with 2).
     first_partial_riders: int = 1
+    # An utterance whose speculative decode at a pause is digits or unsure (policy.wants_more_audio)
+    # waits endpoint.held_trailing_silence_s for the caller to go on, so that a number read with
+    # pauses, or a fragment, is decoded with what follows it rather than alone.
+    hold_unsure: bool = True
     partial_budget: float = 0.35  # most of the scheduler's time partials may take, over the last 2 s
     min_partial_audio_s: float = 0.6
     max_pending_audio_s: float = 120.0  # per stream, not yet processed; beyond it the oldest audio is dropped

@@ -104,6 +104,13 @@ class GuardOptions:
     # A text of digits alone is kept down to this log-probability: a caller's lone "2" decodes at
     # -1.01 (no-speech 0.28), while Whisper's inventions on non-speech are phrases, not numbers.
     digits_logprob: float = -1.5
+    # An utterance whose decode at a pause is digits, or one the model would drop or doubt alone,
+    # waits for more speech (EndpointOptions.held_trailing_silence_s): decoded alone, lone digits by
+    # espeak-ng's voices came out "I" (dropped), "Free", "Zero." dropped as doubtful (no-speech
+    # 0.37-0.5); decoded whole, the same numbers came out nearly right. Holding also what is only
+    # a little unsure (-0.5, 0.2) held more ordinary speech for no gain on the digits.
+    hold_logprob: float = -1.0
+    hold_no_speech: float = 0.35
 
 
 def _repeats(words: list[str], max_repeats: int, language: str) -> bool:
@@ -162,6 +169,14 @@ def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
     if result.no_speech_prob < options.sure_speech_no_speech:
         return True
     return is_digit_string(result.text, result.language) and result.avg_logprob >= options.digits_logprob
+
+
+def wants_more_audio(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
+    """Whether an utterance decoded at a pause should wait longer for the caller to go on: its text
+    is digits (callers read numbers in groups), or the model is unsure of it alone."""
+    if is_digit_string(result.text, result.language):
+        return True
+    return result.avg_logprob < options.hold_logprob or result.no_speech_prob > options.hold_no_speech
 
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:

@@ -23,6 +23,7 @@ from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
 from .job import Job
 from .options import EngineOptions
+from .policy import wants_more_audio
 from .types import EventCallback, StreamOptions, TranscriptEvent
 from .vad import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE_HZ, VoiceActivityDetector
 
@@ -205,6 +206,8 @@ class Stream:
                 return
         if job.segment_index == self.segment_index:
             self._speculated[job.frames] = result
+            if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
+                self._endpointer.hold_open()
 
     def commit(self, end_s: float) -> Optional[Job]:
         """The open utterance's audio up to ``end_s`` (stream clock) as a final job; the rest stays open."""
