@@ -35,6 +35,9 @@ def test_numbers_that_repeat_a_digit_are_not_loops():
     ocho = replace(result("ocho ocho ocho dos"), language="es")
     assert rejection_reason(ocho, 4.0) is None
     assert rejection_reason(result("one more one more one more"), 5.0) == "repetitive (repeated words)"
+    for looping in ("1232323232", "3 2 3 2 3 2 3 2", "1, 2, 3, 4, 3, 4, 3, 4."):  # base on a voice it can't follow
+        assert rejection_reason(result(looping), 10.0) == "repetitive (repeated words)", looping
+    assert rejection_reason(result("1000000"), 3.0) is None and rejection_reason(result("91500080"), 3.0) is None
 
 
 def test_digits_and_unsure_fragments_wait_for_more_audio_and_confident_speech_does_not():

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol, Sequence, Tuple, TypeVar
 
-from ..numbers import is_digit_string, is_digit_word
+from ..numbers import digits_as_numerals, is_digit_string, is_digit_word
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -113,13 +113,22 @@ class GuardOptions:
     hold_no_speech: float = 0.35
 
 
+def _words(result: Decoded) -> list[str]:
+    """The words to look for loops in; a number's digits one by one ("4711" -> 4 7 1 1), as a
+    grammar writes its answer in one piece."""
+    if is_digit_string(result.text, result.language):
+        return [c for c in digits_as_numerals(result.text, result.language) if c.isdigit()]
+    return re.findall(r"\w+", result.text.lower())
+
+
 def _repeats(words: list[str], max_repeats: int, language: str) -> bool:
-    """A word n-gram ``max_repeats`` times in a row, unless it is digits only: numbers repeat
-    digits ("9 1 5 0 0 0 8 0", PIN 1111) and once were dropped here as loops."""
+    """A word n-gram ``max_repeats`` times in a row, unless it is one digit repeated: numbers
+    repeat digits ("9 1 5 0 0 0 8 0", PIN 1111), which were once dropped here as loops, while a
+    repeated pattern of digits is Whisper looping on audio it cannot make out ("1232323232")."""
     for size in range(1, 11):  # loops of phrases too ("You're the one who's been here." x3)
         for start in range(0, len(words) - size * max_repeats + 1):
             gram = words[start : start + size]
-            if all(is_digit_word(word, language) for word in gram):
+            if len(set(gram)) == 1 and is_digit_word(gram[0], language):
                 continue
             if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, max_repeats)):
                 return True
@@ -143,7 +152,7 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "no speech (doubtful text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
-    if _repeats(words, options.max_repeats, result.language):
+    if _repeats(_words(result), options.max_repeats, result.language):
         return "repetitive (repeated words)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):
         return "too many words for the audio"
@@ -154,8 +163,7 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
 
 def loops(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
     """The text repeats itself: too compressible, or a word n-gram ``max_repeats`` times in a row."""
-    words = re.findall(r"\w+", result.text.lower())
-    return options.fallback.repetitive(result) or _repeats(words, options.max_repeats, result.language)
+    return options.fallback.repetitive(result) or _repeats(_words(result), options.max_repeats, result.language)
 
 
 def likeliest(results: Sequence[ResultT], options: GuardOptions = GuardOptions()) -> ResultT:
