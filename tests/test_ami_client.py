@@ -139,7 +139,10 @@ def test_adapter_matches_responses_by_action_id(ami):
 
 def test_pyst2_manager_cannot_connect_twice(ami):
     manager = _pyst2(ami)
-    manager.close()
+    try:
+        manager.close()
+    except ValueError:  # another pyst2 race (seen once in CI under load): its reader closed the
+        manager._connected.clear()  # socket file before logoff() wrote to it; as if it had closed
     with pytest.raises(RuntimeError, match="threads can only be started once"):
         manager.connect("127.0.0.1", ami.port)
 
