@@ -175,14 +175,13 @@ def test_digits_are_written_in_numerals_in_the_utterances_own_language(language,
 
 def test_a_number_read_in_one_breath_keeps_its_repeated_digits(tiny_model):
     """"0 0 0" is a number, not a loop: the repeated-words guard once dropped the whole final."""
-    from tests.support.prompts import prompt as asterisk_prompt
+    from tests.support.voices import read_number
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.sim import simulate
     from whisper.streaming.types import StreamOptions
 
     said = "91500080"
-    gap = bytes(2 * int(8000 * 0.15))
-    pcm = b"".join(asterisk_prompt(f"digits/{d}").pcm + gap for d in said) + bytes(16000)
+    pcm = read_number("en", said, pause_s=0.15)
     events = simulate(StreamingEngine(tiny_model, EngineOptions()), pcm, 8000, StreamOptions(partials=False))
     finals = [e.text for e in events if e.is_final]
     assert "".join(c for t in finals for c in t if c.isdigit()) == said, finals
@@ -210,14 +209,13 @@ def test_numbers_read_with_pauses_by_another_voice_lose_far_fewer_digits_held_op
 
 def test_a_live_digit_string_read_with_pauses_comes_out_whole(tiny_model):
     """No grammar: pauses of 0.6 s split the number into several finals, each in numerals."""
-    from tests.support.prompts import prompt as asterisk_prompt
+    from tests.support.voices import read_number
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.sim import simulate
     from whisper.streaming.types import StreamOptions
 
     said = "8344978690"
-    pause = bytes(2 * int(8000 * 0.6))
-    pcm = b"".join(asterisk_prompt(f"digits/{d}").pcm + pause for d in said) + bytes(16000)
+    pcm = read_number("en", said, pause_s=0.6)
     events = simulate(StreamingEngine(tiny_model, EngineOptions()), pcm, 8000, StreamOptions(partials=True))
     finals = [e.text for e in events if e.is_final and e.text.strip()]
     assert len(finals) > 1 and "".join(c for t in finals for c in t if c.isdigit()) == said, finals

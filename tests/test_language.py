@@ -10,6 +10,7 @@ from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.audiosocket.transcription import stream_options
 from audiosocket_bridge.registrations import CallOptions
 from tests.support.prompts import language_prompts
+from tests.support.voices import read_number
 from whisper.evaluation import word_error_rate
 from whisper.grammar import normalise
 from whisper.language import LanguageEvidence, parse_languages
@@ -169,10 +170,8 @@ def test_a_digits_grammar_call_in_another_language_gives_the_number(base_model, 
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.sim import simulate
 
-    digits = {p.name: p for p in language_prompts(language)}
     said = "8344978690"
-    pause = bytes(2 * int(8000 * 0.6))
-    pcm = b"".join(digits[f"digits/{d}"].pcm + pause for d in said) + GAP
+    pcm = read_number(language, said, pause_s=0.6)
     engine = StreamingEngine(base_model, EngineOptions())
     finals = [e for e in simulate(engine, pcm, 8000, StreamOptions(partials=False, grammar="digits:10")) if e.is_final]
     assert "".join(e.text for e in finals) == said, [(e.language, e.text) for e in finals]
@@ -184,10 +183,8 @@ def test_italian_digits_read_with_pauses_come_out_in_numerals(base_model):
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.sim import simulate
 
-    digits = {p.name: p for p in language_prompts("it")}
     said = "8344978690"
-    pause = bytes(2 * int(8000 * 0.6))
-    pcm = b"".join(digits[f"digits/{d}"].pcm + pause for d in said) + GAP
+    pcm = read_number("it", said, pause_s=0.6)
     engine = StreamingEngine(base_model, EngineOptions())
     finals = [e for e in simulate(engine, pcm, 8000, StreamOptions(partials=False, language="it")) if e.is_final]
     assert not any(c.isalpha() for e in finals for c in e.text), [e.text for e in finals]

@@ -60,6 +60,14 @@ def digit_recordings(voice: str) -> Dict[str, bytes]:
     return {d: _as_slin(folder / f"{d}.{HELD_OUT[voice].extension}") for d in "0123456789"}
 
 
+def read_number(voice: str, said: str, pause_s: float, tail_s: float = 1.0) -> bytes:
+    """``said`` read digit by digit by ``voice``, ``pause_s`` of silence after each digit and
+    ``tail_s`` at the end: 8 kHz slin, as a call carries it."""
+    recordings = digit_recordings(voice)
+    pause = bytes(2 * int(RATE_HZ * pause_s))
+    return b"".join(recordings[d] + pause for d in said) + bytes(2 * int(RATE_HZ * tail_s))
+
+
 def _unpacked(package: str) -> Path:
     target = CACHE_DIR / package
     if target.is_dir():
