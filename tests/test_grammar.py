@@ -173,6 +173,25 @@ def test_digits_are_written_in_numerals_in_the_utterances_own_language(language,
     assert is_digit_string(text, language) == any(c.isdigit() for c in written)
 
 
+@pytest.mark.parametrize("language, text, written", [
+    ("ru", "Четыре. Один. Девять. Два. Тять. Четыре.", "4. 1. 9. 2. Тять. 4."),  # base, a misheard "пять"
+    ("en", " My PIN is one two three four.", " My PIN is 1 2 3 4."),
+    ("en", " Press one, two or three.", " Press 1, 2 or 3."),
+    ("en", " one or two", " one or two"), ("en", " two, three days", " two, three days"),
+    ("en", " I have two dogs and three cats.", " I have two dogs and three cats."),
+    ("en", " Oh, oh, oh!", " Oh, oh, oh!"),
+])
+def test_digit_words_that_read_as_a_number_amid_other_words_are_numerals(language, text, written):
+    """Three digit words in a row, or with one other word between two of them: one misheard digit
+    does not leave the rest of a number in words, which IVR code comparing numerals cannot read."""
+    from whisper.numbers import digits_as_numerals, is_digit_string, pieces_as_numerals
+
+    assert digits_as_numerals(text, language) == written
+    assert not is_digit_string(text, language)
+    pieces = [" " + word for word in text.split()]  # an utterance's timed words say the same
+    assert pieces_as_numerals(pieces, language) == [" " + word for word in written.split()]
+
+
 def test_a_number_read_in_one_breath_keeps_its_repeated_digits(tiny_model):
     """"0 0 0" is a number, not a loop: the repeated-words guard once dropped the whole final."""
     from tests.support.voices import read_number

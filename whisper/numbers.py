@@ -1,16 +1,18 @@
-"""How digits are written: an utterance made only of spoken digits is written in numerals.
+"""How digits are written: spoken digits that read as a number are written in numerals.
 
 Whisper writes a digit string as numerals ("4, 7, 1, 1.") but a lone digit often as a word
 ("Three", "Four.", Italian "Quattro!"): a caller who reads a number with pauses gets a mix. IVR
 code compares numerals, so every utterance whose words are all digits of its language becomes
-numerals ("Three" -> "3", "Otto, sei." -> "8, 6."); text with other words is left as it is ("one
-of them", "Oh.", "cuatro o seis"). Languages without a table here are left as written. Pure; used
-on partials and finals alike.
+numerals ("Three" -> "3", "Otto, sei." -> "8, 6."), and so are three digit words or more in a row
+amid other words, one other word between two of them allowed ("Четыре. Один. Девять. Тять. Два."
+-> "4. 1. 9. Тять. 2.": one misheard digit does not leave the rest of the number in words). Other digit words are left as they are ("one of them",
+"Oh.", "cuatro o seis"). Languages without a table here are left as written. Pure; used on
+partials and finals alike.
 """
 from __future__ import annotations
 
 import re
-from typing import Dict, FrozenSet
+from typing import Dict, FrozenSet, List, Match, Sequence, Tuple
 
 _TABLES = {  # the words for 0 to 9 (several for one digit where a language has them)
     "en": "zero|oh one two three four five six seven eight nine",
@@ -26,17 +28,59 @@ DIGIT_WORDS: Dict[str, Dict[str, str]] = {
     for language, table in _TABLES.items()
 }
 _NOT_ALONE: Dict[str, FrozenSet[str]] = {"en": frozenset({"oh"})}  # alone, an exclamation ("Oh.")
-_WORD = re.compile(r"[^\W\d_]+")
+_TOKEN = re.compile(r"[^\W_]+")  # a word or a numeral
+# Digit words that read as a number amid other words: this many in a row, or with one other word
+# between two of them (a digit the model misheard: "Четыре. Один. Девять. Тять. Четыре." is 4 1 9 ? 4).
+# Fewer are left as words ("one or two", "two, three days").
+MIN_DIGIT_RUN = 3
+
+
+def _numeral_spans(text: str, language: str) -> List[Tuple[int, int, str]]:
+    """(start, end, numeral) of each digit word in ``text`` to write as a numeral."""
+    words_to_digits = DIGIT_WORDS.get(language, {})
+    tokens = list(_TOKEN.finditer(text))
+    is_digit = [t.group().isdigit() or t.group().lower() in words_to_digits for t in tokens]
+    runs: List[List[Match[str]]] = [[]]
+    for i, token in enumerate(tokens):
+        misheard = 0 < i < len(tokens) - 1 and is_digit[i - 1] and is_digit[i + 1]
+        if is_digit[i]:
+            runs[-1].append(token)
+        elif runs[-1] and not misheard:
+            runs.append([])
+    spans = []
+    for run in runs:
+        if (all(is_digit) or len(run) >= MIN_DIGIT_RUN) and not _only_exclamations(run, language):
+            spans += [(t.start(), t.end(), words_to_digits[t.group().lower()]) for t in run if not t.group().isdigit()]
+    return spans
+
+
+def _only_exclamations(run: List[Match[str]], language: str) -> bool:
+    return all(t.group().lower() in _NOT_ALONE.get(language, ()) for t in run)
 
 
 def digits_as_numerals(text: str, language: str = "en") -> str:
-    words_to_digits = DIGIT_WORDS.get(language, {})
-    words = [w.lower() for w in _WORD.findall(text)]
-    if not words or any(w not in words_to_digits for w in words):
-        return text
-    if len(set(words)) == 1 and words[0] in _NOT_ALONE.get(language, ()) and not re.search(r"\d", text):
-        return text
-    return _WORD.sub(lambda match: words_to_digits[match.group(0).lower()], text)
+    """``text`` with its digit words in numerals where they read as a number: all its words are
+    digits, or at least ``MIN_DIGIT_RUN`` of them come in a row (one other word between two of them
+    allowed)."""
+    return "".join(pieces_as_numerals([text], language))
+
+
+def pieces_as_numerals(pieces: Sequence[str], language: str = "en") -> List[str]:
+    """``digits_as_numerals`` of the text the pieces (an utterance's timed words) make together,
+    given back piece by piece, so that words and text agree."""
+    text = "".join(pieces)
+    spans = _numeral_spans(text, language)
+    written, offset = [], 0
+    for piece in pieces:
+        end = offset + len(piece)
+        inside = [s for s in spans if offset <= s[0] and s[1] <= end]
+        out, last = [], offset
+        for start, stop, numeral in inside:
+            out += [text[last:start], numeral]
+            last = stop
+        written.append("".join(out) + text[last:end])
+        offset = end
+    return written
 
 
 def is_digit_string(text: str, language: str = "en") -> bool:
@@ -54,4 +98,4 @@ def numerals_everywhere(text: str, language: str) -> str:
     """Every digit word as its numeral, whatever surrounds it: for scoring transcripts against
     references that write numbers either way ("marque uno", "marque 1"), on both sides alike."""
     words_to_digits = DIGIT_WORDS.get(language, {})
-    return _WORD.sub(lambda match: words_to_digits.get(match.group(0).lower(), match.group(0)), text)
+    return _TOKEN.sub(lambda match: words_to_digits.get(match.group(0).lower(), match.group(0)), text)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..numbers import digits_as_numerals
+from ..numbers import digits_as_numerals, pieces_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
@@ -78,15 +77,12 @@ class Delivery:
         words = ()
         if job.kind == "final" and result.text and job.stream.options.word_timestamps:
             timings = timings if timings is not None else self.decoder.word_timings(job, result)
+            timings = [t for t in timings if t.word.strip()]
+            written = pieces_as_numerals([t.word for t in timings], result.language)
             words = tuple(
-                Word(_word_text(t.word, result.text, result.language), round(job.start_s + t.start, 3),
-                     round(job.start_s + t.end, 3), float(t.probability))
-                for t in timings if t.word.strip()
+                Word(text, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))
+                for text, t in zip(written, timings)
             )  # fmt: skip
         self.counters["partials" if job.kind == "partial" else "finals"] += 1
         job.stream.emit(job.event(result, words))
 
-
-def _word_text(word: str, text: str, language: str) -> str:
-    """A word as the event's text writes it: in numerals when the utterance is digits only."""
-    return digits_as_numerals(word, language) if not re.search(r"[^\W\d_]", text) else word
