@@ -49,6 +49,11 @@ def test_digits_and_unsure_fragments_wait_for_more_audio_and_confident_speech_do
     assert wants_more_audio(result("Free", avg_logprob=-0.6, no_speech_prob=0.5))
     assert not wants_more_audio(result("Please enter your password."))
     assert not wants_more_audio(result("Yes."))
+    # a lone word the model is a little unsure of waits, outside English only
+    assert wants_more_audio(replace(result("Toi.", avg_logprob=-0.48), language="fr"))
+    assert not wants_more_audio(replace(result("Oui.", avg_logprob=-0.2), language="fr"))
+    assert not wants_more_audio(replace(result("Il est parti.", avg_logprob=-0.6), language="fr"))
+    assert not wants_more_audio(result("Sales.", avg_logprob=-0.6))
 
 
 def test_unreliable_results_are_decoded_again_unless_they_look_like_silence():

@@ -111,6 +111,12 @@ class GuardOptions:
     # a little unsure (-0.5, 0.2) held more ordinary speech for no gain on the digits.
     hold_logprob: float = -1.0
     hold_no_speech: float = 0.35
+    # ... and so does a lone word the model is only a little unsure of, except in these languages:
+    # base decoded Asterisk's French digits alone as "Toi.", "Ness !", "Sank !" (-0.48 to -0.92),
+    # and whole as the number. In English (tiny.en and base alike) holding them gained nothing on
+    # digits and held a quarter of the English prompts' finals.
+    hold_word_logprob: float = -0.45
+    hold_word_exempt_languages: Tuple[str, ...] = ("en",)
 
 
 def _words(result: Decoded) -> list[str]:
@@ -181,8 +187,12 @@ def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
 
 def wants_more_audio(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
     """Whether an utterance decoded at a pause should wait longer for the caller to go on: its text
-    is digits (callers read numbers in groups), or the model is unsure of it alone."""
+    is digits (callers read numbers in groups), or the model is unsure of it alone (or, outside
+    English, of it as a lone word)."""
     if is_digit_string(result.text, result.language):
+        return True
+    if result.language not in options.hold_word_exempt_languages and len(re.findall(r"[\w']+", result.text)) == 1 \
+            and result.avg_logprob < options.hold_word_logprob:
         return True
     return result.avg_logprob < options.hold_logprob or result.no_speech_prob > options.hold_no_speech
 
