@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import wave
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 from audiosocket_bridge.audiosocket import slin
 from tests.support.prompts import Prompt, english_prompts, resample_pcm
@@ -15,12 +15,15 @@ PAUSE_S = 1.2  # silence after each prompt
 
 def rss_mib(child_pids: Sequence[int] = ()) -> float:
     """Resident memory of this process and the given children (engine workers), MiB."""
-    total_kib = 0
-    for pid in ("self", *child_pids):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total_kib += int(line.split()[1])
-    return total_kib / 1024
+    return sum(process_rss_mib(pid) for pid in ("self", *child_pids))
+
+
+def process_rss_mib(pid: Union[int, str]) -> float:
+    """Resident memory of one process (a pid, or "self"), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @functools.lru_cache(maxsize=1)

@@ -24,7 +24,7 @@ from audiosocket_bridge.bridge import Bridge
 from tests.support.fake_ami import transcriber
 from tests.support.recording_ami import RecordingAmi
 
-from ._common import PAUSE_S, pick_prompts, rss_mib
+from ._common import PAUSE_S, pick_prompts, process_rss_mib, rss_mib
 from .loadgen import (AMI_SECRET, AMI_USER, LoadReport, compare_with_storage, in_process_bridge,
                       load_engine, place_call)
 
@@ -89,7 +89,7 @@ async def soak(args) -> int:
                 ami_counters = dict(bridge.ami_sink.counters)
                 done.set()
                 await sampler
-                ends = [rss_mib()] + [rss_mib([pid]) - rss_mib() for pid in pids]
+                ends = [process_rss_mib(pid) for pid in ("self", *pids)]
     finally:
         engine.stop()
         ami.stop()
