@@ -24,6 +24,7 @@ class BridgeConfig:
     model: str = "tiny.en"
     language: Optional[str] = None
     device: Optional[str] = None
+    quantize: bool = False  # the decoder's linear layers in int8 (CPU): faster decoding, a little less accurate
     storage: str = DEFAULT_STORAGE_URL
     log_level: str = "INFO"
     max_calls: int = 100

@@ -40,6 +40,13 @@ def test_precedence_flags_env_file(tmp_path):
     assert resolved([], {}, tmp_path, file_text).partials is False
 
 
+def test_quantize_from_a_flag_the_environment_or_the_file(tmp_path):
+    assert resolved(["--quantize"], {}).quantize is True
+    assert resolved([], {"AUDIOSOCKET_QUANTIZE": "yes"}).quantize is True
+    assert resolved([], {}, tmp_path, "[bridge]\nquantize = yes\n").quantize is True
+    assert resolved([], {}).quantize is False
+
+
 def test_bad_values_are_reported(tmp_path):
     with pytest.raises(ValueError, match="boolean"):
         resolved([], {"AUDIOSOCKET_RAW": "maybe"})

@@ -45,6 +45,20 @@ def test_a_stream_through_the_engine_process_is_transcribed(engine):
     assert engine.is_alive() and engine.stats().window_cost_s > 0  # stats come from the child
 
 
+def test_an_engine_process_with_int8_decoder_layers_transcribes():
+    """``audiosocket-bridge --quantize``: the child loads the model with its decoder's linear
+    layers in int8 and still transcribes real prompts."""
+    quantized = EngineProcess("tiny.en", quantize=True)
+    quantized.start()
+    try:
+        prompts = english_prompts()[:3]
+        finals = [e for e in stream_prompts(quantized, "call-q", prompts) if e.is_final]
+        text = " ".join(e.text for e in finals)
+        assert english_wer([" ".join(p.text for p in prompts)], [text]) < 0.25, text
+    finally:
+        quantized.stop()
+
+
 def test_bad_options_are_refused_in_the_parent(engine):
     with pytest.raises(ValueError, match="English-only"):
         engine.open_stream("call-2", StreamOptions(language="de"))

@@ -60,10 +60,11 @@ class _Home:
 
 class EnginePool:
     def __init__(self, model_name: str, workers: int, *, device: Optional[str] = None,
-                 options: EngineOptions = EngineOptions(), threads: Optional[int] = None):  # fmt: skip
+                 options: EngineOptions = EngineOptions(), threads: Optional[int] = None,
+                 quantize: bool = False):  # fmt: skip
         if workers < 1:
             raise ValueError("an engine pool needs at least one worker")
-        self.workers = [EngineProcess(model_name, device=device, options=options, threads=threads)
+        self.workers = [EngineProcess(model_name, device=device, options=options, threads=threads, quantize=quantize)
                         for _ in range(workers)]
         self.multilingual = False
         self._homes: Dict[str, _Home] = {}

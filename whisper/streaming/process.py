@@ -62,9 +62,12 @@ class RemoteStream:
 
 class EngineProcess:
     def __init__(self, model_name: str, *, device: Optional[str] = None, options: EngineOptions = EngineOptions(),
-                 threads: Optional[int] = None, flush_s: float = _FLUSH_S, start_timeout_s: float = 300.0):  # fmt: skip
-        """`threads`: torch's intra-op threads in the child (None: torch's default, every core)."""
+                 threads: Optional[int] = None, flush_s: float = _FLUSH_S, start_timeout_s: float = 300.0,
+                 quantize: bool = False):  # fmt: skip
+        """`threads`: torch's intra-op threads in the child (None: torch's default, every core);
+        `quantize`: load_model's (the decoder's linear layers in int8, CPU only)."""
         self.model_name, self.device, self.options, self.threads = model_name, device, options, threads
+        self.quantize = quantize
         self.flush_s, self.start_timeout_s = flush_s, start_timeout_s
         self.multilingual = False
         self._streams: Dict[str, RemoteStream] = {}
@@ -81,7 +84,7 @@ class EngineProcess:
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
         settings = _ChildSettings(self.model_name, self.device, self.options, sys.getswitchinterval(),
-                                  logging.getLogger().getEffectiveLevel(), self.threads)
+                                  logging.getLogger().getEffectiveLevel(), self.threads, self.quantize)
         self._process = context.Process(target=_child_main, name="whisper-engine", daemon=True,
                                         args=(child_end, settings))
         self._process.start()
@@ -228,6 +231,7 @@ class _ChildSettings:
     switch_interval_s: float  # the parent's (the bridge sets a short one, see its cli)
     log_level: int
     threads: Optional[int] = None
+    quantize: bool = False
 
 
 def _child_main(connection, settings: _ChildSettings) -> None:
@@ -248,7 +252,7 @@ def _child_main(connection, settings: _ChildSettings) -> None:
     if settings.threads:
         torch.set_num_threads(settings.threads)
     device = {"device": settings.device} if settings.device else {}
-    model = whisper.load_model(settings.model_name, **device)
+    model = whisper.load_model(settings.model_name, quantize=settings.quantize, **device)
     engine = StreamingEngine(model, settings.options)
     engine.start()
     outgoing: "queue.Queue[Optional[tuple]]" = queue.Queue()
