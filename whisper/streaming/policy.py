@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol, Sequence, Tuple, TypeVar
+from typing import Callable, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from ..numbers import digits_as_numerals, is_digit_string, is_digit_word
 
@@ -24,6 +24,7 @@ class Decoded(Protocol):
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    language_probs: Optional[Mapping[str, float]]  # None where the language was not detected
 
 
 ResultT = TypeVar("ResultT", bound=Decoded)
@@ -111,10 +112,11 @@ class GuardOptions:
     # a little unsure (-0.5, 0.2) held more ordinary speech for no gain on the digits.
     hold_logprob: float = -1.0
     hold_no_speech: float = 0.35
-    # ... and so does a lone word the model is only a little unsure of, except in these languages:
-    # base decoded Asterisk's French digits alone as "Toi.", "Ness !", "Sank !" (-0.48 to -0.92),
-    # and whole as the number. In English (tiny.en and base alike) holding them gained nothing on
-    # digits and held a quarter of the English prompts' finals.
+    # ... and so does a lone word the model is only a little unsure of, except in a call known to be
+    # in one of these languages (given, or an English-only model; a language detected from a lone
+    # word is no proof): base decoded Asterisk's French digits alone as "Toi.", "Ness !", "Sank !"
+    # (-0.48 to -0.92), and whole as the number. In English (tiny.en and base alike) holding them
+    # gained nothing on digits and held a quarter of the English prompts' finals.
     hold_word_logprob: float = -0.45
     hold_word_exempt_languages: Tuple[str, ...] = ("en",)
 
@@ -191,8 +193,8 @@ def wants_more_audio(result: Decoded, options: GuardOptions = GuardOptions()) ->
     English, of it as a lone word)."""
     if is_digit_string(result.text, result.language):
         return True
-    if result.language not in options.hold_word_exempt_languages and len(re.findall(r"[\w']+", result.text)) == 1 \
-            and result.avg_logprob < options.hold_word_logprob:
+    known_exempt = result.language in options.hold_word_exempt_languages and result.language_probs is None
+    if not known_exempt and len(re.findall(r"[\w']+", result.text)) == 1 and result.avg_logprob < options.hold_word_logprob:
         return True
     return result.avg_logprob < options.hold_logprob or result.no_speech_prob > options.hold_no_speech
 
