@@ -5,9 +5,9 @@ Whisper writes a digit string as numerals ("4, 7, 1, 1.") but a lone digit often
 code compares numerals, so every utterance whose words are all digits of its language becomes
 numerals ("Three" -> "3", "Otto, sei." -> "8, 6."), and so are three digit words or more in a row
 amid other words, one other word between two of them allowed ("Четыре. Один. Девять. Тять. Два."
--> "4. 1. 9. Тять. 2.": one misheard digit does not leave the rest of the number in words). Other digit words are left as they are ("one of them",
-"Oh.", "cuatro o seis"). Languages without a table here are left as written. Pure; used on
-partials and finals alike.
+-> "4. 1. 9. Тять. 2.": one misheard digit does not leave the rest of the number in words). Other
+digit words are left as they are ("one of them", "Oh.", "cuatro o seis"). Languages without a
+table here are left as written. Pure; used on partials and finals alike.
 """
 from __future__ import annotations
 

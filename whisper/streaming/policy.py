@@ -189,12 +189,13 @@ def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:
 
 def wants_more_audio(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
     """Whether an utterance decoded at a pause should wait longer for the caller to go on: its text
-    is digits (callers read numbers in groups), or the model is unsure of it alone (or, outside
-    English, of it as a lone word)."""
+    is digits (callers read numbers in groups), or the model is unsure of it alone (or, unless the
+    call is known to be English, of it as a lone word)."""
     if is_digit_string(result.text, result.language):
         return True
     known_exempt = result.language in options.hold_word_exempt_languages and result.language_probs is None
-    if not known_exempt and len(re.findall(r"[\w']+", result.text)) == 1 and result.avg_logprob < options.hold_word_logprob:
+    lone_word = len(re.findall(r"[\w']+", result.text)) == 1
+    if lone_word and not known_exempt and result.avg_logprob < options.hold_word_logprob:
         return True
     return result.avg_logprob < options.hold_logprob or result.no_speech_prob > options.hold_no_speech
 
