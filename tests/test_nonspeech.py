@@ -77,3 +77,23 @@ def test_doubtful_text_on_doubtful_speech_is_dropped():
     doubtful = Result(" We're not in time. We're not in time.", 0.52, avg_logprob=-0.83)
     assert rejection_reason(doubtful, 6.0) == "no speech (doubtful text)"
     assert rejection_reason(Result(" P.", 0.34, avg_logprob=-0.54), 0.6) is None  # a real spelled letter
+
+
+def test_the_multilingual_model_shows_no_words_on_monkeys_even_in_partials():
+    """base wrote partials "Ah! Ah!", "One, two, three." on tt-monkeys (no-speech 0.34-0.48,
+    log-probability -0.64 to -0.88): a partial is held to a stricter bar than a final."""
+    import whisper
+
+    engine = StreamingEngine(whisper.load_model("base"), EngineOptions())
+    events = simulate(engine, SOUNDS["tt-monkeys"], 8000, StreamOptions(partials=True), stream_id="monkeys")
+    assert [(e.kind, e.text) for e in events if e.text.strip()] == []
+
+
+def test_a_doubtful_partial_is_not_shown_though_its_final_would_be_judged_alone():
+    from whisper.streaming.policy import partial_rejection_reason
+
+    monkeys = Result(" Ah! Ah!", 0.48, avg_logprob=-0.88)
+    assert rejection_reason(monkeys, 1.9) is None
+    assert partial_rejection_reason(monkeys, 1.9) == "no speech (doubtful partial)"
+    assert partial_rejection_reason(Result(" Please hold.", 0.1, avg_logprob=-0.6), 1.0) is None
+    assert partial_rejection_reason(Result(" you", 0.9), 1.0) == "stock phrase on no speech"

@@ -11,7 +11,7 @@ from ..numbers import digits_as_numerals, pieces_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
-from .policy import likeliest, needs_fallback, rejection_reason, retry_hotter
+from .policy import likeliest, needs_fallback, partial_rejection_reason, rejection_reason, retry_hotter
 from .stream import Stream
 from .types import Word
 
@@ -48,7 +48,7 @@ class Delivery:
 
     def partial(self, job: Job, result: "DecodingResult") -> None:
         """Show a decoded partial if it passes the guards; commit what two partials agree on."""
-        if rejection_reason(result, job.duration_s, self.options.guard) is not None:
+        if partial_rejection_reason(result, job.duration_s, self.options.guard) is not None:
             return
         self._emit(job, result)
         commit = job.stream.agreement.commit_point(result.text, job.duration_s,

@@ -119,6 +119,12 @@ class GuardOptions:
     # gained nothing on digits and held a quarter of the English prompts' finals.
     hold_word_logprob: float = -0.45
     hold_word_exempt_languages: Tuple[str, ...] = ("en",)
+    # A partial is only a preview (its final follows), so it is held to a stricter bar: base wrote
+    # "Ah! Ah!", "One, two, three." on tt-monkeys as partials at no-speech 0.34-0.48 and
+    # log-probability -0.64 to -0.88, which the finals' guards let through and which the finals
+    # then dropped.
+    partial_doubtful_no_speech: float = 0.3
+    partial_doubtful_logprob: float = -0.5
 
 
 def _words(result: Decoded) -> list[str]:
@@ -167,6 +173,16 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
     if policy.unlikely(result) and not _kept_though_unsure(result, options):
         return "low confidence"
     return None
+
+
+def partial_rejection_reason(result: Decoded, duration_s: float, options: GuardOptions = GuardOptions()
+                             ) -> Optional[str]:  # fmt: skip
+    """Why a partial should not be shown: what would drop a final, or doubt short of it."""
+    reason = rejection_reason(result, duration_s, options)
+    if reason is None and result.no_speech_prob > options.partial_doubtful_no_speech \
+            and result.avg_logprob < options.partial_doubtful_logprob:
+        return "no speech (doubtful partial)"
+    return reason
 
 
 def loops(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
