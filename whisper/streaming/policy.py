@@ -119,12 +119,11 @@ class GuardOptions:
     # gained nothing on digits and held a quarter of the English prompts' finals.
     hold_word_logprob: float = -0.45
     hold_word_exempt_languages: Tuple[str, ...] = ("en",)
-    # A partial is only a preview (its final follows), so it is held to a stricter bar: base wrote
-    # "Ah! Ah!", "One, two, three." on tt-monkeys as partials at no-speech 0.34-0.48 and
-    # log-probability -0.64 to -0.88, which the finals' guards let through and which the finals
-    # then dropped.
+    # A partial is only a preview (its final follows), so its text is doubtful (doubtful_logprob)
+    # from this lower no-speech probability: base wrote "Ah! Ah!", "One, two, three." on tt-monkeys
+    # as partials at no-speech 0.34-0.48 and log-probability -0.64 to -0.88, which the finals'
+    # guards let through and which the finals then dropped.
     partial_doubtful_no_speech: float = 0.3
-    partial_doubtful_logprob: float = -0.5
 
 
 def _words(result: Decoded) -> list[str]:
@@ -162,7 +161,7 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "stock phrase on no speech"
     if len(words) <= 4 and result.no_speech_prob > options.short_text_no_speech:
         return "no speech (short text)"
-    if result.no_speech_prob > options.doubtful_no_speech and result.avg_logprob < options.doubtful_logprob:
+    if _doubtful(result, options.doubtful_no_speech, options):
         return "no speech (doubtful text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
@@ -179,10 +178,14 @@ def partial_rejection_reason(result: Decoded, duration_s: float, options: GuardO
                              ) -> Optional[str]:  # fmt: skip
     """Why a partial should not be shown: what would drop a final, or doubt short of it."""
     reason = rejection_reason(result, duration_s, options)
-    if reason is None and result.no_speech_prob > options.partial_doubtful_no_speech \
-            and result.avg_logprob < options.partial_doubtful_logprob:
+    if reason is None and _doubtful(result, options.partial_doubtful_no_speech, options):
         return "no speech (doubtful partial)"
     return reason
+
+
+def _doubtful(result: Decoded, no_speech_prob: float, options: GuardOptions) -> bool:
+    """Text the model is unsure of, on audio it doubts is speech (above ``no_speech_prob``)."""
+    return result.no_speech_prob > no_speech_prob and result.avg_logprob < options.doubtful_logprob
 
 
 def loops(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
