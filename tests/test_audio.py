@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from whisper.audio import (
-    N_FFT, HOP_LENGTH, SAMPLE_RATE_HZ, AudioError, StreamingResampler, load_audio, log_mel_spectrogram,
-    mel_filters, resample,
+    N_FFT, HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, AudioError, StreamingResampler, load_audio,
+    log_mel_spectrogram, log_mel_window, mel_filters, pad_or_trim, resample,
 )  # fmt: skip
 
 
@@ -45,6 +45,17 @@ def test_mel_shape_and_values_match_numpy_stft():
 def test_mel_of_real_prompt_matches_numpy_stft():
     audio = load_audio("/usr/share/asterisk/sounds/en/agent-pass.wav")
     np.testing.assert_allclose(log_mel_spectrogram(audio, 128).numpy(), numpy_log_mel(audio, 128), atol=2e-4)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.02, 2.37, 29.98, 30.0, 31.5])
+@pytest.mark.parametrize("n_mels", [80, 128])
+def test_a_window_computed_over_its_audio_only_equals_the_whole_padded_window(seconds, n_mels):
+    audio = load_audio("/usr/share/asterisk/sounds/en/agent-pass.wav")
+    audio = np.resize(audio, int(seconds * SAMPLE_RATE_HZ))  # the prompt repeated to the length
+    whole = log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels)
+    window = log_mel_window(audio, n_mels)
+    assert window.shape == whole.shape == (n_mels, 3000)
+    np.testing.assert_allclose(window.numpy(), whole.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("n_mels", [80, 128])

@@ -191,9 +191,29 @@ def log_mel_spectrogram(
         audio = audio.to(device)
     if padding > 0:
         audio = F.pad(audio, (0, padding))
+    return _log_mel(_mel_power(audio, n_mels))
+
+
+def log_mel_window(audio: Union[np.ndarray, torch.Tensor], n_mels: int = 80) -> torch.Tensor:
+    """``log_mel_spectrogram(pad_or_trim(audio))``, the (n_mels, 3000) features of one 30 s window,
+    in time proportional to the audio: frames past it see only the zero padding, so they are
+    filled in rather than computed (the streaming engine's windows hold a few seconds of speech)."""
+    audio = torch.as_tensor(np.asarray(audio, dtype=np.float32)) if not torch.is_tensor(audio) else audio
+    if audio.shape[-1] > N_SAMPLES - N_FFT or audio.shape[-1] == 0:
+        return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels)
+    # N_FFT zeros more: frames up to the last computed one see the same samples as in the whole
+    # window (the STFT's reflection at the end mirrors zeros).
+    power = _mel_power(F.pad(audio, (0, N_FFT)), n_mels)[..., :N_FRAMES]
+    return _log_mel(F.pad(power, (0, N_FRAMES - power.shape[-1])))
+
+
+def _mel_power(audio: torch.Tensor, n_mels: int) -> torch.Tensor:
     stft = torch.stft(audio, N_FFT, HOP_LENGTH, window=_hann_window(audio.device), return_complex=True)
     magnitudes = stft[..., :-1].abs() ** 2
-    mel_spec = mel_filters(audio.device, n_mels) @ magnitudes
+    return mel_filters(audio.device, n_mels) @ magnitudes
+
+
+def _log_mel(mel_spec: torch.Tensor) -> torch.Tensor:
     log_spec = torch.clamp(mel_spec, min=1e-10).log10()
     peak = log_spec.amax(dim=(-2, -1), keepdim=True)
     log_spec = torch.maximum(log_spec, peak - 8.0)

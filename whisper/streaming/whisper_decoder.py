@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_spectrogram, pad_or_trim
+from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_window
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
 from ..grammar import Grammar, parse_grammar
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from .stream import Stream
 
 _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
-
-
-def _mel(audio: np.ndarray) -> torch.Tensor:
-    return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES))
 
 
 def _decoding_options(stream: "Stream", temperature: float) -> DecodingOptions:
@@ -76,7 +72,7 @@ class WhisperBatchDecoder:
         features = []
         for first in range(0, len(jobs), _ENCODE_WINDOWS):
             group = jobs[first : first + _ENCODE_WINDOWS]
-            mel = torch.stack([_mel(job.audio[-N_SAMPLES:]) for job in group])
+            mel = torch.stack([log_mel_window(job.audio[-N_SAMPLES:], self.model.dims.n_mels) for job in group])
             content_frames = [min(len(job.audio), N_SAMPLES) // HOP_LENGTH for job in group]
             features.append(self.model.embed_audio(mel.to(self.model.device), content_frames=content_frames))
             poll()
@@ -88,7 +84,7 @@ class WhisperBatchDecoder:
         would wait for); returns the seconds the second took: a first measure of capacity."""
         rng = np.random.default_rng(0)
         audio = (rng.standard_normal(2 * SAMPLE_RATE_HZ) * 1e-3).astype(np.float32)
-        mel = _mel(audio)[None].to(self.model.device)
+        mel = log_mel_window(audio, self.model.dims.n_mels)[None].to(self.model.device)
         options = DecodingOptions(language=None if self.is_multilingual else "en", without_timestamps=True,
                                   sample_len=16)
         for _ in range(2):
