@@ -202,8 +202,8 @@ def log_mel_window(audio: Union[np.ndarray, torch.Tensor], n_mels: int = 80) -> 
     if audio.shape[-1] > N_SAMPLES - N_FFT or audio.shape[-1] == 0:
         return log_mel_spectrogram(pad_or_trim(audio, N_SAMPLES), n_mels)
     # N_FFT zeros more: frames up to the last computed one see the same samples as in the whole
-    # window (the STFT's reflection at the end mirrors zeros).
-    power = _mel_power(F.pad(audio, (0, N_FFT)), n_mels)[..., :N_FRAMES]
+    # window (the STFT's reflection at the end mirrors zeros); at most N_FRAMES of them.
+    power = _mel_power(F.pad(audio, (0, N_FFT)), n_mels)
     return _log_mel(F.pad(power, (0, N_FRAMES - power.shape[-1])))
 
 
