@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from whisper.streaming.endpointing import EndpointOptions, Endpointer
+from tests.support.voices import digit_recordings
+from whisper.audio import StreamingResampler, int16_to_float
 from whisper.streaming.vad import FRAME_SAMPLES, VoiceActivityDetector
 
 SPEECH_DB, SILENCE_DB = -20.0, -90.0
@@ -82,6 +84,27 @@ def test_vad_rejects_steady_tones_but_not_gliding_voiced_sound():
     voiced = sum(np.sin(k * phase) / k for k in range(1, 15)) * 0.2
     is_speech, _ = VoiceActivityDetector().classify(_frames(voiced))
     assert is_speech.mean() > 0.9
+
+
+def test_vad_hears_a_vowel_whose_fundamental_holds_its_energy_and_still_takes_hum_for_a_tone():
+    """Asterisk's Russian "три": nearly all its energy at its fundamental (about 190 Hz) for 180 ms.
+    Taken for a tone, it never opened an utterance and a number's first digit was lost."""
+    resampler = StreamingResampler(8000)
+    tri = resampler.process(int16_to_float(digit_recordings("ru")["3"]))
+    is_speech, _ = VoiceActivityDetector().classify(_frames(tri))
+    assert _longest_run(is_speech) >= 10  # enough to open an utterance and to count as one
+    t = np.arange(3 * 16000) / 16000
+    hum = 0.2 * (np.sin(2 * np.pi * 50 * t) + np.sin(2 * np.pi * 150 * t))
+    is_speech, _ = VoiceActivityDetector().classify(_frames(hum))
+    assert is_speech.sum() < 20  # a vowel's length at most, then a tone
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    longest = run = 0
+    for flag in flags.tolist():
+        run = run + 1 if flag else 0
+        longest = max(longest, run)
+    return longest
 
 
 def test_vad_needs_level_above_the_noise_floor():

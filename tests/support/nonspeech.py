@@ -1,5 +1,5 @@
 """Non-speech a telephone line carries: Asterisk's tones and effects, call-progress tones, DTMF,
-fax, line noise, hiss and synthetic music on hold (made with sox), as 8 kHz slin."""
+fax, mains hum, line noise, hiss and synthetic music on hold (made with sox), as 8 kHz slin."""
 from __future__ import annotations
 
 import subprocess
@@ -24,6 +24,7 @@ SOX_RECIPES: Dict[str, List[List[str]]] = {
     "busy": [_tone(480, 620, on_s=0.5, off_s=0.5)] * 6,
     "fax-cng": [_tone(1100, on_s=0.5, off_s=3)] * 2,
     "dtmf": [_tone(*hz, on_s=0.12, off_s=0.12) for hz in DTMF_HZ.values()] * 2,
+    "mains-hum": [_tone(50, 150, on_s=6)],  # a ground loop on an analogue line
     "line-noise": [["synth", "6", "pinknoise", "gain", "-35"]],
     "hiss": [["synth", "6", "whitenoise", "gain", "-45"]],
     "music-on-hold": [["synth", "0.4", "pluck", "C4", "pluck", "E4", "pluck", "G4", "remix", "-",

@@ -14,6 +14,7 @@ SAMPLE_RATE_HZ = 16000  # what the model hears (audio.SAMPLE_RATE_HZ, here witho
 FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE_HZ * FRAME_MS // 1000  # 320 samples per 20 ms frame
 _FFT_SIZE = 512
+_LOBE_BINS = 7  # a windowed pure tone spreads over about seven bins (its Hann main lobe)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,13 @@ class VadOptions:
     snr_db: float = 12.0  # speech must stand this far above the noise floor
     max_tonality: float = 0.9  # share of energy in the two strongest peaks above which a frame may be a tone
     tone_frames: int = 4  # ...and is one when its strongest peak held still this many frames
+    # A peak below this frequency must hold still for low_tone_frames. No call-progress tone, DTMF
+    # or fax tone is this low (the lowest, dial tones, are 340-500 Hz), while a voice's fundamental
+    # (100-300 Hz) can hold nearly all of a vowel's energy and, this low, stays in one 31 Hz bin:
+    # Asterisk's Russian "три" was taken for a tone from its second frame on and never opened an
+    # utterance. Longer than a vowel holds its pitch, a low peak is mains hum.
+    min_tone_hz: float = 320.0
+    low_tone_frames: int = 20
     floor_rise_db_per_s: float = 1.0  # how fast the noise floor may climb during loud stretches
 
 
@@ -36,7 +44,8 @@ class VoiceActivityDetector:
         """(is_speech, level_dbfs) for a (n_frames, FRAME_SAMPLES) array of float samples."""
         level_dbfs = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
         tonality, peak_bins = self._tonality(frames)
-        tonal = self._steady_tones(tonality > self.options.max_tonality, peak_bins)
+        peak_hz = (peak_bins + _LOBE_BINS // 2) * SAMPLE_RATE_HZ / _FFT_SIZE
+        tonal = self._steady_tones(tonality > self.options.max_tonality, peak_bins, peak_hz < self.options.min_tone_hz)
         is_speech = np.zeros(len(frames), dtype=bool)
         rise_per_frame = self.options.floor_rise_db_per_s * FRAME_MS / 1000
         for i, level in enumerate(level_dbfs):
@@ -49,10 +58,12 @@ class VoiceActivityDetector:
         return is_speech, level_dbfs
 
     def _tonality(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per frame: the share of its energy in its two strongest peaks, and the lower peak's
+        first bin."""
         power = np.abs(np.fft.rfft(frames * self._window, n=_FFT_SIZE, axis=1)) ** 2
         total = power.sum(axis=1) + 1e-12
-        # A windowed pure tone spreads over about seven bins (its Hann main lobe): sum each bin's neighbourhood.
-        smoothed = np.stack([power[:, k : power.shape[1] - 6 + k] for k in range(7)]).sum(axis=0)
+        # Sum each bin's main-lobe neighbourhood; smoothed[:, k] covers bins k .. k + _LOBE_BINS - 1.
+        smoothed = np.stack([power[:, k : power.shape[1] - _LOBE_BINS + 1 + k] for k in range(_LOBE_BINS)]).sum(axis=0)
         first = smoothed.argmax(axis=1)
         rows = np.arange(len(frames))
         peak1 = smoothed[rows, first]
@@ -64,14 +75,18 @@ class VoiceActivityDetector:
         # Identify the peak pair by its lower bin, so two equal tones (DTMF) don't swap places.
         return (peak1 + peak2) / total, np.minimum(first, np.where(peak2 > 0.1 * peak1, second, first))
 
-    def _steady_tones(self, peaky: np.ndarray, peak_bins: np.ndarray) -> np.ndarray:
-        """Peaky frames whose main peak stayed within one bin over the last few frames.
+    def _steady_tones(self, peaky: np.ndarray, peak_bins: np.ndarray, low: np.ndarray) -> np.ndarray:
+        """Peaky frames whose main peak stayed within one bin over the last few frames (many more
+        for a ``low`` peak).
 
         Voiced speech can be as peaky as a tone for a frame or two, but its pitch glides.
         """
+        options = self.options
         steady = np.zeros(len(peaky), dtype=bool)
-        for i, (is_peaky, peak) in enumerate(zip(peaky.tolist(), peak_bins.tolist())):
-            self._peak_history = (self._peak_history + [peak if is_peaky else -100])[-self.options.tone_frames :]
-            history = self._peak_history
-            steady[i] = len(history) == self.options.tone_frames and max(history) - min(history) <= 1 and min(history) >= 0
+        kept = max(options.tone_frames, options.low_tone_frames)
+        for i, (is_peaky, peak, is_low) in enumerate(zip(peaky.tolist(), peak_bins.tolist(), low.tolist())):
+            self._peak_history = (self._peak_history + [peak if is_peaky else -100])[-kept:]
+            needed = options.low_tone_frames if is_low else options.tone_frames
+            recent = self._peak_history[-needed:]
+            steady[i] = len(recent) == needed and min(recent) >= 0 and max(recent) - min(recent) <= 1
         return steady
