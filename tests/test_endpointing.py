@@ -54,6 +54,19 @@ def test_long_speech_is_cut_at_the_quietest_recent_frame():
     assert endpointer.in_utterance and endpointer.start_frame >= 80
 
 
+def test_long_speech_is_cut_in_the_longest_recent_pause_not_at_a_quieter_frame_inside_words():
+    # Sentences read without a pause long enough to end an utterance, as a long IVR prompt is: the
+    # cut goes between sentences (the 0.2 s pause), not at the closure of a stop inside a word.
+    endpointer = Endpointer(EndpointOptions(max_utterance_s=3.0, cut_search_s=2.0, pre_roll_s=0.0))
+    pattern = "#" * 100 + "." * 10 + "#" * 35 + "." + "#" * 40
+    speech = np.array([ch == "#" for ch in pattern])
+    levels = np.where(speech, SPEECH_DB, -60.0)
+    levels[145] = -95.0  # the one-frame closure: the quietest frame
+    boundaries = endpointer.push(speech, levels)
+    assert boundaries[0].cut and boundaries[0].end_frame == 105  # the middle of the pause
+    assert endpointer.start_frame == 105
+
+
 def test_flush_closes_the_open_utterance():
     endpointer = Endpointer(EndpointOptions())
     assert feed(endpointer, "#" * 40) == []

@@ -72,6 +72,14 @@ def test_a_phrase_looped_three_times_is_dropped():
     assert rejection_reason(Result(looped, 0.3, avg_logprob=-0.5), 4.0) == "repetitive (repeated words)"
 
 
+def test_a_phrase_said_twice_is_dropped_only_where_the_model_doubts_speech():
+    """base on tt-monkeys, cut at another point of the sound: no-speech 0.35, log-probability -1.0."""
+    twice = " I'm gonna be mad at you. I'm gonna be mad at you."
+    assert rejection_reason(Result(twice, 0.35, avg_logprob=-0.99), 5.0) == "repetitive (a phrase twice, on doubtful speech)"
+    assert rejection_reason(Result(twice, 0.05, avg_logprob=-0.4), 5.0) is None  # a caller saying it again
+    assert rejection_reason(Result(" Hello? Hello?", 0.35, avg_logprob=-0.6), 2.0) is None  # too short a phrase
+
+
 def test_doubtful_text_on_doubtful_speech_is_dropped():
     """tt-monkeys with one CPU thread: a sentence twice, no-speech 0.52, log-probability -0.83."""
     doubtful = Result(" We're not in time. We're not in time.", 0.52, avg_logprob=-0.83)

@@ -17,8 +17,11 @@ class EndpointOptions:
     held_trailing_silence_s: float = 1.2
     min_speech_s: float = 0.2  # shorter bursts (clicks, coughs) are not utterances
     start_speech_s: float = 0.1  # consecutive speech that opens an utterance
-    max_utterance_s: float = 12.0  # longer speech is cut, at the quietest recent frame
-    cut_search_s: float = 2.0  # how far back from the limit to look for a quiet cut point
+    max_utterance_s: float = 12.0  # longer speech is cut, in the longest recent pause
+    # How far back from the limit to look for that pause: far enough to reach the pause between two
+    # sentences. Within the last 2 s, the quietest frame fell inside sentences ("appuyez sur | 3.",
+    # long French prompts), and each half was decoded without the other's words.
+    cut_search_s: float = 6.0
     pre_roll_s: float = 0.3  # audio kept before the first speech frame
     post_roll_s: float = 0.2  # audio kept after the last speech frame
 
@@ -47,6 +50,7 @@ class Endpointer:
         self.speech_frames = 0  # speech frames inside the open utterance
         self._run = 0  # consecutive speech frames while idle
         self._levels: List[float] = []  # levels of the open utterance's frames, to find a cut point
+        self._silent: List[bool] = []  # ... and which of them the VAD heard no speech in
         self._held = False  # the open utterance ends after held_trailing_silence_s
 
     @property
@@ -70,10 +74,12 @@ class Endpointer:
                 first_speech = self.frame - self._run + 1
                 self.start_frame = max(0, first_speech - _frames(options.pre_roll_s))
                 self._levels = [-100.0] * (self.frame - self.start_frame)
+                self._silent = [False] * len(self._levels)  # the pre-roll is never a cut point
                 self.speech_frames = self._run
                 self.last_speech_frame = self.frame
             return None
         self._levels.append(level)
+        self._silent.append(not speech)
         if speech:
             self.speech_frames += 1
             self.last_speech_frame = self.frame
@@ -93,23 +99,29 @@ class Endpointer:
 
     def _close(self, end_frame: int, cut: bool) -> Optional[Boundary]:
         start, enough = self.start_frame, self.speech_frames >= _frames(self.options.min_speech_s)
-        self.start_frame, self._run, self.speech_frames, self._levels = None, 0, 0, []
+        self.start_frame, self._run, self.speech_frames, self._levels, self._silent = None, 0, 0, [], []
         self._held = False
         if start is None or not enough:
             return None
         return Boundary(start, min(end_frame, self.frame + 1), cut)
 
     def _cut(self) -> Optional[Boundary]:
-        """End at the quietest frame of the last few seconds; the rest opens the next utterance."""
+        """End in the longest pause of the last few seconds; the rest opens the next utterance."""
         search = _frames(self.options.cut_search_s)
-        recent = np.asarray(self._levels[-search:])
-        cut_frame = self.frame + 1 - len(recent) + int(recent.argmin())
+        levels, silent = self._levels[-search:], self._silent[-search:]
+        cut_frame = self.frame + 1 - len(levels) + cut_point(np.asarray(silent), np.asarray(levels))
         start = self.start_frame
         assert start is not None
-        kept_levels = self._levels[cut_frame - start :]
-        self.start_frame, self._levels = cut_frame, kept_levels
+        self._keep_from(cut_frame)
         self.speech_frames = max(1, self.speech_frames // 2)
         return Boundary(start, cut_frame, cut=True)
+
+    def _keep_from(self, frame: int) -> None:
+        """The open utterance now starts at ``frame``."""
+        assert self.start_frame is not None
+        self._levels = self._levels[frame - self.start_frame :]
+        self._silent = self._silent[frame - self.start_frame :]
+        self.start_frame = frame
 
     def expected_end(self) -> Optional[Tuple[int, int]]:
         """(start, end) frames the open utterance will have if the caller stays silent from now on."""
@@ -122,8 +134,7 @@ class Endpointer:
         start = self.start_frame
         if start is None or not start < frame < self.frame:
             return None
-        self._levels = self._levels[frame - start :]
-        self.start_frame = frame
+        self._keep_from(frame)
         return Boundary(start, frame, cut=True)
 
     def flush(self) -> Optional[Boundary]:
@@ -131,3 +142,22 @@ class Endpointer:
         if self.start_frame is None:
             return None
         return self._close(min(self.frame, self.last_speech_frame + 1 + _frames(self.options.post_roll_s)), cut=False)
+
+
+_MIN_PAUSE_FRAMES = 3  # shorter runs of frames without speech are a vowel the VAD took for a tone, or a stop
+
+
+def cut_point(silent: np.ndarray, levels_dbfs: np.ndarray) -> int:
+    """Where to cut a stretch of speech: the middle of its longest run of silent frames (the latest
+    of equal runs), or its quietest frame if no run is a pause."""
+    best_start, best_length, run_start = 0, 0, None
+    for i, quiet in enumerate(np.append(silent, False).tolist()):
+        if quiet and run_start is None:
+            run_start = i
+        elif not quiet and run_start is not None:
+            if i - run_start >= best_length:
+                best_start, best_length = run_start, i - run_start
+            run_start = None
+    if best_length < _MIN_PAUSE_FRAMES:
+        return int(levels_dbfs.argmin())
+    return best_start + best_length // 2

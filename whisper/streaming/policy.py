@@ -85,6 +85,10 @@ class GuardOptions:
     # The first temperature is the batched greedy decode; unreliable finals are re-decoded at the others.
     fallback: FallbackPolicy = FallbackPolicy(temperatures=(0.0, 0.2, 0.5))
     max_repeats: int = 3  # the same word n-gram this many times in a row is a loop
+    # ... and so is a phrase of this many words or more said twice in a row, on audio the model
+    # doubts is speech (no-speech above partial_doubtful_no_speech): base wrote "I'm gonna be mad
+    # at you. I'm gonna be mad at you." on tt-monkeys at no-speech 0.35, log-probability -1.0.
+    doubted_phrase_words: int = 4
     max_words_per_s: float = 6.0  # faster than any caller speaks
     stock_phrase_no_speech: float = 0.4  # a stock phrase is dropped above this no-speech probability
     short_text_no_speech: float = 0.85  # ... and any text of up to 4 words above this one
@@ -134,11 +138,11 @@ def _words(result: Decoded) -> list[str]:
     return re.findall(r"\w+", result.text.lower())
 
 
-def _repeats(words: list[str], max_repeats: int, language: str) -> bool:
+def _repeats(words: list[str], max_repeats: int, language: str, min_size: int = 1) -> bool:
     """A word n-gram ``max_repeats`` times in a row, unless it is one digit repeated: numbers
     repeat digits ("9 1 5 0 0 0 8 0", PIN 1111), which were once dropped here as loops, while a
     repeated pattern of digits is Whisper looping on audio it cannot make out ("1232323232")."""
-    for size in range(1, 11):  # loops of phrases too ("You're the one who's been here." x3)
+    for size in range(min_size, 11):  # loops of phrases too ("You're the one who's been here." x3)
         for start in range(0, len(words) - size * max_repeats + 1):
             gram = words[start : start + size]
             if len(set(gram)) == 1 and is_digit_word(gram[0], language):
@@ -167,6 +171,9 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "repetitive (compression ratio)"
     if _repeats(_words(result), options.max_repeats, result.language):
         return "repetitive (repeated words)"
+    if result.no_speech_prob > options.partial_doubtful_no_speech \
+            and _repeats(_words(result), 2, result.language, min_size=options.doubted_phrase_words):
+        return "repetitive (a phrase twice, on doubtful speech)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):
         return "too many words for the audio"
     if policy.unlikely(result) and not _kept_though_unsure(result, options):
