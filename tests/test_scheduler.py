@@ -312,3 +312,25 @@ def test_an_abandoned_first_partial_rides_along_with_the_final_that_preempted_it
     rig.scheduler.tick()
     assert rig.decoder.batches[-1] == [("pausing", "final"), ("talking", "partial")]
     assert rig.kinds() == [("pausing", "final"), ("talking", "partial")]
+
+
+def test_the_rest_of_a_cut_utterance_is_decoded_with_the_cut_part_as_its_prompt():
+    """As transcribe() conditions a window on the one before: the second half of speech cut at the
+    length limit is decoded with the first half's final text as context; a new utterance is not."""
+    from whisper.streaming.endpointing import EndpointOptions
+
+    contexts: List[Tuple[int, str]] = []
+
+    def reply(job, temperature):
+        contexts.append((job.segment_index, job.context))
+        return script_reply(job, temperature)
+
+    endpoint = EndpointOptions(max_utterance_s=2.0, cut_search_s=1.0)
+    rig = Rig(EngineOptions(endpoint=endpoint), reply=reply)
+    caller = rig.open("caller", partials=False)
+    rig.play({caller: speech(2.5) + silence(1.0, 8000) + speech(1.0, seed=1) + silence(1.0, 8000)})
+    finals = [e for _, e in rig.finals("caller")]
+    assert len(finals) == 3 and finals[0].end_s == finals[1].start_s  # cut, then a new utterance
+    assert {context for segment, context in contexts if segment == 0} == {""}
+    assert {context for segment, context in contexts if segment == 1} == {finals[0].text}
+    assert {context for segment, context in contexts if segment == 2} == {""}

@@ -26,6 +26,7 @@ class Job:
     speculative: bool = False  # decoded during the trailing silence, before the utterance is over
     result: Optional["DecodingResult"] = None  # already decoded (speculatively)
     ready_at_s: float = 0.0  # a final's: the scheduler clock's time when it was cut
+    context: str = ""  # the text of the final this window's utterance continues (after a cut or commit)
 
     @property
     def duration_s(self) -> float:

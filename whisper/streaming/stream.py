@@ -71,6 +71,11 @@ class Stream:
         self._partial_sent = False  # a partial went out for the current segment
         self._last_partial_frame = 0  # the end of the audio the last partial (or final) covered
         self._partial_decoded = False  # the open utterance has had a partial decoded
+        # The last segment ended by a cut or commit, and its final text once it is out: windows of
+        # the segment that continues it are decoded with that text as context (Job.context); those
+        # made before it is out (a speculative decode in the same tick), without.
+        self._cut_segment = -1
+        self._continued_text = ""
         self.flushed = False
 
     # -- called from any thread -------------------------------------------------------------
@@ -140,13 +145,16 @@ class Stream:
 
     def _job(self, kind: str, frames: Tuple[int, int], **fields) -> Job:
         start, end = frames
+        context = self._continued_text if self._cut_segment == self.segment_index - 1 else ""
         return Job(self, kind, self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
-                   frames=frames, **fields)  # fmt: skip
+                   frames=frames, context=context, **fields)  # fmt: skip
 
     def _finish(self, boundary: Boundary) -> None:
         frames = (boundary.start_frame, boundary.end_frame)
         self._finals.append(self._job("final", frames, had_partial=self._partial_sent,
                                       result=self._speculated.get(frames), ready_at_s=self._drained_at_s))  # fmt: skip
+        if boundary.cut:
+            self._cut_segment, self._continued_text = self.segment_index, ""
         self.segment_index += 1
         self._partial_sent = False
         self._partial_decoded = False
@@ -270,6 +278,8 @@ class Stream:
     def emit(self, event: TranscriptEvent) -> None:
         if not event.is_final:
             self._partial_sent = True
+        elif event.segment_index == self._cut_segment:
+            self._continued_text = event.text
         try:
             self.on_event(event)
         except Exception:  # noqa: BLE001 - a faulty listener must not stop other streams

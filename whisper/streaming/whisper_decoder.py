@@ -25,12 +25,15 @@ if TYPE_CHECKING:
 _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
 
 
-def _decoding_options(stream: "Stream", temperature: float) -> DecodingOptions:
-    options = stream.options
-    language = options.language or stream.language.decided()
+def _decoding_options(job: Job, temperature: float) -> DecodingOptions:
+    """The stream's options; the prompt is its initial prompt and, where the utterance continues one
+    that was cut, that one's text (as transcribe() conditions a window on the one before)."""
+    options = job.stream.options
+    language = options.language or job.stream.language.decided()
+    prompt = " ".join(text for text in (options.initial_prompt, job.context) if text)
     return DecodingOptions(task=options.task, language=language, temperature=temperature,
                            language_candidates=() if language else options.language_candidates,
-                           prompt=options.initial_prompt or None, without_timestamps=True,
+                           prompt=prompt or None, without_timestamps=True,
                            grammar=None if options.grammar is None else parse_grammar(options.grammar))  # fmt: skip
 
 
@@ -57,7 +60,7 @@ class WhisperBatchDecoder:
         features = self._encode(jobs, poll)
         groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
         for i, job in enumerate(jobs):
-            groups[_decoding_options(job.stream, temperature)].append(i)
+            groups[_decoding_options(job, temperature)].append(i)
         results: List[Optional[DecodingResult]] = [None] * len(jobs)
         for options, rows in groups.items():
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
