@@ -20,7 +20,6 @@ from .job import Job
 
 if TYPE_CHECKING:
     from ..model import Whisper
-    from .stream import Stream
 
 _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger calls, with polls between
 
