@@ -181,10 +181,7 @@ def log_mel_spectrogram(
     audio: AudioInput, n_mels: int = 80, padding: int = 0, device: Union[str, torch.device, None] = None
 ) -> torch.Tensor:
     """Whisper's input features: (n_mels, n_frames) log10 mel power, clamped to 8 dB below peak."""
-    if not torch.is_tensor(audio):
-        if isinstance(audio, (str, Path)):
-            audio = load_audio(audio)
-        audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    audio = audio_samples(audio)
     if audio.shape[-1] == 0:
         raise AudioError("empty audio: nothing to transcribe")
     if device is not None:
@@ -192,6 +189,15 @@ def log_mel_spectrogram(
     if padding > 0:
         audio = F.pad(audio, (0, padding))
     return _log_mel(_mel_power(audio, n_mels))
+
+
+def audio_samples(audio: AudioInput) -> torch.Tensor:
+    """Any audio input (a WAV path, or 16 kHz float samples) as a float32 tensor of samples."""
+    if torch.is_tensor(audio):
+        return audio
+    if isinstance(audio, (str, Path)):
+        audio = load_audio(audio)
+    return torch.from_numpy(np.asarray(audio, dtype=np.float32))
 
 
 def log_mel_window(audio: Union[np.ndarray, torch.Tensor], n_mels: int = 80) -> torch.Tensor:

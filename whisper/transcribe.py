@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .audio import FRAMES_PER_SECOND, N_FRAMES, N_SAMPLES, AudioError, AudioInput, log_mel_spectrogram, pad_or_trim
+from .audio import (FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioError, AudioInput, audio_samples,
+                    log_mel_spectrogram, log_mel_window, pad_or_trim)  # fmt: skip
 from .decoding import DecodingOptions, DecodingResult, decode
 from .hallucination import SilenceSkip
 from .progress import progress_bar
@@ -248,25 +249,25 @@ def transcribe_batch(
     cheaper encoder, but Whisper was trained on 30 s windows, so check accuracy before using it.
     """
     options = DecodingOptions(**decode_options)
-    # Padded with 30 s of silence in the audio, as transcribe() does: the encoder must see the log-mel
-    # of silence after the speech, not zeros in the mel.
-    mels = [log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES) for audio in audios]
-    content_frames = [mel.shape[-1] - N_FRAMES for mel in mels]
+    samples = [audio_samples(audio) for audio in audios]
+    content_frames = [len(audio) // HOP_LENGTH for audio in samples]
     short = [i for i, frames in enumerate(content_frames) if frames <= N_FRAMES]
     if window_frames < N_FRAMES:
         short.sort(key=lambda i: content_frames[i])
-    results: List[Optional[dict]] = [None] * len(mels)
+    results: List[Optional[dict]] = [None] * len(samples)
     with torch.inference_mode():
         for first in range(0, len(short), batch_size):
             indices = short[first : first + batch_size]
             width = min(N_FRAMES, max(window_frames, *(content_frames[i] for i in indices)))
-            batch = torch.stack([mels[i][:, :width] for i in indices]).to(model.device)
+            # Each window as transcribe() sees it: the log-mel of its audio then silence, not zeros in the mel.
+            mels = [log_mel_window(samples[i], model.dims.n_mels)[:, :width] for i in indices]
+            batch = torch.stack(mels).to(model.device)
             features = model.embed_audio(batch, content_frames=[content_frames[i] for i in indices])
             decoded = decode(model, features, options)
             tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                                       language=decoded[0].language, task=options.task)  # fmt: skip
             for i, result in zip(indices, decoded):
                 results[i] = _batch_result(tokenizer, result, content_frames[i])
-    for i in set(range(len(mels))) - set(short):
-        results[i] = transcribe(model, audios[i], **{**decode_options, "temperature": options.temperature})
+    for i in set(range(len(samples))) - set(short):
+        results[i] = transcribe(model, samples[i], **{**decode_options, "temperature": options.temperature})
     return results  # type: ignore[return-value]
