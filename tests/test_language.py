@@ -132,7 +132,7 @@ def test_a_call_keeps_the_language_its_finals_agree_on(base_model, spanish):
 
     hard = spanish["conf-usermenu"]
     alone = finals(hard.pcm + GAP * 2)
-    assert alone[0].language == "it", "precondition: alone its first part comes out Italian"
+    assert "it" in {e.language for e in alone}, "precondition: alone, a part of it comes out Italian"
     call = finals(GAP + GAP.join(spanish[name].pcm for name in CALL) + GAP * 2)
     assert {e.language for e in call} == {"es"}, [(e.language, e.text) for e in call]
     texts = " ".join(e.text for e in call)
