@@ -283,15 +283,19 @@ class SqlStorage:
         return joined_text(s.text for s in self.get_segments(uuid))
 
 
+_SQLITE_BUSY_S = 30.0
+
+
 class SqliteStorage(SqlStorage):
     def __init__(self, path: str, *, wal: bool = True, bridge_id: Optional[str] = None) -> None:
         self.path = path
-        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        # Bridges starting at once wait their turn for the migration lock (migrations.py): on a busy
+        # machine 8 of them waited more than 5 s ("database is locked").
+        connection = sqlite3.connect(path, timeout=_SQLITE_BUSY_S, check_same_thread=False, isolation_level=None)
         if wal and path != ":memory:":
             connection.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed final survives power loss as well as a crash
         connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA busy_timeout=5000")
         super().__init__(connection, SqliteDialect(), bridge_id)
 
     @property
