@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.support.prompts import english_prompts, prompt
-from whisper.audio import SAMPLE_RATE_HZ, load_audio
+from whisper.audio import SAMPLE_RATE_HZ, AudioError, load_audio
 from whisper.evaluation import english_wer, normalize_english
 from whisper.progress import LineProgress
 from whisper.transcribe import transcribe, transcribe_batch
@@ -152,3 +152,8 @@ def test_progress_line_without_tqdm():
 def test_verbose_false_shows_progress(tiny_model, capsys):
     transcribe(tiny_model, str(prompt("vm-goodbye").path), verbose=False)
     assert "100%" in capsys.readouterr().err
+
+
+def test_batch_refuses_an_empty_input_as_transcribe_does(tiny_model):
+    with pytest.raises(AudioError, match="empty audio"):
+        transcribe_batch(tiny_model, [np.zeros(16000, np.float32), np.zeros(0, np.float32)])

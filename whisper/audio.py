@@ -182,8 +182,6 @@ def log_mel_spectrogram(
 ) -> torch.Tensor:
     """Whisper's input features: (n_mels, n_frames) log10 mel power, clamped to 8 dB below peak."""
     audio = audio_samples(audio)
-    if audio.shape[-1] == 0:
-        raise AudioError("empty audio: nothing to transcribe")
     if device is not None:
         audio = audio.to(device)
     if padding > 0:
@@ -192,12 +190,15 @@ def log_mel_spectrogram(
 
 
 def audio_samples(audio: AudioInput) -> torch.Tensor:
-    """Any audio input (a WAV path, or 16 kHz float samples) as a float32 tensor of samples."""
-    if torch.is_tensor(audio):
-        return audio
+    """Any audio input (a WAV path, or 16 kHz float samples) as a float32 tensor of samples; no
+    samples at all is an ``AudioError``."""
     if isinstance(audio, (str, Path)):
         audio = load_audio(audio)
-    return torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    if not torch.is_tensor(audio):
+        audio = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    if audio.shape[-1] == 0:
+        raise AudioError("empty audio: nothing to transcribe")
+    return audio
 
 
 def log_mel_window(audio: Union[np.ndarray, torch.Tensor], n_mels: int = 80) -> torch.Tensor:

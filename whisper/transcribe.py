@@ -5,11 +5,10 @@ import warnings
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .audio import (FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioError, AudioInput, audio_samples,
+from .audio import (FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioInput, audio_samples,
                     log_mel_spectrogram, log_mel_window, pad_or_trim)  # fmt: skip
 from .decoding import DecodingOptions, DecodingResult, decode
 from .hallucination import SilenceSkip
@@ -169,8 +168,6 @@ def _transcribe_window(model: "Whisper", mel: Tensor, window: Window, options: D
 
 def _audio_mel(model: "Whisper", audio: AudioInput) -> Tensor:
     """Log-mel of the whole input plus 30 s of padding, so the last window is complete."""
-    if isinstance(audio, (np.ndarray, Tensor)) and audio.shape[-1] == 0:
-        raise AudioError("empty audio: nothing to transcribe")
     return log_mel_spectrogram(audio, model.dims.n_mels, padding=N_SAMPLES)
 
 
