@@ -169,10 +169,11 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "no speech (doubtful text)"
     if policy.repetitive(result):
         return "repetitive (compression ratio)"
-    if _repeats(_words(result), options.max_repeats, result.language):
+    loop_words = _words(result)
+    if _repeats(loop_words, options.max_repeats, result.language):
         return "repetitive (repeated words)"
     if result.no_speech_prob > options.partial_doubtful_no_speech \
-            and _repeats(_words(result), 2, result.language, min_size=options.doubted_phrase_words):
+            and _repeats(loop_words, 2, result.language, min_size=options.doubted_phrase_words):
         return "repetitive (a phrase twice, on doubtful speech)"
     if len(words) > max(3.0, options.max_words_per_s * duration_s):
         return "too many words for the audio"
