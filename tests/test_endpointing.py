@@ -44,6 +44,21 @@ def test_an_utterance_held_open_waits_the_longer_silence_once():
     assert len(feed(endpointer, "." * 10)) == 1  # the next utterance is not held
 
 
+def test_a_number_held_open_runs_past_the_length_limit_and_other_speech_does_not():
+    # A caller reading a long number slowly: cut in two, each part lost digits decoded alone.
+    options = EndpointOptions(max_utterance_s=2.0, number_max_utterance_s=4.0, cut_search_s=1.0, pre_roll_s=0.0)
+    for number, cut_after_frames in ((False, 100), (True, 200)):
+        endpointer = Endpointer(options)
+        feed(endpointer, "#" * 20 + "." * 5)
+        endpointer.hold_open(number=number)  # its decode at the pause was digits, or text the model doubts
+        boundaries = feed(endpointer, ("#" * 15 + "." * 5) * 15)
+        assert boundaries and boundaries[0].cut
+        assert cut_after_frames - 20 <= boundaries[0].end_frame <= cut_after_frames
+    feed(endpointer, "." * 100)
+    feed(endpointer, "#" * 20)
+    assert feed(endpointer, ("#" * 15 + "." * 5) * 7)[0].cut  # the next utterance is not held
+
+
 def test_long_speech_is_cut_at_the_quietest_recent_frame():
     endpointer = Endpointer(EndpointOptions(max_utterance_s=2.0, cut_search_s=1.0, pre_roll_s=0.0))
     speech = np.ones(150, dtype=bool)

@@ -18,6 +18,11 @@ class EndpointOptions:
     min_speech_s: float = 0.2  # shorter bursts (clicks, coughs) are not utterances
     start_speech_s: float = 0.1  # consecutive speech that opens an utterance
     max_utterance_s: float = 12.0  # longer speech is cut, in the longest recent pause
+    # ... or this long, for an utterance held open because it is a number: a caller reads a long one
+    # slowly, and a number cut in two loses digits (a rest of "8 7 7" decoded alone was dropped, or
+    # with the first part as its prompt came out "8, 8, 8, 8, 8"). Prose is not let run this long:
+    # long windows of real menus pass the compression-ratio guard and are dropped as loops.
+    number_max_utterance_s: float = 20.0
     # How far back from the limit to look for that pause: far enough to reach the pause between two
     # sentences. Within the last 2 s, the quietest frame fell inside sentences ("appuyez sur | 3.",
     # long French prompts), and each half was decoded without the other's words.
@@ -52,6 +57,7 @@ class Endpointer:
         self._levels: List[float] = []  # levels of the open utterance's frames, to find a cut point
         self._silent: List[bool] = []  # ... and which of them the VAD heard no speech in
         self._held = False  # the open utterance ends after held_trailing_silence_s
+        self._number = False  # ... and is cut only after number_max_utterance_s
 
     @property
     def in_utterance(self) -> bool:
@@ -85,13 +91,20 @@ class Endpointer:
             self.last_speech_frame = self.frame
         if self.frame - self.last_speech_frame >= self._trailing_frames():
             return self._close(self.last_speech_frame + 1 + _frames(options.post_roll_s), cut=False)
-        if self.frame + 1 - self.start_frame >= _frames(options.max_utterance_s):
+        if self.frame + 1 - self.start_frame >= self._max_frames():
             return self._cut()
         return None
 
-    def hold_open(self) -> None:
-        """The open utterance (if any) ends only after ``held_trailing_silence_s`` of silence."""
+    def hold_open(self, number: bool = False) -> None:
+        """The open utterance (if any) ends only after ``held_trailing_silence_s`` of silence; if it
+        is a ``number``, it is cut only after ``number_max_utterance_s``."""
         self._held = self.start_frame is not None
+        self._number = self._held and number
+
+    def _max_frames(self) -> int:
+        options = self.options
+        longest_s = max(options.max_utterance_s, options.number_max_utterance_s)
+        return _frames(longest_s if self._number else options.max_utterance_s)
 
     def _trailing_frames(self) -> int:
         longest_s = max(self.options.trailing_silence_s, self.options.held_trailing_silence_s)
@@ -100,7 +113,7 @@ class Endpointer:
     def _close(self, end_frame: int, cut: bool) -> Optional[Boundary]:
         start, enough = self.start_frame, self.speech_frames >= _frames(self.options.min_speech_s)
         self.start_frame, self._run, self.speech_frames, self._levels, self._silent = None, 0, 0, [], []
-        self._held = False
+        self._held = self._number = False
         if start is None or not enough:
             return None
         return Boundary(start, min(end_frame, self.frame + 1), cut)

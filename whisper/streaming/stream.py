@@ -18,6 +18,7 @@ import numpy as np
 
 from ..audio import StreamingResampler, int16_to_float
 from ..language import LanguageEvidence
+from ..numbers import is_digit_string
 from .agreement import LocalAgreement
 from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
@@ -215,7 +216,7 @@ class Stream:
         if job.segment_index == self.segment_index:
             self._speculated[job.frames] = result
             if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
-                self._endpointer.hold_open()
+                self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
 
     def commit(self, end_s: float) -> Optional[Job]:
         """The open utterance's audio up to ``end_s`` (stream clock) as a final job; the rest stays open."""
