@@ -334,3 +334,23 @@ def test_the_rest_of_a_cut_utterance_is_decoded_with_the_cut_part_as_its_prompt(
     assert {context for segment, context in contexts if segment == 0} == {""}
     assert {context for segment, context in contexts if segment == 1} == {finals[0].text}
     assert {context for segment, context in contexts if segment == 2} == {""}
+
+
+def test_the_rest_of_a_cut_number_is_decoded_without_the_cut_part_as_its_prompt():
+    """Digits carry no language, and Whisper given them as its prompt copies them: the rest of
+    "8 8 5 7 7 5 9" read on, "8 7 7", came out "8, 8, 8, 8, 8"."""
+    from whisper.streaming.endpointing import EndpointOptions
+
+    contexts: List[Tuple[int, str]] = []
+
+    def reply(job, temperature):
+        contexts.append((job.segment_index, job.context))
+        return decoded("8 8 5 7 7 5 9" if job.segment_index == 0 else "8 7 7", temperature=temperature)
+
+    endpoint = EndpointOptions(max_utterance_s=2.0, number_max_utterance_s=3.0, cut_search_s=1.0)
+    rig = Rig(EngineOptions(endpoint=endpoint), reply=reply)
+    caller = rig.open("caller", partials=False)
+    rig.play({caller: speech(2.5) + silence(1.5, 8000)})
+    finals = [e for _, e in rig.finals("caller")]
+    assert [final.text for final in finals] == ["8 8 5 7 7 5 9", "8 7 7"]
+    assert {context for _, context in contexts} == {""}

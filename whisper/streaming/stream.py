@@ -279,8 +279,8 @@ class Stream:
     def emit(self, event: TranscriptEvent) -> None:
         if not event.is_final:
             self._partial_sent = True
-        elif event.segment_index == self._cut_segment:
-            self._continued_text = event.text
+        elif event.segment_index == self._cut_segment and not is_digit_string(event.text, event.language):
+            self._continued_text = event.text  # digits carry no language, and Whisper copies them
         try:
             self.on_event(event)
         except Exception:  # noqa: BLE001 - a faulty listener must not stop other streams
