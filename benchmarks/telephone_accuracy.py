@@ -21,11 +21,10 @@ import argparse
 import random
 from typing import Callable, Dict, List, Optional, Tuple
 
-import numpy as np
-
 import whisper
 from tests.support.nonspeech import non_speech
-from tests.support.prompts import prompt, resample_pcm
+from tests.support.prompts import prompt
+from whisper.audio import int16_to_float, resample
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
 from whisper.streaming.types import StreamOptions
@@ -59,7 +58,7 @@ def live(engine: StreamingEngine, pcm: bytes, grammar: Optional[str] = None, lan
 
 
 def offline(model, pcm: bytes, language: Optional[str] = None) -> str:
-    audio = np.frombuffer(resample_pcm(pcm, RATE_HZ, 16000), "<i2").astype(np.float32) / 32768
+    audio = resample(int16_to_float(pcm), RATE_HZ)  # as live and transcribe() of an 8 kHz file resample
     return digits_as_numerals(model.transcribe(audio, temperature=0.0, language=language)["text"], language or "en")
 
 
