@@ -22,7 +22,7 @@ class EndpointOptions:
     # slowly, and a number cut in two loses digits (a rest of "8 7 7" decoded alone was dropped, or
     # with the first part as its prompt came out "8, 8, 8, 8, 8"). Prose is not let run this long:
     # long windows of real menus pass the compression-ratio guard and are dropped as loops.
-    number_max_utterance_s: float = 20.0
+    number_max_utterance_s: float = 28.0  # within the 30 s window with pre- and post-roll
     # How far back from the limit to look for that pause: far enough to reach the pause between two
     # sentences. Within the last 2 s, the quietest frame fell inside sentences ("appuyez sur | 3.",
     # long French prompts), and each half was decoded without the other's words.
@@ -100,6 +100,10 @@ class Endpointer:
         is a ``number``, it is cut only after ``number_max_utterance_s``."""
         self._held = self.start_frame is not None
         self._number = self._held and number
+
+    @property
+    def held(self) -> bool:
+        return self._held
 
     def _max_frames(self) -> int:
         options = self.options
