@@ -42,3 +42,22 @@ def test_restart_forgets_the_previous_partial():
     agreement.commit_point(text, 6.0, timed(text, 6.0))
     agreement.restart()
     assert agreement.commit_point(text, 7.0, timed(text, 7.0)) is None
+
+
+def test_a_commit_does_not_end_between_two_digits():
+    # Decoded alone, the rest of a number cut by a commit lost its digits ("7 3 1" came out "3 1",
+    # dropped as no speech): the commit ends before the number, or there is none.
+    def is_digit(word: str) -> bool:
+        return word.isdigit()
+
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0, commit_margin_s=1.0, commit_min_words=3))
+    agreement.commit_point("4 6 9 2", 4.0, timed("4 6 9 2", 4.0), is_digit)
+    assert agreement.commit_point("4, 6, 9, 2, 7, 3, 1", 7.0, timed("4, 6, 9, 2, 7, 3, 1", 7.0), is_digit) is None
+    first = "my card number is 4 1 1 1"
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0, commit_margin_s=1.0, commit_min_words=3))
+    agreement.commit_point(first, 6.0, timed(first, 6.0), is_digit)
+    second = "my card number is 4 1 1 1 2 2 2 2"
+    commit = agreement.commit_point(second, 9.0, timed(second, 9.0), is_digit)
+    assert commit is not None and commit.text == "my card number is"
+    blind = agreement.commit_point(second, 9.0, timed(second, 9.0))  # no digit words known: it commits into the number
+    assert blind is not None and blind.text.startswith("my card number is 4 1")

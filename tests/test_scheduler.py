@@ -219,6 +219,24 @@ def test_long_speech_commits_the_words_two_partials_agree_on():
     assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(finals, finals[1:])), "finals overlap"
 
 
+
+def test_an_utterance_held_open_is_not_committed_in_parts():
+    """Held open at a pause (its decode there was digits, or text the model doubted alone), an
+    utterance is wanted whole: LocalAgreement does not commit its first words apart. The rest of a
+    number committed apart was decoded alone and lost its digits ("7 3 1" came out "3 1")."""
+    from dataclasses import replace
+
+    def unsure(job, temperature):
+        return replace(script_reply(job, temperature), avg_logprob=-1.2)
+
+    halting = (speech(0.9) + silence(0.35, 8000)) * 7  # one utterance: no pause reaches 0.5 s
+    finals_while_talking = {}
+    for hold in (True, False):
+        rig = Rig(EngineOptions(hold_unsure=hold), reply=unsure)
+        rig.play({rig.open("caller"): halting})
+        finals_while_talking[hold] = len(rig.finals("caller"))
+    assert finals_while_talking[True] == 0 and finals_while_talking[False] >= 1, finals_while_talking
+
 def test_the_engine_is_behind_when_finals_wait():
     rig = Rig(batch_s=2.5)
     rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})

@@ -60,18 +60,23 @@ class LocalAgreement:
         """A new utterance opens (or the rest of a committed one): nothing to agree with yet."""
         self._previous_words = []
 
-    def commit_point(self, text: str, duration_s: float,
-                     timings: Callable[[], Sequence[TimedWord]]) -> Optional[Commit]:  # fmt: skip
+    def commit_point(self, text: str, duration_s: float, timings: Callable[[], Sequence[TimedWord]],
+                     is_digit: Callable[[str], bool] = lambda word: False) -> Optional[Commit]:  # fmt: skip
         """Take in a partial of ``duration_s`` of audio; what of it to commit, or None.
 
         ``timings`` gives the partial's word times; it is called only when a commit is possible
-        (aligning words costs a model pass).
+        (aligning words costs a model pass). A commit does not end between two digits (``is_digit``
+        of a lower-cased word without punctuation): the rest of a number decoded alone lost its
+        digits ("4 6 9 2 | 7 3 1": "3 1", dropped as no speech).
         """
         agreed, options = self._agree(text.split()), self.options
         if duration_s < options.commit_after_s or agreed < options.commit_min_words:
             return None
         spoken = [t for t in timings() if t.word.strip()]
         committed = [t for t in spoken[:agreed] if t.end <= duration_s - options.commit_margin_s]
+        while committed and len(committed) < len(spoken) \
+                and is_digit(_normalise(committed[-1].word)) and is_digit(_normalise(spoken[len(committed)].word)):
+            committed.pop()
         if len(committed) < options.commit_min_words:
             return None
         return Commit(tuple(committed))

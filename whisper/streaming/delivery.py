@@ -7,7 +7,7 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Optional, Sequence
 
-from ..numbers import digits_as_numerals, pieces_as_numerals
+from ..numbers import digits_as_numerals, is_digit_word, pieces_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
@@ -51,8 +51,11 @@ class Delivery:
         if partial_rejection_reason(result, job.duration_s, self.options.guard) is not None:
             return
         self._emit(job, result)
+        if not job.stream.may_commit:
+            return
         commit = job.stream.agreement.commit_point(result.text, job.duration_s,
-                                                   lambda: self.decoder.word_timings(job, result))  # fmt: skip
+                                                   lambda: self.decoder.word_timings(job, result),
+                                                   lambda word: is_digit_word(word, result.language))  # fmt: skip
         if commit is None:
             return
         final_job = job.stream.commit(job.start_s + commit.end_s)

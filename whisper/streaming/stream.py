@@ -218,6 +218,13 @@ class Stream:
             if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
                 self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
 
+    @property
+    def may_commit(self) -> bool:
+        """Whether the open utterance may be committed in parts. Not while it is held open: its
+        decode at a pause was digits or text the model doubted alone, so it is wanted whole (a
+        number's rest, committed apart, lost its digits)."""
+        return not self._endpointer.held
+
     def commit(self, end_s: float) -> Optional[Job]:
         """The open utterance's audio up to ``end_s`` (stream clock) as a final job; the rest stays open."""
         boundary = self._endpointer.commit_until(int(end_s * SAMPLE_RATE_HZ) // FRAME_SAMPLES)
