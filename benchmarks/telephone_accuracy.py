@@ -3,12 +3,14 @@ digits grammar, and words produced on non-speech.
 
     python -m benchmarks.telephone_accuracy [--strings 20] [--seed 1]
     python -m benchmarks.telephone_accuracy --voices en es fr it ru es-co fr-armelle it-menardi  # base
+    python -m benchmarks.telephone_accuracy --voices es it --digits 13-16  # card numbers, 13-22 s each
 
-Digit strings of 7-10 digits are spliced from the Asterisk voice's digits/N.wav with pauses of
-0.2-0.8 s between digits (as a caller reads a number); live is the streaming engine fed the call
-as 20 ms frames (deterministic simulation: the events a real-time call gets from an infinitely fast
-model), offline is ``model.transcribe()`` of the same audio (its text in numerals if it is digit
-words only, as the engine writes an utterance). The digit error rate is the edit distance between
+Digit strings of 7-10 digits (``--digits``) are spliced from the Asterisk voice's digits/N.wav
+with pauses of 0.2-0.8 s between digits (as a caller reads a number); live is the streaming engine
+fed the call as 20 ms frames with partials on, as the bridge runs it (deterministic simulation: the
+events a real-time call gets from an infinitely fast model), offline is ``model.transcribe()`` of
+the same audio (its text in numerals if it is digit words only, as the engine writes an
+utterance). The digit error rate is the edit distance between
 the digits said and the digits written, over the digits said.
 
 ``--voices`` reads the strings in other voices and languages with the multilingual ``base``:
@@ -23,7 +25,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import whisper
 from tests.support.nonspeech import non_speech
-from tests.support.prompts import prompt
 from whisper.audio import int16_to_float, resample
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
@@ -37,13 +38,15 @@ from tests.support.voices import CORE, VOICES, digit_recordings, voice_language
 RATE_HZ = 8000
 
 
-def digit_call(rng: random.Random, recordings: Optional[Dict[str, bytes]] = None) -> Tuple[str, bytes]:
-    """A digit string read by the voice of ``recordings`` (digit -> 8 kHz slin; the English core
-    voice if None) with pauses of 0.2-0.8 s."""
-    digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(7, 11)))
+def digit_call(rng: random.Random, recordings: Optional[Dict[str, bytes]] = None,
+               lengths: Tuple[int, int] = (7, 10)) -> Tuple[str, bytes]:  # fmt: skip
+    """A digit string of ``lengths`` digits (a range, both ends included) read by the voice of
+    ``recordings`` (digit -> 8 kHz slin; the English core voice if None) with pauses of 0.2-0.8 s."""
+    digits = "".join(str(rng.randrange(10)) for _ in range(rng.randrange(lengths[0], lengths[1] + 1)))
+    recordings = recordings or digit_recordings("en")
     pieces = []
     for digit in digits:
-        pieces.append(recordings[digit] if recordings else prompt(f"digits/{digit}").pcm)
+        pieces.append(recordings[digit])
         pieces.append(bytes(2 * int(RATE_HZ * rng.uniform(0.2, 0.8))))
     return digits, b"".join(pieces) + bytes(2 * RATE_HZ)
 
@@ -53,7 +56,8 @@ def written_digits(text: str) -> str:
 
 
 def live(engine: StreamingEngine, pcm: bytes, grammar: Optional[str] = None, language: Optional[str] = None) -> str:
-    events = simulate(engine, pcm, RATE_HZ, StreamOptions(partials=False, grammar=grammar, language=language))
+    """The finals' text, partials on as the bridge runs calls (LocalAgreement commits from them)."""
+    events = simulate(engine, pcm, RATE_HZ, StreamOptions(partials=True, grammar=grammar, language=language))
     return " ".join(e.text for e in events if e.is_final)
 
 
@@ -75,22 +79,33 @@ def non_speech_words(engine: StreamingEngine) -> Dict[str, int]:
     return counts
 
 
-def voice_rates(model, engine: StreamingEngine, voice: str, strings: int, seed: int) -> Dict[str, float]:
+def voice_rates(model, engine: StreamingEngine, voice: str, args: argparse.Namespace) -> Dict[str, float]:
     """Digit error rates for one voice, its language given as an IVR's dialplan would."""
     recordings, language = digit_recordings(voice), voice_language(voice)
-    rng = random.Random(seed)
-    calls = [digit_call(rng, recordings) for _ in range(strings)]
+    rng = random.Random(args.seed)
+    calls = [digit_call(rng, recordings, args.digits) for _ in range(args.strings)]
+    grammar = "digits:{}-{}".format(*args.digits)
     return {
         "offline": digit_error_rate(calls, lambda pcm: offline(model, pcm, language)),
         "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm, language=language)),
-        "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, "digits:7-10", language)),
+        "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar, language)),
     }
+
+
+def digit_range(text: str) -> Tuple[int, int]:
+    low, _, high = text.partition("-")
+    lengths = int(low), int(high or low)
+    if not 1 <= lengths[0] <= lengths[1]:
+        raise argparse.ArgumentTypeError(f"not a range of string lengths: {text!r}")
+    return lengths
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strings", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--digits", type=digit_range, default=(7, 10), metavar="MIN-MAX",
+                        help="digits per string (default 7-10; 13-16 for card numbers); the grammar is digits:MIN-MAX")
     parser.add_argument("--model", default="tiny.en")
     parser.add_argument("--voices", nargs="+", metavar="VOICE",
                         help=f"instead: digit strings by these voices ({', '.join(VOICES)} or espeak:VOICE), "
@@ -101,13 +116,14 @@ def main() -> None:
     model = whisper.load_model(args.model)
     engine = StreamingEngine(model, EngineOptions())
     rng = random.Random(args.seed)
-    calls = [digit_call(rng) for _ in range(args.strings)]
+    calls = [digit_call(rng, lengths=args.digits) for _ in range(args.strings)]
     print(f"CPU: {cpu_description()}; model {args.model}; {len(calls)} digit strings, "
           f"{sum(len(d) for d, _ in calls)} digits")
+    grammar = "digits:{}-{}".format(*args.digits)
     rates = {
         "offline transcribe()": digit_error_rate(calls, lambda pcm: offline(model, pcm)),
         "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm)),
-        "live, grammar digits:7-10": digit_error_rate(calls, lambda pcm: live(engine, pcm, "digits:7-10")),
+        f"live, grammar {grammar}": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar)),
     }
     for name, rate in rates.items():
         print(f"  digit error rate, {name:<28} {rate:6.1%}")
@@ -118,15 +134,14 @@ def main() -> None:
 
 def main_voices(args: argparse.Namespace) -> None:
     models: Dict[str, object] = {}
-    print(f"CPU: {cpu_description()}; {args.strings} digit strings per voice, seed {args.seed}; "
-          "digit error rate, the call's language given")
+    print(f"CPU: {cpu_description()}; {args.strings} digit strings of {args.digits[0]}-{args.digits[1]} digits "
+          f"per voice, seed {args.seed}; digit error rate, the call's language given")
     print(f"{'voice':<16} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} {'live, grammar':>14}")
     for voice in args.voices:
         name = "base" if args.model.endswith(".en") and voice_language(voice) != "en" else args.model
         if name not in models:
             models[name] = whisper.load_model(name)
-        rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, args.strings,
-                            args.seed)
+        rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, args)
         print(f"{voice:<16} {name:<8} {'yes' if voice not in CORE else 'no':>8} {rates['offline']:>8.1%} "
               f"{rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%}", flush=True)
 
