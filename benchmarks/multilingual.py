@@ -7,7 +7,8 @@ call's finals agree on, whisper/language.py). Every side detects the language it
     python -m benchmarks.multilingual [--per-language 25] [--languages es fr it ru] [--candidates]
     python -m benchmarks.multilingual --per-language 100 --skip-live   # offline against faster-whisper
 
-``--candidates`` also runs live and offline with detection among the benchmark's languages only
+``--partials`` runs live with partials on, as the bridge runs calls (utterances over 5 s are then
+committed in parts by LocalAgreement). ``--candidates`` also runs live and offline with detection among the benchmark's languages only
 (as ``--language es|fr|it|ru`` on the bridge).
 
 Needs asterisk-core-sounds-{es,fr,it,ru}-wav and asterisk-core-sounds-{es,fr,it,ru} (transcripts),
@@ -58,22 +59,23 @@ def ours_offline(model, prompts: Sequence[Prompt], candidates: Tuple[str, ...] =
             for p in prompts]
 
 
-def ours_live(model, prompts: Sequence[Prompt], candidates: Tuple[str, ...] = ()) -> List[str]:
+def ours_live(model, prompts: Sequence[Prompt], candidates: Tuple[str, ...] = (), partials: bool = False
+              ) -> List[str]:  # fmt: skip
     engine = StreamingEngine(model, EngineOptions())
     texts = []
-    options = StreamOptions(partials=False, language_candidates=candidates)
+    options = StreamOptions(partials=partials, language_candidates=candidates)
     for p in prompts:
         events = simulate(engine, p.pcm + bytes(16000), 8000, options)
         texts.append(" ".join(e.text for e in events if e.is_final))
     return texts
 
 
-def ours_live_call(model, prompts: Sequence[Prompt]) -> str:
+def ours_live_call(model, prompts: Sequence[Prompt], partials: bool = False) -> str:
     """Every prompt in one call, 1 s apart: the text of all its finals."""
     gap = bytes(16000)
     engine = StreamingEngine(model, EngineOptions())
     events = simulate(engine, gap + gap.join(p.pcm for p in prompts) + 2 * gap, 8000,
-                      StreamOptions(partials=False))
+                      StreamOptions(partials=partials))
     return " ".join(e.text for e in events if e.is_final)
 
 
@@ -104,14 +106,14 @@ def language_texts(model, prompts: Sequence[Prompt], args) -> Dict[str, object]:
     """Each side's texts (a list, one per prompt; "live call": one text) and seconds."""
     texts: Dict[str, object] = {}
     if not args.skip_live:
-        texts["live"] = ours_live(model, prompts)
-        texts["live call"] = ours_live_call(model, prompts)
+        texts["live"] = ours_live(model, prompts, partials=args.partials)
+        texts["live call"] = ours_live_call(model, prompts, args.partials)
     texts["offline"], texts["offline s"] = timed(lambda: ours_offline(model, prompts))
     if not args.skip_faster_whisper:
         texts["faster-whisper"], texts["faster-whisper s"] = timed(lambda: faster_whisper_base(prompts))
     if args.candidates and not args.skip_live:
         among = tuple(args.languages)
-        texts["live cand."] = ours_live(model, prompts, among)
+        texts["live cand."] = ours_live(model, prompts, among, args.partials)
         texts["offline cand."] = ours_offline(model, prompts, among)
     return texts
 
@@ -141,11 +143,14 @@ def main() -> None:
     parser.add_argument("--skip-faster-whisper", action="store_true")
     parser.add_argument("--skip-live", action="store_true", help="offline against faster-whisper only "
                         "(quick enough for --per-language 100)")
+    parser.add_argument("--partials", action="store_true", help="live with partials on, as the bridge runs "
+                        "calls: LocalAgreement commits utterances over 5 s in parts (slower)")
     parser.add_argument("--candidates", action="store_true",
                         help="also detect among --languages only (live and offline)")
     args = parser.parse_args()
     model = whisper.load_model("base")
-    print(f"CPU: {cpu_description()}; model base; {args.per_language} prompts per language; WER in %; "
+    print(f"CPU: {cpu_description()}; model base; {args.per_language} prompts per language; "
+          f"live partials {'on' if args.partials else 'off'}; WER in %; "
           "'+num': digit words written as numerals on both sides first")
     print(f"{'lang':<8} {'words':>6} " + " ".join(f"{name:>16}" for name in COLUMNS))
     for language in args.languages:
