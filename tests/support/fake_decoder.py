@@ -10,9 +10,9 @@ from whisper.streaming.job import Job
 from whisper.text_metrics import compression_ratio
 from whisper.timing import WordTiming
 
-SCRIPT = ("please enter the number of the extension you wish to reach followed by the pound key or stay on "
-          "the line and an operator will answer your call as soon as someone becomes available thank you for "
-          "calling our office today goodbye").split()  # fmt: skip
+SCRIPT = ("Thank you for calling. Please enter the number of the extension you wish to reach, followed by "
+          "the pound key. Or stay on the line. An operator will answer your call as soon as someone becomes "
+          "available. Goodbye.").split()  # fmt: skip
 
 
 class ManualClock:

@@ -45,6 +45,13 @@ class Commit:
         return [token for w in self.words for token in w.tokens]
 
 
+_SENTENCE_ENDS = (".", "!", "?", "。", "！", "？", "…")
+
+
+def _ends_sentence(word: str) -> bool:
+    return word.rstrip().endswith(_SENTENCE_ENDS)
+
+
 def _normalise(word: str) -> str:
     return "".join(ch for ch in word.lower() if ch.isalnum())
 
@@ -65,9 +72,11 @@ class LocalAgreement:
         """Take in a partial of ``duration_s`` of audio; what of it to commit, or None.
 
         ``timings`` gives the partial's word times; it is called only when a commit is possible
-        (aligning words costs a model pass). A commit does not end between two digits (``is_digit``
-        of a lower-cased word without punctuation): the rest of a number decoded alone lost its
-        digits ("4 6 9 2 | 7 3 1": "3 1", dropped as no speech).
+        (aligning words costs a model pass). A commit ends a sentence, so that the rest starts one
+        and is decoded with whole sentences as its prompt, as transcribe() decodes a window after
+        the one before: committed mid-sentence, the rest of "Pour écouter vos messages, appuyez sur
+        | un. Vous pouvez ..." came out "10.". Nor does it end between two digits (``is_digit`` of
+        a lower-cased word without punctuation, "4, 6, 9, 2. | 7, 3, 1.").
         """
         agreed, options = self._agree(text.split()), self.options
         if duration_s < options.commit_after_s or agreed < options.commit_min_words:
@@ -76,6 +85,8 @@ class LocalAgreement:
         committed = [t for t in spoken[:agreed] if t.end <= duration_s - options.commit_margin_s]
         while committed and len(committed) < len(spoken) \
                 and is_digit(_normalise(committed[-1].word)) and is_digit(_normalise(spoken[len(committed)].word)):
+            committed.pop()
+        while committed and not _ends_sentence(committed[-1].word):
             committed.pop()
         if len(committed) < options.commit_min_words:
             return None
