@@ -35,7 +35,7 @@ def test_no_commit_ends_inside_a_sentence():
 
 
 def test_short_utterances_and_disagreements_commit_nothing():
-    agreement = LocalAgreement()
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0))
     called = []
 
     def timings():
@@ -49,7 +49,7 @@ def test_short_utterances_and_disagreements_commit_nothing():
 
 
 def test_restart_forgets_the_previous_partial():
-    agreement = LocalAgreement()
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0))
     text = "press one for sales or two for support"
     agreement.commit_point(text, 6.0, timed(text, 6.0))
     agreement.restart()
@@ -74,3 +74,10 @@ def test_a_commit_does_not_end_between_two_digits():
     assert commit is not None and commit.text == "Your card number, please."
     blind = agreement.commit_point(second, 9.0, timed(second, 9.0))  # no digit words known: it commits into the number
     assert blind is not None and blind.text.startswith("Your card number, please. 4. 1.")
+
+
+def test_nothing_is_committed_by_default():
+    agreement = LocalAgreement()
+    text = "Thank you for calling. Please enter the number of the extension you wish to reach."
+    agreement.commit_point(text, 8.0, timed(text, 8.0))
+    assert agreement.commit_point(text, 9.0, timed(text, 9.0)) is None

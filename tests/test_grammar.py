@@ -228,8 +228,7 @@ def test_numbers_read_with_pauses_by_another_voice_lose_far_fewer_digits_held_op
 
 def test_a_live_digit_string_read_with_pauses_comes_out_whole(tiny_model):
     """No grammar, partials on as the bridge runs calls: read with pauses of 0.6 s over 14 s, the
-    number is one final in numerals. Held open at its pauses, it is not committed in parts, which
-    the partials alone would do after 5 s."""
+    number is one final in numerals, held open at its pauses and not cut at 12 s."""
     from tests.support.voices import read_number
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.sim import simulate

@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 import pytest
 
 from tests.support.fake_decoder import SCRIPT, FakeDecoder, ManualClock, decoded, script_reply, speech
+from whisper.streaming.agreement import AgreementOptions
 from whisper.streaming.capacity import Capacity
 from whisper.streaming.engine import StreamingEngine
 from whisper.streaming.options import EngineOptions
@@ -205,8 +206,11 @@ def test_silence_looking_finals_are_dropped_without_a_hotter_decode():
     assert rig.decoder.temperatures == [0.0] and rig.events == []
 
 
+COMMITS = EngineOptions(agreement=AgreementOptions(commit_after_s=5.0))
+
+
 def test_long_speech_commits_the_words_two_partials_agree_on():
-    rig = Rig()
+    rig = Rig(COMMITS)
     caller = rig.open("caller")
     rig.play({caller: speech(8.0)})
     finals = [e for _, e in rig.finals("caller")]
@@ -232,7 +236,7 @@ def test_an_utterance_held_open_is_not_committed_in_parts():
     halting = (speech(0.9) + silence(0.35, 8000)) * 7  # one utterance: no pause reaches 0.5 s
     finals_while_talking = {}
     for hold in (True, False):
-        rig = Rig(EngineOptions(hold_unsure=hold), reply=unsure)
+        rig = Rig(replace(COMMITS, hold_unsure=hold), reply=unsure)
         rig.play({rig.open("caller"): halting})
         finals_while_talking[hold] = len(rig.finals("caller"))
     assert finals_while_talking[True] == 0 and finals_while_talking[False] >= 1, finals_while_talking

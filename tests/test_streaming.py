@@ -156,11 +156,15 @@ def test_engine_stop_flushes_open_streams(tiny_model):
     assert "password" in events[0].text.lower()
 
 
-def test_long_speech_gets_finals_before_the_speaker_stops(sim_engine):
+def test_long_speech_gets_finals_before_the_speaker_stops(tiny_model):
+    """With commits on (off by default): finals at the sentences two partials agree on."""
+    from whisper.streaming.agreement import AgreementOptions
+
     names = ["conf-onlyperson", "agent-pass", "vm-goodbye", "conf-getpin", "auth-incorrect"]
     pcm, spans = joined(names, pause_s=0.3)  # pauses shorter than the endpointer's trailing silence
     speech_end_s = spans[-1][1]
-    events = simulate(sim_engine, pcm, 8000)
+    engine = StreamingEngine(tiny_model, EngineOptions(agreement=AgreementOptions(commit_after_s=5.0)))
+    events = simulate(engine, pcm, 8000)
     finals = [e for e in events if e.is_final]
     assert len(finals) >= 2
     assert finals[0].end_s < speech_end_s - 2.0, "nothing was committed before the speech ended"
