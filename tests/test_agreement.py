@@ -81,3 +81,13 @@ def test_nothing_is_committed_by_default():
     text = "Thank you for calling. Please enter the number of the extension you wish to reach."
     agreement.commit_point(text, 8.0, timed(text, 8.0))
     assert agreement.commit_point(text, 9.0, timed(text, 9.0)) is None
+
+
+def test_a_commit_at_a_sentence_end_inside_a_number_is_not_taken():
+    # Whisper writes a number read in groups as sentences ("5 5 5. 1 2 3 4."): the commit ends
+    # before the number, not at the end of its first group.
+    agreement = LocalAgreement(AgreementOptions(commit_after_s=5.0, commit_margin_s=1.0, commit_min_words=3))
+    text = "Thank you very much. My number is 5 5 5. 1 2 3 4 and my name"
+    agreement.commit_point(text, 8.0, timed(text, 8.0), str.isdigit)
+    commit = agreement.commit_point(text, 8.0, timed(text, 8.0), str.isdigit)
+    assert commit is not None and commit.text == "Thank you very much."

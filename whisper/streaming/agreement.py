@@ -52,8 +52,11 @@ class Commit:
 _SENTENCE_ENDS = (".", "!", "?", "。", "！", "？", "…")
 
 
-def _ends_sentence(word: str) -> bool:
-    return word.rstrip().endswith(_SENTENCE_ENDS)
+def _may_end(word: str, next_word: Optional[str], is_digit: Callable[[str], bool]) -> bool:
+    """Whether a commit may end with ``word``, ``next_word`` (None: none) the first word it leaves:
+    at a sentence end, and not between two digits ("My number is 5 5 5. | 1 2 3 4")."""
+    between_digits = next_word is not None and is_digit(_normalise(word)) and is_digit(_normalise(next_word))
+    return word.rstrip().endswith(_SENTENCE_ENDS) and not between_digits
 
 
 def _normalise(word: str) -> str:
@@ -90,10 +93,8 @@ class LocalAgreement:
             return None
         spoken = [t for t in timings() if t.word.strip()]
         committed = [t for t in spoken[:agreed] if t.end <= duration_s - options.commit_margin_s]
-        while committed and len(committed) < len(spoken) \
-                and is_digit(_normalise(committed[-1].word)) and is_digit(_normalise(spoken[len(committed)].word)):
-            committed.pop()
-        while committed and not _ends_sentence(committed[-1].word):
+        while committed and not _may_end(committed[-1].word, spoken[len(committed)].word
+                                         if len(committed) < len(spoken) else None, is_digit):  # fmt: skip
             committed.pop()
         if len(committed) < options.commit_min_words:
             return None
