@@ -7,9 +7,9 @@ call's finals agree on, whisper/language.py). Every side detects the language it
     python -m benchmarks.multilingual [--per-language 25] [--languages es fr it ru] [--candidates]
     python -m benchmarks.multilingual --per-language 100 --skip-live   # offline against faster-whisper
 
-``--partials`` runs live with partials on, as the bridge runs calls (utterances over 5 s are then
-committed in parts by LocalAgreement). ``--candidates`` also runs live and offline with detection among the benchmark's languages only
-(as ``--language es|fr|it|ru`` on the bridge).
+``--partials`` runs live with partials on, as the bridge runs calls (slower; the finals are the
+same unless LocalAgreement commits are turned on). ``--candidates`` also runs live and offline
+with detection among the benchmark's languages only (as ``--language es|fr|it|ru`` on the bridge).
 
 Needs asterisk-core-sounds-{es,fr,it,ru}-wav and asterisk-core-sounds-{es,fr,it,ru} (transcripts),
 the base model (installed with the tests) and faster-whisper (``pip install -e '.[bench]'``).
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--skip-live", action="store_true", help="offline against faster-whisper only "
                         "(quick enough for --per-language 100)")
     parser.add_argument("--partials", action="store_true", help="live with partials on, as the bridge runs "
-                        "calls: LocalAgreement commits utterances over 5 s in parts (slower)")
+                        "calls (slower)")
     parser.add_argument("--candidates", action="store_true",
                         help="also detect among --languages only (live and offline)")
     args = parser.parse_args()

@@ -56,7 +56,7 @@ def written_digits(text: str) -> str:
 
 
 def live(engine: StreamingEngine, pcm: bytes, grammar: Optional[str] = None, language: Optional[str] = None) -> str:
-    """The finals' text, partials on as the bridge runs calls (LocalAgreement commits from them)."""
+    """The finals' text, partials on as the bridge runs calls."""
     events = simulate(engine, pcm, RATE_HZ, StreamOptions(partials=True, grammar=grammar, language=language))
     return " ".join(e.text for e in events if e.is_final)
 
@@ -84,12 +84,16 @@ def voice_rates(model, engine: StreamingEngine, voice: str, args: argparse.Names
     recordings, language = digit_recordings(voice), voice_language(voice)
     rng = random.Random(args.seed)
     calls = [digit_call(rng, recordings, args.digits) for _ in range(args.strings)]
-    grammar = "digits:{}-{}".format(*args.digits)
+    grammar = digits_grammar(args.digits)
     return {
         "offline": digit_error_rate(calls, lambda pcm: offline(model, pcm, language)),
         "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm, language=language)),
         "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar, language)),
     }
+
+
+def digits_grammar(lengths: Tuple[int, int]) -> str:
+    return "digits:{}-{}".format(*lengths)
 
 
 def digit_range(text: str) -> Tuple[int, int]:
@@ -119,7 +123,7 @@ def main() -> None:
     calls = [digit_call(rng, lengths=args.digits) for _ in range(args.strings)]
     print(f"CPU: {cpu_description()}; model {args.model}; {len(calls)} digit strings, "
           f"{sum(len(d) for d, _ in calls)} digits")
-    grammar = "digits:{}-{}".format(*args.digits)
+    grammar = digits_grammar(args.digits)
     rates = {
         "offline transcribe()": digit_error_rate(calls, lambda pcm: offline(model, pcm)),
         "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm)),
