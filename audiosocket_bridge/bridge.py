@@ -28,10 +28,13 @@ from .asterisk.ami_router import AmiRouter
 from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webhook_secret
+from .access import AllowList, Gate, parse_networks
+from .config import (BridgeConfig, agi_secret, ami_secret, read_secret, split_host_port,
+                     webhook_secret)
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
-from .outputs.presence import BridgePresence, PresenceTiming
+from .outputs.presence import BridgePresence, PresenceTiming, reuse_refusal, utc_now
+from .outputs.retention import Retention
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
 from .outputs.webhook import WebhookSink, WebhookWorker
@@ -53,7 +56,10 @@ class Bridge:
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
                  presence: PresenceTiming = PresenceTiming(),
-                 webhook: Optional[WebhookOptions] = None) -> None:
+                 webhook: Optional[WebhookOptions] = None,
+                 allow: Optional[AllowList] = None, agi_allow: Optional[AllowList] = None,
+                 agi_secret: str = "", retention_days: float = 0.0) -> None:
+        """`allow`/`agi_allow`: who may connect (default: loopback and the AMI hosts)."""
         self.engine, self.session = engine, session
         self.listen = listen
         self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
@@ -63,22 +69,28 @@ class Bridge:
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
         ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
+        trusted = [server.host for server in ami_servers]
+        self.gates = (Gate("AudioSocket", allow or AllowList.default(trusted)),
+                      Gate("FastAGI", agi_allow or AllowList.default(trusted)))
+        self.retention = Retention(self.storage, retention_days)
         self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
         self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
         self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
-                                   host=listen[0], port=listen[1], max_calls=max_calls)
+                                   host=listen[0], port=listen[1], max_calls=max_calls,
+                                   gate=self.gates[0], admit=self._admit)
         self.agi_server = (FastAgiServer(*agi_listen, self.storage, self.live, self.registrations,
-                                         locate_server=self._agi_server_locator())
+                                         locate_server=self._agi_server_locator(),
+                                         gate=self.gates[1], secret=agi_secret)
                            if agi_listen is not None else None)
         self.metrics_server = None
         if self.metrics is not None:
             self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
                                storage_sink=self.storage_sink, ami_sink=self.ami_sink,
-                               webhook=self.webhook)
+                               webhook=self.webhook, retention=self.retention, gates=self.gates)
 
     @classmethod
     def from_config(cls, config: BridgeConfig, engine) -> "Bridge":
@@ -88,12 +100,25 @@ class Bridge:
                    ami=ami_configs(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
-                   bridge_id=config.bridge_id, webhook=webhook_options(config))
+                   bridge_id=config.bridge_id, webhook=webhook_options(config),
+                   allow=_allow_list(config.allow), agi_allow=_allow_list(config.agi_allow),
+                   agi_secret=agi_secret(config), retention_days=config.retention_days)
 
     @property
     def address(self) -> Address:
         """Where the AudioSocket server listens (the port it got, when asked for 0)."""
         return self.server.address
+
+    async def _admit(self, uuid: str) -> Optional[str]:
+        """Why a new connection may not continue the call of its UUID (presence.reuse_refusal);
+        with storage down the call goes on (its finals are what matters then)."""
+        loop = asyncio.get_running_loop()
+        try:
+            stored = await loop.run_in_executor(None, self.storage.get_call, uuid)
+        except Exception:  # noqa: BLE001
+            log.warning("could not look up call %s in storage; letting it start", uuid)
+            return None
+        return reuse_refusal(stored, utc_now(), self.presence_timing)
 
     def _agi_server_locator(self):
         """For FastAGI register: the AMI server a request came from (AmiRouter.server_for_agi)."""
@@ -115,6 +140,7 @@ class Bridge:
         await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
         if self.webhook is not None:
             self.webhook.start()
+        self.retention.start()
         for server in self._side_servers():
             await server.start()
 
@@ -146,6 +172,7 @@ class Bridge:
             await server.close()
         if self.webhook is not None:  # what it has not delivered stays queued for the next start
             await self.webhook.close()
+        await self.retention.close()
         if self.presence is not None:
             await self.presence.close()
         await self.sinks.close()
@@ -169,7 +196,8 @@ def session_settings(config: BridgeConfig) -> SessionSettings:
         language=check_languages(config.language),
         registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
                              else 0.0),
-        keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline)
+        keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline,
+        redact=config.redact, handshake_timeout_s=config.handshake_timeout)
 
 
 def ami_configs(config: BridgeConfig) -> list[AmiConfig]:
@@ -218,6 +246,10 @@ async def _wait_either(work, interrupt: asyncio.Event, timeout_s: float) -> None
     for task in undone:
         task.cancel()
     await asyncio.gather(*undone, return_exceptions=True)
+
+
+def _allow_list(specs: Sequence[str]) -> Optional[AllowList]:
+    return AllowList(parse_networks(specs)) if specs else None
 
 
 def _address(text: Optional[str], default_port: int) -> Optional[Address]:

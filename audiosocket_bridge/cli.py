@@ -13,7 +13,9 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as config_mod
+from . import logsafe
 from .config import BridgeConfig
+from .logsafe import shown_url
 
 log = logging.getLogger("audiosocket_bridge")
 
@@ -87,6 +89,22 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="time allowed for one POST (default 10)")
     add("--webhook-max-age", type=float, metavar="SECONDS",
         help="stop trying to deliver a call this long after it ended (default 86400)")
+    add("--allow", action="append", metavar="CIDR",
+        help="AudioSocket peers allowed to connect (repeatable; addresses, CIDRs, loopback, any; "
+             "default: loopback and the AMI hosts)")
+    add("--agi-allow", action="append", metavar="CIDR",
+        help="FastAGI peers allowed (repeatable; default: loopback and the AMI hosts)")
+    add("--agi-secret-file", metavar="FILE",
+        help="FastAGI requests must carry secret=<this file's contents> (or set "
+             "AUDIOSOCKET_AGI_SECRET)")
+    add("--handshake-timeout", type=float, metavar="SECONDS",
+        help="close a connection that has not sent its UUID within this long (default 5)")
+    add("--redact", choices=("off", "pci", "pii"),
+        help="replace card numbers (pci, default) and also e-mails and ID numbers (pii) in "
+             "everything that leaves the engine; a call's own Redact wins")
+    add("--retention-days", type=float, metavar="DAYS",
+        help="delete calls ended longer ago than this, with their segments and webhook rows "
+             "(default 0: keep forever); a call's own Retention wins")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
@@ -138,7 +156,7 @@ def run_export(argv: Sequence[str], environ=None) -> int:
     finally:
         storage.close()
     if text is None:
-        print(f"no stored call {args.uuid} in {settings.storage}", file=sys.stderr)
+        print(f"no stored call {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
         return 1
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -197,9 +215,9 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 def run_serve(argv: Sequence[str], environ=None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_config(args, environ)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(settings.log_level)
     log.info("starting with %r", settings)
+    _warn_about_visible_secrets(args, settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     engine = build_engine(settings)
     try:
@@ -207,6 +225,21 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
     finally:
         engine.stop()
     return 0
+
+
+def _warn_about_visible_secrets(args: argparse.Namespace, settings: BridgeConfig) -> None:
+    """Every local user sees a process's arguments (ps): secrets belong in a file or the
+    environment."""
+    for flag, value in (("--ami-secret", args.ami_secret), ("--webhook-secret", args.webhook_secret)):
+        if value:
+            log.warning("%s on the command line is visible to every local user (ps); use its "
+                        "-file option or environment variable", flag)
+    if args.storage and "@" in args.storage.partition("://")[2].partition("/")[0] \
+            and ":" in args.storage.partition("://")[2].partition("@")[0]:
+        log.warning("--storage carries a password on the command line, visible to every local "
+                    "user (ps); use PGPASSFILE or the AUDIOSOCKET_STORAGE environment variable")
+    if not settings.retention_days:
+        log.info("no --retention-days: stored calls are kept until deleted by hand")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

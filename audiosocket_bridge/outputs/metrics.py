@@ -66,13 +66,15 @@ class BridgeMetrics:
         for kind in ("partial", "final"):
             self.transcripts.labels(kind)
         self.engine = self.server = self.storage = self.storage_sink = self.ami_sink = None
-        self.webhook = None
+        self.webhook = self.retention = None
+        self.gates: tuple = ()
         self.draining = False  # set by Bridge.drain(): /healthz fails from then on
         self._collector: Optional[_StateCollector] = None
 
     def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
-              ami_sink=None, webhook=None) -> "BridgeMetrics":
+              ami_sink=None, webhook=None, retention=None, gates=()) -> "BridgeMetrics":
         """Objects read at scrape time and by health(); any may be None."""
+        self.retention, self.gates = retention, tuple(gates)
         self.engine, self.server, self.storage = engine, server, storage
         self.storage_sink, self.ami_sink, self.webhook = storage_sink, ami_sink, webhook
         if self._collector is None:
@@ -139,6 +141,22 @@ class _StateCollector:
             yield from self._webhook(m.webhook)
         if m.engine is not None:
             yield from self._engine(m.engine)
+        yield from self._access(m.gates)
+        if m.retention is not None:
+            yield CounterMetricFamily("audiosocket_retention_deleted_calls", "Calls deleted past "
+                                      "their retention", value=m.retention.deleted_calls)
+            yield CounterMetricFamily("audiosocket_retention_failures", "Retention runs that "
+                                      "failed (storage errors)", value=m.retention.failures)
+
+    @staticmethod
+    def _access(gates):
+        refused = CounterMetricFamily("audiosocket_access_refused", "Connections or requests "
+                                      "refused by a listener's allow-list, secret or bounds",
+                                      labels=["listener", "reason"])
+        for gate in gates:
+            for reason, count in sorted(gate.refused.items()):
+                refused.add_metric([gate.listener, reason], count)
+        yield refused
 
     @staticmethod
     def _ami(router):
@@ -171,7 +189,10 @@ class _StateCollector:
         yield CounterMetricFamily("audiosocket_connections", "AudioSocket connections accepted "
                                   "or refused", value=stats.connections)
         yield CounterMetricFamily("audiosocket_connections_refused", "Connections refused "
-                                  "(max-calls reached)", value=stats.connections_refused)
+                                  "(max-calls reached, not on the allow-list)",
+                                  value=stats.connections_refused)
+        yield CounterMetricFamily("audiosocket_handshake_timeouts", "Connections closed for "
+                                  "sending no UUID in time", value=stats.handshake_timeouts)
         frames = CounterMetricFamily("audiosocket_frames_received", "AudioSocket messages "
                                      "received, by kind", labels=["kind"])
         for kind, count in sorted(stats.frames_received.items()):

@@ -104,6 +104,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "WHERE state = 'pending'",
         "CREATE INDEX calls_by_end ON calls (ended_at)",
     )),
+    Migration(6, "privacy: each call's redaction policy and retention", (
+        "ALTER TABLE calls ADD COLUMN redaction TEXT",
+        "ALTER TABLE calls ADD COLUMN retention_days DOUBLE PRECISION",
+        "ALTER TABLE calls ADD COLUMN expires_at {timestamp}",
+        "CREATE INDEX calls_by_expiry ON calls (expires_at)",
+    )),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
@@ -24,16 +26,20 @@ from .migrations import Dialect, PostgresDialect, SqliteDialect, migrate
 if TYPE_CHECKING:
     from whisper.streaming.types import TranscriptEvent
 
+log = logging.getLogger(__name__)
+
 DEFAULT_STORAGE_URL = "sqlite:///transcripts.db"
 
 _UPSERT_CALL = """
     INSERT INTO calls (uuid, channel, uniqueid, linkedid, peer, started_at, language, sample_rate_hz,
-                       dtmf, bridge_id, grammar)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       dtmf, bridge_id, grammar, redaction, retention_days)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET
         channel = excluded.channel, uniqueid = excluded.uniqueid, linkedid = excluded.linkedid,
         peer = excluded.peer, started_at = excluded.started_at, bridge_id = excluded.bridge_id,
-        grammar = COALESCE(excluded.grammar, calls.grammar), ended_at = NULL, end_reason = NULL
+        grammar = COALESCE(excluded.grammar, calls.grammar), ended_at = NULL, end_reason = NULL,
+        redaction = excluded.redaction,
+        retention_days = COALESCE(excluded.retention_days, calls.retention_days), expires_at = NULL
 """
 # Finals never change, so a repeated final (same index) is ignored.
 _INSERT_SEGMENT = """
@@ -45,8 +51,16 @@ _INSERT_SEGMENT = """
 _NEXT_SEGMENT_INDEX = "SELECT COALESCE(MAX(segment_index) + 1, 0) FROM segments WHERE uuid = ?"
 _SET_CALL_LANGUAGE = "UPDATE calls SET language = COALESCE(language, ?) WHERE uuid = ?"
 _END_CALL = """
-    UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ? WHERE uuid = ?
+    UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ?, expires_at = ?
+    WHERE uuid = ?
 """
+# Retention (purge_expired): the calls past their own expiry, or ended before the bridge-wide cutoff
+_EXPIRED_BY_CALL = "SELECT uuid FROM calls WHERE expires_at < ? LIMIT ?"
+_EXPIRED_BY_DEFAULT = ("SELECT uuid FROM calls WHERE expires_at IS NULL AND retention_days IS NULL "
+                       "AND ended_at < ? LIMIT ?")
+# children first: a purge cut short leaves a call whole or without some rows, never orphans
+PURGED_TABLES = ("segments", "webhook_deliveries", "registrations", "calls")
+PURGE_BATCH = 200
 _SELECT_CALL = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
            c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
@@ -185,7 +199,8 @@ class SqlStorage:
             call.uuid, reg.channel, reg.uniqueid, reg.linkedid, call.peer,
             self._timestamp(call.started_at), parse_languages(reg.options.language)[0],
             call.sample_rate_hz,
-            json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
+            json.dumps(call.dtmf), self.bridge_id, reg.options.grammar, call.redaction,
+            reg.options.retention_days,
         ))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
@@ -197,11 +212,30 @@ class SqlStorage:
             self._execute(_SET_CALL_LANGUAGE, (event.language, call.uuid))
 
     def record_call_end(self, call) -> None:
+        days = call.registration.options.retention_days
+        expires = call.ended_at + timedelta(days=days) if days and call.ended_at else None
         self._execute(_END_CALL, (
             self._timestamp(call.ended_at), call.end_reason, call.sample_rate_hz,
-            json.dumps(call.dtmf), call.uuid,
+            json.dumps(call.dtmf), self._timestamp(expires), call.uuid,
         ))
         self._segment_offsets.pop(call.uuid, None)
+
+    # -- retention (outputs/retention.py drives it)
+    def purge_expired(self, now: datetime, default_days: float, batch: int = PURGE_BATCH) -> int:
+        """Delete one batch of calls past their retention, with their segments, webhook rows and
+        registrations; returns how many calls (0: nothing left to purge). Short statements, so
+        live calls' writes wait at most one batch."""
+        uuids = [row[0] for row in self._query(_EXPIRED_BY_CALL, (self._timestamp(now), batch))]
+        if default_days > 0 and len(uuids) < batch:
+            cutoff = now - timedelta(days=default_days)
+            uuids += [row[0] for row in self._query(_EXPIRED_BY_DEFAULT,
+                                                    (self._timestamp(cutoff), batch - len(uuids)))]
+        if not uuids:
+            return 0
+        marks = ", ".join("?" * len(uuids))
+        for table in PURGED_TABLES:
+            self._execute(f"DELETE FROM {table} WHERE uuid IN ({marks})", uuids)
+        return len(uuids)
 
     # -- bridge presence (outputs/presence.py drives these)
     def record_bridge_start(self, address: str, now: datetime) -> None:
@@ -291,6 +325,8 @@ class SqliteStorage(SqlStorage):
         self.path = path
         # Bridges starting at once wait their turn for the migration lock (migrations.py): on a busy
         # machine 8 of them waited more than 5 s ("database is locked").
+        if path != ":memory:":
+            _create_private(path)
         connection = sqlite3.connect(path, timeout=_SQLITE_BUSY_S, check_same_thread=False, isolation_level=None)
         if wal and path != ":memory:":
             connection.execute("PRAGMA journal_mode=WAL")
@@ -301,6 +337,17 @@ class SqliteStorage(SqlStorage):
     @property
     def journal_mode(self) -> str:
         return self._query("PRAGMA journal_mode")[0][0]
+
+
+def _create_private(path: str) -> None:
+    """A new database file is readable by its owner only (SQLite gives its -wal and -shm files
+    the same mode); an existing one readable by others gets a warning, not a change."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if os.stat(path).st_mode & 0o077:
+            log.warning("transcript database %s is readable by other users (mode %o): "
+                        "chmod 600 it", path, os.stat(path).st_mode & 0o777)
 
 
 class PostgresStorage(SqlStorage):
