@@ -42,6 +42,7 @@ from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, p
 from ..audiosocket.protocol import canonical_uuid
 from ..outputs.presence import call_state, utc_now
 from ..outputs.storage import StoredCall, joined_text
+from ..redaction import channel_text
 from ..registrations import CallOptions, Registration, Registrations
 from .variables import answer_confidence, chunk_text, transcript_variables
 
@@ -244,16 +245,21 @@ class FastAgiServer:
     def _grammar_answer(self, uuid: str, stored_grammar: Optional[str], result: TranscriptResult,
                         segments) -> TranscriptResult:
         """A grammar call's TRANSCRIPT is its answer (the finals' parts joined: "4711", not
-        "47 11") with TRANSCRIPT_CONFIDENCE of the last part."""
+        "47 11") with TRANSCRIPT_CONFIDENCE of the last part. Storage holds the redacted text;
+        the clear answer, which only the channel may get, comes from this bridge's memory of the
+        call (LiveCalls) while it has it."""
         registration = self.registrations.get(uuid)
         grammar = registration.options.grammar if registration is not None else None
         grammar = grammar or stored_grammar
         if not grammar:
             return result
-        spoken = [s for s in segments if s.text]
-        answer = parse_grammar(grammar).join([s.text for s in spoken])
-        last = next((s for s in reversed(spoken) if s.avg_logprob is not None), None)
-        return replace(result, text=answer, confidence=answer_confidence(last.avg_logprob) if last else 0.0)
+        parts = [(channel_text(f), f.avg_logprob) for f in self.live_calls.finals(uuid)
+                 if getattr(f, "channel_text", None)]
+        parts = [p for p in parts if p[0]] or [(s.text, s.avg_logprob) for s in segments if s.text]
+        answer = parse_grammar(grammar).join([text for text, _ in parts])
+        last = next((lp for _, lp in reversed(parts) if lp is not None), None)
+        return replace(result, text=answer,
+                       confidence=answer_confidence(last) if last is not None else 0.0)
 
     async def _registered_elsewhere(self, uuid: str, channel: Optional[str]) -> Optional[str]:
         """The channel a call is already registered on when it is not `channel`: only the

@@ -27,6 +27,7 @@ from typing import Callable, Optional
 from whisper.streaming.types import TranscriptEvent
 
 from ..outputs.sinks import CallInfo
+from ..redaction import channel_text
 from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
@@ -168,7 +169,9 @@ class AmiSink:
             state = self._calls.setdefault(call.uuid, CallCaptionState())
             grammar = parse_grammar(registration.options.grammar) if registration.options.grammar else None
             confidence = answer_confidence(event.avg_logprob) if grammar is not None else None
-            actions = state.final_setvars(registration.channel, event.text, confidence, grammar) + [caption]
+            # an IVR's own answer goes to its channel in clear; the caption event is redacted
+            actions = state.final_setvars(registration.channel, channel_text(event), confidence,
+                                          grammar) + [caption]
             self._put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
         elif self._partials_enabled(registration):
             self._put(OutboxItem(call.uuid, [caption], final=False,

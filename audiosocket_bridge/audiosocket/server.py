@@ -9,7 +9,7 @@ from typing import Optional
 from ..access import AllowList, Gate
 from ..outputs.sinks import SinkGroup
 from ..registrations import Registrations
-from .connection import close_writer, peer_label, send_hangup_and_close, set_nodelay
+from .connection import peer_label, send_hangup_and_close, set_nodelay
 from .live_uuids import LiveUuids
 from .session import Session
 from .settings import SessionSettings
@@ -97,7 +97,7 @@ class BridgeServer:
         peer = writer.get_extra_info("peername")
         if not self.gate.admits(peer[0] if isinstance(peer, tuple) else None):
             self.stats.connections_refused += 1
-            await close_writer(writer)
+            await send_hangup_and_close(reader, writer)  # no RST: a misplaced PBX's call goes on
             return
         if self.active_calls >= self.max_calls or self.handshakes >= self.max_handshakes:
             await self._refuse(reader, writer)
