@@ -59,7 +59,8 @@ _CODE_WORD = re.compile(r"^(cvv|cvc|cv2|security|code|csc)$")
 _EXPIRY_WORD = re.compile(r"^(expiry|expires|expiration|expire|valid|thru|through)$")
 _MONTHS = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*$")
 _EDGE_PUNCT = "\"'()[]{}«»¿¡.,;:!?"
-_DIGITS = re.compile(r"^\d+(?:-\d+)*$")
+# "4111-1111", and "4,539" (Whisper's thousands comma in a group read aloud); "1,234.56" is not
+_DIGITS = re.compile(r"^(\d+(?:-\d+)*|\d{1,3}(?:,\d{3})+)$")
 _DATE = re.compile(r"^(0?[1-9]|1[0-2])[/-](\d{2}|\d{4})$")
 _EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$")
 _MIXED_ID = re.compile(r"^(?=(?:.*\d){5})(?=.*[A-Za-z])[A-Za-z0-9-]+$")
@@ -113,7 +114,7 @@ def digits_of(piece: Piece, previous_digit: bool) -> Optional[str]:
     """The digits a piece stands for ("4111", "4111-1111", "four", "oh" after a digit), or None."""
     core = piece.core
     if _DIGITS.match(core):
-        return core.replace("-", "")
+        return core.replace("-", "").replace(",", "")
     word = piece.word
     if word == "oh" and not previous_digit:
         return None

@@ -145,11 +145,14 @@ def test_fastagi_with_a_secret_answers_only_requests_that_carry_it(tmp_path):
             without = await _agi(bridge, f"transcript?uuid={UUID_A}")
             wrong = await _agi(bridge, f"transcript?uuid={UUID_A}&secret=guess")
             right = await _agi(bridge, f"transcript?uuid={UUID_A}", args=("secret=agi-s3cret",))
-            return without, wrong, right
+            in_a_global = await _agi(bridge, f"transcript?uuid={UUID_A}",
+                                     preset={"AUDIOSOCKET_AGI_SECRET": "agi-s3cret"})
+            return without, wrong, right, in_a_global
 
-    without, wrong, right = run(scenario())
-    assert without.commands == [] and wrong.commands == []
-    assert right.variables["TRANSCRIPT"] == "hello"
+    without, wrong, right, in_a_global = run(scenario())
+    assert "TRANSCRIPT" not in without.variables and "TRANSCRIPT" not in wrong.variables
+    assert without.commands == ['GET VARIABLE "AUDIOSOCKET_AGI_SECRET"'] and wrong.commands == []
+    assert right.variables["TRANSCRIPT"] == "hello" == in_a_global.variables["TRANSCRIPT"]
 
 
 def test_a_foreign_register_cannot_take_over_a_registered_call(tmp_path):

@@ -44,6 +44,7 @@ def test_luhn():
     " four one one one one one one one one one one one one one one one",
     " My Visa is 4111 1111 1111 1112.",  # a wrong check digit: still a card after "visa"
     " 3782 822463 10005",  # Amex grouping
+    " 4,539 1,488 0,343 6,467",  # thousands commas
 ])
 def test_a_card_number_read_in_one_final_is_replaced(said):
     out = texts_of_call([said])
@@ -69,6 +70,7 @@ def test_groups_without_a_card_word_are_held_together_and_replaced():
     " My order number is 1234 5678 9012.",
     " The meeting is on 12 03 2026 at 10.",
     " That will be 1,234.56 dollars.",
+    " We sold 1,200 units in 2025.",
     " Press 1 to mute, 4 or 6 to change the volume.",
     " My phone is 0044 20 7946 0958.",
 ])

@@ -15,8 +15,9 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
 Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
 
 Access (access.py): only peers on the allow-list are answered (default: loopback and the AMI
-hosts); with a shared secret configured, a request must also carry `secret=...`, else the
-connection is closed without an answer. A register for a call that is already registered on
+hosts); with a shared secret configured, a request must also carry it, as `secret=...` or in
+the channel variable AUDIOSOCKET_AGI_SECRET (set it in [globals]), else the connection is closed
+without an answer. A register for a call that is already registered on
 another channel is refused (AUDIOSOCKET_REGISTER = ERROR): a stranger cannot redirect a call.
 Bounds: at most MAX_SESSIONS connections at once, a request of at most MAX_ENV_LINES lines of at
 most MAX_LINE_BYTES each, read within `request_timeout_s`.
@@ -55,6 +56,7 @@ MAX_SESSIONS = 256
 MAX_ENV_LINES = 256  # Asterisk sends ~24 agi_* lines and one per argument (at most 128)
 MAX_LINE_BYTES = 8192
 SECRET_PARAM = "secret"
+SECRET_VARIABLE = "AUDIOSOCKET_AGI_SECRET"
 
 
 class AgiRefused(Exception):
@@ -180,7 +182,7 @@ class FastAgiServer:
     async def _serve(self, session: AgiSession) -> None:
         try:
             request = await asyncio.wait_for(session.read_request(), self.request_timeout_s)
-            if not secret_matches(self._secret, request.params.pop(SECRET_PARAM, None)):
+            if not await self._carries_secret(session, request):
                 self.gate.refuse(session.peer_host, "no or a wrong secret")
                 return
             script = self._scripts.get(request.script)
@@ -196,6 +198,16 @@ class FastAgiServer:
             log.info("FastAGI session ended early: %s", exc or type(exc).__name__)
         except Exception:
             log.exception("FastAGI session failed")
+
+    async def _carries_secret(self, session: AgiSession, request: AgiRequest) -> bool:
+        """`secret=` in the request, else the channel's (or a global) AUDIOSOCKET_AGI_SECRET:
+        set once in [globals], it keeps the secret out of every AGI URL Asterisk logs."""
+        given = request.params.pop(SECRET_PARAM, None)
+        if not self._secret:
+            return True
+        if given is None:
+            given = await session.get_variable(SECRET_VARIABLE)
+        return secret_matches(self._secret, given)
 
     # -- scripts
     async def _transcript(self, session: AgiSession, request: AgiRequest) -> None:

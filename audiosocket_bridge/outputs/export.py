@@ -55,6 +55,7 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
         "ended_at": _iso(call.ended_at),
         "end_reason": call.end_reason,
         "language": call.language,
+        "redaction": call.redaction,
         "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf],
         "segments": [
             {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),

@@ -63,7 +63,7 @@ PURGED_TABLES = ("segments", "webhook_deliveries", "registrations", "calls")
 PURGE_BATCH = 200
 _SELECT_CALL = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
-           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
+           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.redaction
     FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
 """
 _SELECT_SEGMENTS = """
@@ -85,6 +85,7 @@ class StoredCall:
     grammar: Optional[str] = None  # the call's IVR grammar, if it had one
     owner_heartbeat_at: Optional[datetime] = None  # that bridge's last sign of life
     owner_stopped_at: Optional[datetime] = None  # set when that bridge shut down cleanly
+    redaction: Optional[str] = None  # the policy its text and DTMF were redacted with
 
 
 @dataclass(frozen=True)
@@ -301,11 +302,12 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = rows[0]
+        (uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped,
+         redaction) = rows[0]
         digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
         return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
                           reason, language, digits, bridge, grammar, as_datetime(beat),
-                          as_datetime(stopped))
+                          as_datetime(stopped), redaction)
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
