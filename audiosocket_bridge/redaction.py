@@ -38,7 +38,7 @@ PARTIAL_MIN = 4
 DTMF_RUN_MIN = 4
 
 _DIGIT_WORDS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9",
     "cero": "0", "uno": "1", "dos": "2", "tres": "3", "cuatro": "4", "cinco": "5", "seis": "6",
     "siete": "7", "ocho": "8", "nueve": "9",
@@ -49,6 +49,8 @@ _DIGIT_WORDS = {
     "ноль": "0", "нуль": "0", "один": "1", "два": "2", "три": "3", "четыре": "4", "пять": "5",
     "шесть": "6", "семь": "7", "восемь": "8", "девять": "9",
 }
+# words ASR writes for a digit said among others ("5 0 to 8": two), counted only after a digit
+_HOMOPHONES = {"oh": "0", "to": "2", "too": "2", "for": "4", "ate": "8", "won": "1"}
 _REPEAT = {"double": 2, "triple": 3}
 _FILLERS = {"uh", "um", "er", "erm", "hmm", "ah", "eh"}
 _CARD_WORD = re.compile(r"^(card|cards|visa|mastercard|master|amex|express|discover|credit|debit|"
@@ -59,8 +61,9 @@ _CODE_WORD = re.compile(r"^(cvv|cvc|cv2|security|code|csc)$")
 _EXPIRY_WORD = re.compile(r"^(expiry|expires|expiration|expire|valid|thru|through)$")
 _MONTHS = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*$")
 _EDGE_PUNCT = "\"'()[]{}«»¿¡.,;:!?"
-# "4111-1111", and "4,539" (Whisper's thousands comma in a group read aloud); "1,234.56" is not
-_DIGITS = re.compile(r"^(\d+(?:-\d+)*|\d{1,3}(?:,\d{3})+)$")
+# "4111-1111", "4,539" (Whisper's thousands comma in a group read aloud), and "0.8" or "886.5"
+# (digits misheard as a decimal): every digit of them counts, so a card cannot slip through as one
+_DIGITS = re.compile(r"^\d+(?:[-.,]\d+)*$")
 _DATE = re.compile(r"^(0?[1-9]|1[0-2])[/-](\d{2}|\d{4})$")
 _EMAIL = re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$")
 _MIXED_ID = re.compile(r"^(?=(?:.*\d){5})(?=.*[A-Za-z])[A-Za-z0-9-]+$")
@@ -111,13 +114,14 @@ def pieces_of(event: TranscriptEvent) -> list[Piece]:
 
 
 def digits_of(piece: Piece, previous_digit: bool) -> Optional[str]:
-    """The digits a piece stands for ("4111", "4111-1111", "four", "oh" after a digit), or None."""
+    """The digits a piece stands for ("4111", "4111-1111", "four", "oh" or "to" after a digit),
+    or None."""
     core = piece.core
     if _DIGITS.match(core):
-        return core.replace("-", "").replace(",", "")
+        return re.sub(r"\D", "", core)
     word = piece.word
-    if word == "oh" and not previous_digit:
-        return None
+    if word in _HOMOPHONES:
+        return _HOMOPHONES[word] if previous_digit else None
     return _DIGIT_WORDS.get(word)
 
 

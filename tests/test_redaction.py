@@ -45,6 +45,7 @@ def test_luhn():
     " My Visa is 4111 1111 1111 1112.",  # a wrong check digit: still a card after "visa"
     " 3782 822463 10005",  # Amex grouping
     " 4,539 1,488 0,343 6,467",  # thousands commas
+    " 4539 1488.0 343.6467",  # misheard as decimals
 ])
 def test_a_card_number_read_in_one_final_is_replaced(said):
     out = texts_of_call([said])
@@ -142,3 +143,9 @@ def test_dtmf_runs_of_four_or_more_digits_are_masked():
 def test_unknown_policy_is_refused():
     with pytest.raises(ValueError, match="unknown redaction policy 'pcii'"):
         check_policy("pcii")
+
+
+def test_digit_homophones_count_only_among_digits():
+    assert texts_of_call([" My card number is 5 0 to 8 1 0 7 3 3 5 0 5 1 8 9 6 8."]) == [
+        " My card number is [card]."]
+    assert texts_of_call([" I want to go for a walk."]) == [" I want to go for a walk."]
