@@ -243,3 +243,63 @@ def test_a_byte_now_and_then_does_not_keep_a_connection_open(tmp_path):
 
     ended, seconds = run(scenario())
     assert ended and seconds < 3
+
+
+def test_fastagi_refuses_an_endless_or_oversized_request(tmp_path):
+    async def scenario():
+        async with _bridge(tmp_path) as bridge:
+            port, results = bridge.agi_server.port, []
+            for lines in (["agi_network: yes"] + [f"agi_x{i}: y" for i in range(300)],
+                          ["agi_network: yes", "agi_x: " + "y" * 20000]):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                try:
+                    writer.write(("\n".join(lines) + "\n").encode())
+                    await writer.drain()
+                    results.append(await asyncio.wait_for(reader.read(), 5))
+                except ConnectionError:
+                    results.append(b"")
+                finally:
+                    writer.close()
+            return results, dict(bridge.gates[1].refused)
+
+    results, refused = run(scenario())
+    assert results == [b"", b""]  # closed at once, nothing answered
+    assert refused == {"request of more than 256 lines": 1, "line of more than 8192 bytes": 1}
+
+
+def test_dtmf_records_of_a_call_are_bounded(tmp_path):
+    async def scenario():
+        async with _bridge(tmp_path, session=SessionSettings(redact="off")) as bridge:
+            client = await caller(bridge).connect()
+            for _ in range(2000):
+                await client.send_dtmf("5")
+            await client.send_silence(0.2)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 10)
+            return bridge.storage.get_call(client.call_uuid)
+
+    stored = run(scenario())
+    assert len(stored.dtmf) == 512 and stored.end_reason == "hangup"
+
+
+def test_transcript_wait_is_honoured_up_to_its_maximum(tmp_path):
+    """wait=20 on a call that ends after 14 s: the answer is OK with its last final (the script's
+    own timeout used to cut it at 13 s)."""
+    async def scenario():
+        async with _bridge(tmp_path) as bridge:
+            call = call_info(UUID_A)
+            await bridge.sinks.call_started(call)
+
+            async def end_later():
+                await asyncio.sleep(14)
+                await bridge.sinks.transcript(call, event("final", 0, "finally done"))
+                call.ended_at, call.end_reason = datetime.now(timezone.utc), "hangup"
+                await bridge.sinks.call_ended(call)
+
+            ending = asyncio.create_task(end_later())
+            result = await _agi(bridge, f"transcript?uuid={UUID_A}&wait=20", timeout_s=30)
+            await ending
+            return result
+
+    result = asyncio.run(scenario())
+    assert (result.variables["TRANSCRIPT_STATUS"], result.variables["TRANSCRIPT"]) == ("OK", "finally done")
