@@ -158,7 +158,8 @@ def stream_starts(bridge: BridgeProcess, uuid: str) -> int:
 
 
 async def agi_transcript(bridge: BridgeProcess, uuid: str) -> dict[str, str]:
-    done = await run_agi("127.0.0.1", bridge.agi_port, f"agi://127.0.0.1/transcript?uuid={uuid}")
+    done = await run_agi("127.0.0.1", bridge.agi_port, f"agi://127.0.0.1/transcript?uuid={uuid}",
+                         preset={"AUDIOSOCKET_AGI_SECRET": AGI_SECRET})  # as [globals] has it
     return done.variables
 
 
