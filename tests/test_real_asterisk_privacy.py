@@ -15,11 +15,10 @@ from typing import Iterator
 
 import pytest
 
-from tests.asterisk_pbx import REPO, Asterisk, AsteriskUnavailable, Installation, manager_user_setting
+from tests.asterisk_pbx import REPO, Asterisk, manager_user_setting
 from tests.support.ami_observer import AmiObserver
 from tests.support.bridge_process import BridgeProcess
-from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, observe_as_tester, place_call,
-                                     unavailable)
+from tests.support.pbx_calls import observed, place_call, pbx_for_tests
 from tests.support.ports import free_port
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -68,13 +67,8 @@ def bridge(workdir, pbx_port, receiver) -> Iterator[BridgeProcess]:
 
 @pytest.fixture(scope="module")
 def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
-    try:
-        installation = Installation.find()
-    except AsteriskUnavailable as error:
-        unavailable(error)
-    asterisk = Asterisk(installation, workdir / "asterisk", ami_port=pbx_port,
-                        globals={"TRANSCRIBER": bridge.transcriber, "FASTAGI": bridge.fastagi},
-                        extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER)
+    asterisk = pbx_for_tests(workdir, pbx_port, {"TRANSCRIBER": bridge.transcriber,
+                                            "FASTAGI": bridge.fastagi})
     asterisk.start()
     bridge.start()
     yield asterisk
@@ -84,9 +78,7 @@ def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
-    observer = observe_as_tester(pbx)
-    yield observer
-    observer.close()
+    yield from observed(pbx)
 
 
 def stored(bridge: BridgeProcess, uuid: str):
