@@ -22,6 +22,7 @@ from tests.support.bridges import ANY_LOOPBACK_PORT, caller, run
 from tests.support.builders import UUID_A, call_info, event
 from tests.support.fake_agi_client import AgiCall, run_agi
 from tests.support.fake_engine import FakeEngine
+from tests.support.scrape import http_get, samples, value
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)
 
@@ -303,3 +304,21 @@ def test_transcript_wait_is_honoured_up_to_its_maximum(tmp_path):
 
     result = asyncio.run(scenario())
     assert (result.variables["TRANSCRIPT_STATUS"], result.variables["TRANSCRIPT"]) == ("OK", "finally done")
+
+
+def test_metrics_and_health_show_no_transcript_text_and_count_refusals(tmp_path):
+    async def scenario():
+        async with Bridge(FakeEngine(), storage_url=f"sqlite:///{tmp_path}/calls.db",
+                          listen=ANY_LOOPBACK_PORT, agi_listen=ANY_LOOPBACK_PORT,
+                          metrics_listen=ANY_LOOPBACK_PORT,
+                          agi_allow=AllowList(parse_networks(["127.0.0.2"]))) as bridge:
+            await _finished_call(bridge, "zebra crossing at midnight")
+            await _agi(bridge, f"transcript?uuid={UUID_A}")
+            address = bridge.metrics_server.address
+            return (await http_get(address, "/metrics"))[1], (await http_get(address, "/healthz"))[1]
+
+    metrics, health = run(scenario())
+    for body in (metrics, health):
+        assert "zebra" not in body and UUID_A not in body
+    assert value(samples(metrics), "audiosocket_access_refused_total", listener="FastAGI",
+                 reason="not-allowed") == 1
