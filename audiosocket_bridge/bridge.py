@@ -30,7 +30,8 @@ from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
 from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webhook_secret
 from .outputs.live import LiveCalls
-from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
+from .outputs.http import HttpServer, metrics_routes
+from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics
 from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
@@ -75,7 +76,7 @@ class Bridge:
                            if agi_listen is not None else None)
         self.metrics_server = None
         if self.metrics is not None:
-            self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
+            self.metrics_server = HttpServer([metrics_routes(self.metrics)], *metrics_listen)
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
                                storage_sink=self.storage_sink, ami_sink=self.ami_sink,
                                webhook=self.webhook)
