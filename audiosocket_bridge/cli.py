@@ -85,6 +85,17 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--webhook-secret-file", metavar="FILE", help="read the webhook secret from this file")
     add("--webhook-timeout", type=float, metavar="SECONDS",
         help="time allowed for one POST (default 10)")
+    add("--http-token-file", metavar="FILE",
+        help="the bearer token (16+ characters) that the caption stream, the page's data and "
+             "search need, on the --metrics-listen port (default: none, so they are refused)")
+    add("--http-no-auth", action="store_true", default=None,
+        help="let anyone who reaches the --metrics-listen port read transcripts (behind a "
+             "reverse proxy that does its own login; default off)")
+    add("--http-max-connections", type=int, metavar="N",
+        help="open HTTP connections at most, caption subscribers included (default 256)")
+    add("--alert", action="append", metavar="PHRASE",
+        help="raise a TranscriptAlert when a final says this phrase (any case, whole words), or "
+             "matches re:PATTERN (repeatable)")
     add("--webhook-max-age", type=float, metavar="SECONDS",
         help="stop trying to deliver a call this long after it ended (default 86400)")
 

@@ -56,10 +56,17 @@ class BridgeConfig:
     webhook_secret_file: Optional[str] = None  # read when webhook_secret is not given
     webhook_timeout: float = 10.0
     webhook_max_age: float = 86400.0  # give a delivery up this long after its call ended
+    http_token_file: Optional[str] = None  # the bearer token for transcripts over HTTP (captions)
+    http_no_auth: bool = False  # transcripts over HTTP readable by anyone reaching the port
+    http_max_connections: int = 256
+    alert: tuple[str, ...] = ()  # phrases, or re:PATTERN, raising alerts (outputs/alerts.py)
 
     def __post_init__(self) -> None:
         if self.webhook_url:
             check_url(self.webhook_url)
+        if self.alert:
+            from .outputs.alerts import parse_rules
+            parse_rules(self.alert)
 
     def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -97,6 +104,8 @@ def parse_value(name: str, text: str) -> Any:
         if value is None:
             raise ValueError(f"{name}: expected a boolean, got {text!r}")
         return value
+    if kind is tuple and name == "alert":  # one rule a line (a pattern may hold any character)
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
     if kind is tuple:
         return parse_server_list(text)
     return kind(text.strip())
@@ -149,6 +158,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
     merged["ami"] = tuple(merged.get("ami", ()))
+    merged["alert"] = tuple(merged.get("alert", ()))
     merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)
     return BridgeConfig(**merged)
 

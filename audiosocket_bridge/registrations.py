@@ -36,12 +36,15 @@ class CallOptions:
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
     grammar: Optional[str] = None  # IVR grammar (whisper.grammar): "digits:4-10", "yesno", "choices:a|b"
+    conversation: Optional[str] = None  # links the legs of one conversation, e.g. ${CHANNEL(linkedid)}
+    alerts: Optional[str] = None  # phrases raising a TranscriptAlert when a final says them: "a|b"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker, grammar. Raises ValueError for an unknown mode or grammar or a malformed value."""
+        speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"). Raises
+        ValueError for an unknown mode, grammar or alert or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
@@ -51,12 +54,23 @@ class CallOptions:
                    partials=parse_bool(lower.get("partials")), mode=mode,
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
                    speaker=blank_to_none(lower.get("speaker")),
-                   grammar=_grammar(lower.get("grammar")))
+                   grammar=_grammar(lower.get("grammar")),
+                   conversation=blank_to_none(lower.get("conversation")),
+                   alerts=_alerts(lower.get("alerts") or lower.get("alert")))
 
 
 def _languages(text: Optional[str]) -> Optional[str]:
     """One language code, or several as candidates ("es|en"); refused at registration if unknown."""
     return check_languages(blank_to_none(text))
+
+
+def _alerts(spec: Optional[str]) -> Optional[str]:
+    from .outputs.alerts import call_rules  # refused at registration, like a grammar
+
+    spec = blank_to_none(spec)
+    if spec is not None:
+        call_rules(spec)
+    return spec
 
 
 def _grammar(spec: Optional[str]) -> Optional[str]:
@@ -91,6 +105,8 @@ def _merge(old: Registration, new: Registration) -> Registration:
         no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
         speaker=pick(opts_old.speaker, opts_new.speaker),
         grammar=pick(opts_old.grammar, opts_new.grammar),
+        conversation=pick(opts_old.conversation, opts_new.conversation),
+        alerts=pick(opts_old.alerts, opts_new.alerts),
     )
     return Registration(
         uuid=old.uuid,

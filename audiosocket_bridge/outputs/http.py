@@ -69,6 +69,12 @@ async def _not_found(request: web.Request, handler):
         return web.Response(status=404, text="see /metrics, /healthz\n")
 
 
+def _signal_handler(hook: Callable[[], None]):
+    async def run(_app: web.Application) -> None:
+        hook()
+    return run
+
+
 class HttpServer:
     """One aiohttp application on host:port with the routes of `installers`."""
 
@@ -80,7 +86,7 @@ class HttpServer:
         for install in installers:
             install(self.app)
         for hook in on_shutdown:  # e.g. close the WebSockets, or shutdown waits for them
-            self.app.on_shutdown.append(lambda _app, hook=hook: hook())
+            self.app.on_shutdown.append(_signal_handler(hook))
         self._runner: Optional[web.AppRunner] = None
         self._server: Optional[asyncio.AbstractServer] = None
 

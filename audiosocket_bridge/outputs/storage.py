@@ -49,7 +49,7 @@ _END_CALL = """
 """
 _SELECT_CALL = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
-           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
+           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.conversation, c.speaker
     FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
 """
 _SELECT_SEGMENTS = """
@@ -71,6 +71,8 @@ class StoredCall:
     grammar: Optional[str] = None  # the call's IVR grammar, if it had one
     owner_heartbeat_at: Optional[datetime] = None  # that bridge's last sign of life
     owner_stopped_at: Optional[datetime] = None  # set when that bridge shut down cleanly
+    conversation: Optional[str] = None  # links the legs of one conversation (dialplan option)
+    speaker: Optional[str] = None  # this leg's talker, e.g. "agent" or "customer"
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,11 @@ class SqlStorage:
             call.sample_rate_hz,
             json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
         ))
+        options = reg.options
+        conversation, speaker = getattr(options, "conversation", None), options.speaker
+        if conversation or speaker:
+            self._execute("UPDATE calls SET conversation = ?, speaker = ? WHERE uuid = ?",
+                          (conversation, speaker, call.uuid))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
         self._execute(_INSERT_SEGMENT, (
@@ -267,11 +274,7 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = rows[0]
-        digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
-        return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
-                          reason, language, digits, bridge, grammar, as_datetime(beat),
-                          as_datetime(stopped))
+        return _stored_call(rows[0])
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
@@ -281,6 +284,19 @@ class SqlStorage:
         if self.get_call(uuid) is None:
             return None
         return joined_text(s.text for s in self.get_segments(uuid))
+
+
+    def segment_offset(self, uuid: str) -> int:
+        """The stored index of this session's first segment of the call (0 for a new UUID)."""
+        return self._segment_offsets.get(uuid, 0)
+
+
+def _stored_call(row: Sequence[Any]) -> StoredCall:
+    uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = row[:11]
+    digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
+    return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
+                      reason, language, digits, bridge, grammar, as_datetime(beat),
+                      as_datetime(stopped), *row[11:13])
 
 
 _SQLITE_BUSY_S = 30.0
