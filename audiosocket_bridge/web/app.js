@@ -71,7 +71,7 @@ function conversationOf(call) {
     const empty = $("live").querySelector(".empty");
     if (empty) empty.remove();
     $("live").prepend(root);
-    conv = { root, title, lines, legs: [] };
+    conv = { root, title, lines, legs: [], t0: call.startedMs / 1000 };
     state.conversations.set(call.key, conv);
   }
   return conv;
@@ -89,6 +89,7 @@ function callStarted(m) {
   const conv = conversationOf(call);
   call.speakerIndex = conv.legs.length;
   conv.legs.push(m.call);
+  conv.t0 = Math.min(conv.t0, call.startedMs / 1000);  // the conversation's clock: its first leg
   conv.root.classList.remove("ended");
   conv.title.textContent = (m.conversation ? `Conversation ${m.conversation}: ` : "Call: ") +
     conv.legs.map((uuid) => state.calls.get(uuid).label).join(" / ");
@@ -122,7 +123,7 @@ function showText(m) {
   line.classList.toggle("partial", m.type === "partial");
   line.classList.toggle("final", m.type === "final");
   line.dataset.t = String(call.startedMs / 1000 + m.start_s);
-  line.querySelector(".when").textContent = clock(m.start_s);
+  line.querySelector(".when").textContent = clock(Number(line.dataset.t) - conv.t0);
   line.querySelector(".text").textContent = m.text;
   placeLine(conv, line);
   if (state.alerted.has(key)) markAlert(line, state.alerted.get(key));
