@@ -18,7 +18,7 @@ from audiosocket_bridge.outputs.sinks import CallInfo
 from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_bridge.registrations import CallOptions, Registration
 from tests.support.bridges import bridge_under_test, caller, run
-from tests.support.caption_stream import TOKEN, StreamClient
+from tests.support.caption_stream import TOKEN, StreamClient, assert_valid
 from tests.support.fake_ami import FakeAmi, transcriber
 from whisper.streaming.types import TranscriptEvent
 
@@ -132,6 +132,7 @@ def test_an_alert_phrase_reaches_ami_the_stream_and_storage(tmp_path):
             assert await bridge.live.wait_ended(client.call_uuid, 5)
             assert await listener.wait_for(lambda ms: any(m["type"] == "call_ended" for m in ms))
             await listener.close()
+            assert_valid(listener.messages)
             return client.call_uuid, listener.of("alert"), call_alerts(bridge.storage, client.call_uuid), \
                 json.loads(export_call(bridge.storage, client.call_uuid, "json"))["alerts"]
 

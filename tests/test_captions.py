@@ -7,13 +7,12 @@ from datetime import datetime, timezone
 import pytest
 
 from audiosocket_bridge.outputs.alerts import call_rules, matches, parse_rule, parse_rules
-from audiosocket_bridge.outputs.captions import (CaptionHub, CaptionLimits, Subscriber,
-                                                 parse_since, skip_replayed)
+from audiosocket_bridge.outputs.captions import CaptionHub, CaptionLimits, Replayed, parse_since
 from audiosocket_bridge.outputs.http_auth import HttpAccess
 from audiosocket_bridge.outputs.sinks import CallInfo
 from audiosocket_bridge.registrations import CallOptions, Registration
 from tests.support.bridges import bridge_under_test, caller, run
-from tests.support.caption_stream import TOKEN, StreamClient, finals_of, http_status
+from tests.support.caption_stream import TOKEN, StreamClient, assert_valid, finals_of, http_status
 from whisper.streaming.types import TranscriptEvent
 
 UUID = "5e4a0b4e-3f8e-4f5e-9d56-0a6c3c1d2e01"
@@ -85,10 +84,13 @@ def test_since_parsing_and_replayed_finals_skipped():
         parse_since("4", None)
     with pytest.raises(ValueError, match="since"):
         parse_since(f"{UUID}:x", None)
-    replayed = {UUID: 3}
-    assert skip_replayed({"type": "final", "call": UUID, "segment": 3}, replayed)
-    assert not skip_replayed({"type": "final", "call": UUID, "segment": 4}, replayed)
-    assert not skip_replayed({"type": "partial", "call": UUID, "segment": 2}, replayed)
+    replayed = Replayed.of([{"type": "call_started", "call": UUID},
+                            *({"type": "final", "call": UUID, "segment": n} for n in (2, 3))])
+    assert replayed.skip({"type": "final", "call": UUID, "segment": 3})
+    assert not replayed.skip({"type": "final", "call": UUID, "segment": 4})
+    assert not replayed.skip({"type": "partial", "call": UUID, "segment": 2})
+    started = {"type": "call_started", "call": UUID}
+    assert replayed.skip(started) and not replayed.skip(started)  # a later session's start passes
 
 
 def test_phrases_match_whole_words_in_any_case_across_punctuation():
@@ -143,7 +145,7 @@ def test_the_stream_refuses_a_client_without_the_token_and_metrics_stay_open(tmp
     run(scenario())
 
 
-def test_a_call_streams_started_partials_finals_and_ended_in_order(tmp_path):
+def test_a_call_streams_started_partials_finals_and_ended_in_order_then_bye(tmp_path):
     async def scenario():
         async with _bridge(tmp_path) as bridge:
             everyone = await StreamClient(bridge.metrics_server.address).open()
@@ -159,8 +161,13 @@ def test_a_call_streams_started_partials_finals_and_ended_in_order(tmp_path):
                 assert kinds == ["call_started", "partial", "final", "partial", "final", "call_ended"]
                 assert finals_of(listener.messages, client.call_uuid) == [0, 1]
                 assert listener.of("final")[1]["text"] == "segment 1"
-            await everyone.close()
+                assert_valid(listener.messages)
             await one.close()
+        assert await everyone.wait_for(lambda ms: ms[-1]["type"] == "bye")  # the bridge stopped
+        assert everyone.messages[-1] == {"type": "bye", "reason": "shutdown"}
+        assert everyone.close_code == 1001
+        assert_valid(everyone.messages[-1:])
+        await everyone.close()
     run(scenario())
 
 
@@ -188,6 +195,7 @@ def test_a_reconnecting_client_misses_no_final_from_the_ring_or_from_storage(tmp
             after = await StreamClient(address, call=client.call_uuid, since="7").open()
             assert await after.wait_for(lambda ms: any(m["type"] == "call_ended" for m in ms))
             assert [m["type"] for m in after.messages] == ["call_started", "final", "call_ended"]
+            assert_valid(back.messages + after.messages)
             for each in (back, recent, after):
                 await each.close()
     run(scenario())

@@ -2,6 +2,7 @@
 conversations, search, and the page (audiosocket_bridge/web/).
 
   GET /                                  the page (static; it asks for the token)
+  GET /static/caption-stream.schema.json the stream's messages as a JSON schema
   GET /stream[?call=UUID][&since=...]    WebSocket, or Server-Sent Events (Accept: text/event-stream)
   GET /api/calls                         the latest stored calls, newest first
   GET /api/calls/{uuid}                  a stored call as JSON (segments, words, alerts)
@@ -24,8 +25,8 @@ from aiohttp import web
 
 from ..audiosocket.protocol import canonical_uuid
 from . import export, search
-from .captions import (CaptionHub, Message, TooManySubscribers, ended_message, newest_segments,
-                       parse_since, skip_replayed, stored_final_message, stored_started_message)
+from .captions import (CaptionHub, Message, Replayed, TooManySubscribers, ended_message,
+                       parse_since, stored_final_message, stored_started_message)
 from .http_auth import HttpAccess
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ SEND_TIMEOUT_S = 10.0  # a subscriber that takes longer to accept one message is
 HEARTBEAT_S = 20.0
 MAX_INCOMING_BYTES = 4096  # the stream is one-way; clients send nothing worth reading
 SLOW_CLOSE_CODE = 4008  # WebSocket close code: the subscriber fell behind (with the reason)
-PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
+PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css",
+              "caption-stream.schema.json": "application/schema+json"}
 
 Send = Callable[[Message], Awaitable[None]]
 
@@ -187,11 +189,11 @@ class CaptionRoutes:
         """The backlog (finals the client asked for again, and the live calls), then live
         messages; a final in both is sent once. Ends when the subscriber is closed."""
         replay = await self.backlog(subscriber.call, since)
-        replayed = newest_segments(replay)
+        replayed = Replayed.of(replay)
         for message in replay:
             await asyncio.wait_for(send(message), SEND_TIMEOUT_S)
         while (message := await subscriber.next()) is not None:
-            if not skip_replayed(message, replayed):
+            if not replayed.skip(message):
                 await asyncio.wait_for(send(message), SEND_TIMEOUT_S)
         await asyncio.wait_for(send({"type": "bye", "reason": subscriber.closed_reason}),
                                SEND_TIMEOUT_S)

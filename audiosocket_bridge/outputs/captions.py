@@ -240,15 +240,30 @@ def parse_since(text: Optional[str], call: Optional[str]) -> dict[str, int]:
     return found
 
 
-def skip_replayed(message: Message, replayed: dict[str, int]) -> bool:
-    """A live final that the backlog already sent (the subscription began before the backlog
-    was read, so the two may overlap)."""
-    return message["type"] == "final" and message["segment"] <= replayed.get(message["call"], -1)
+@dataclass
+class Replayed:
+    """What a subscriber's backlog sent: the newest final and the start of each call in it."""
 
+    finals: dict[str, int]
+    started: set[str]
 
-def newest_segments(messages: Iterable[Message]) -> dict[str, int]:
-    newest: dict[str, int] = {}
-    for message in messages:
+    @classmethod
+    def of(cls, messages: Iterable[Message]) -> "Replayed":
+        replayed = cls({}, set())
+        for message in messages:
+            call = message.get("call")
+            if message["type"] == "final":
+                replayed.finals[call] = max(replayed.finals.get(call, -1), message["segment"])
+            elif message["type"] == "call_started":
+                replayed.started.add(call)
+        return replayed
+
+    def skip(self, message: Message) -> bool:
+        """A live message that the backlog already sent (the subscription began before the
+        backlog was read, so the two may overlap): a final, or the call's start once."""
         if message["type"] == "final":
-            newest[message["call"]] = max(newest.get(message["call"], -1), message["segment"])
-    return newest
+            return message["segment"] <= self.finals.get(message["call"], -1)
+        if message["type"] == "call_started" and message["call"] in self.started:
+            self.started.discard(message["call"])
+            return True
+        return False

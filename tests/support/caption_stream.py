@@ -78,3 +78,16 @@ async def http_status(address, path: str, token: Optional[str] = None) -> tuple[
 
 def finals_of(messages: list[dict], call: str) -> list[int]:
     return [m["segment"] for m in messages if m["type"] == "final" and m["call"] == call]
+
+
+def assert_valid(messages: list[dict]) -> None:
+    """Every message as the shipped JSON schema (audiosocket_bridge/web) describes it."""
+    from importlib import resources
+
+    import jsonschema
+
+    schema = json.loads(resources.files("audiosocket_bridge.web")
+                        .joinpath("caption-stream.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    for message in messages:
+        validator.validate(message)
