@@ -221,3 +221,30 @@ def test_server_sent_events_carry_the_same_messages(tmp_path):
                     assert lines[0] == "event: call_started" and "event: partial" in lines
                     await client.finish("hangup")
     run(scenario())
+
+
+def test_alerts_and_the_token_from_flags_environment_and_file(tmp_path):
+    from audiosocket_bridge import cli
+    from audiosocket_bridge.bridge import http_access
+
+    def config(*argv, environ=None):
+        return cli.load_config(cli.build_parser().parse_args(list(argv)), environ or {})
+
+    assert config("--alert", "refund", "--alert", "re:x+").alert == ("refund", "re:x+")
+    assert config(environ={"AUDIOSOCKET_ALERT": "cancel my contract\nre:a;b|c\n"}).alert == (
+        "cancel my contract", "re:a;b|c")
+    ini = tmp_path / "bridge.ini"
+    ini.write_text("[bridge]\nalert =\n    refund\n    re:\\bcancel\n")
+    assert cli.load_config(cli.build_parser().parse_args(["--config", str(ini)]), {}).alert == (
+        "refund", "re:\\bcancel")
+    with pytest.raises(ValueError, match="alert pattern 're:\\(x'"):
+        config("--alert", "re:(x")
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    access = http_access(config("--http-token-file", str(token_file)))
+    assert access.token == TOKEN and not access.open_access and TOKEN not in repr(access)
+    assert not http_access(config()).enabled and http_access(config("--http-no-auth")).open_access
+    token_file.write_text("short\n")
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        http_access(config("--http-token-file", str(token_file)))
+    assert cli.main(["--alert", "re:(", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 10.0  # a subscriber that takes longer to accept one message is dropped
 HEARTBEAT_S = 20.0
 MAX_INCOMING_BYTES = 4096  # the stream is one-way; clients send nothing worth reading
-SLOW_CLOSE_CODE = 4008  # WebSocket close code: the subscriber fell behind (with the reason)
+SLOW_CLOSE_CODE = 4008
+CONTEXT_FINALS = 20  # a live call's latest finals sent to a new subscriber that gave no since  # WebSocket close code: the subscriber fell behind (with the reason)
 PAGE_FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css",
               "caption-stream.schema.json": "application/schema+json"}
 
@@ -208,7 +209,10 @@ class CaptionRoutes:
     async def _call_backlog(self, uuid: str, since: Optional[int]) -> list[Message]:
         live = self.hub.live(uuid)
         if live is not None:
-            recent = list(live.ring) if since is None else self.hub.recent_finals(uuid, since)
+            if since is None:
+                recent = list(live.ring)[-CONTEXT_FINALS:]
+            else:
+                recent = self.hub.recent_finals(uuid, since)
             if recent is None:  # the ring no longer reaches back to `since`: storage has it all
                 recent = [stored_final_message(uuid, s) for s in
                           await self._read(self.storage.get_segments, uuid) if s.index >= since]
