@@ -10,8 +10,8 @@ import pytest
 from audiosocket_bridge import cli
 from audiosocket_bridge.asterisk.ami_sink import AmiConfig
 from audiosocket_bridge.outputs.alerts import parse_rules
-from audiosocket_bridge.outputs.http_auth import HttpAccess
 from audiosocket_bridge.outputs.export import export_call, export_conversation
+from audiosocket_bridge.outputs.http_auth import HttpAccess
 from audiosocket_bridge.outputs.migrations import MIGRATIONS, SqliteDialect, migrate
 from audiosocket_bridge.outputs.search import call_alerts, search
 from audiosocket_bridge.outputs.sinks import CallInfo

@@ -1,7 +1,8 @@
 """The caption stream's core (no sockets): a Sink that turns calls and transcripts into JSON-ready
 messages and fans them out to subscribers, each with a bounded queue.
 
-Messages (docs/caption-stream.schema.json; README "Live captions"):
+Messages (their JSON schema: audiosocket_bridge/web/caption-stream.schema.json; README "Live
+captions"):
   call_started  {type, call, channel, speaker, conversation, started_at}
   partial       {type, call, segment, start_s, end_s, text}            may still change
   final         {type, call, segment, start_s, end_s, text, language, words: [{text, start_s,
@@ -62,7 +63,7 @@ def _words(words) -> list[dict]:
 def started_message(call: CallInfo) -> Message:
     options = call.registration.options
     return {"type": "call_started", "call": call.uuid, "channel": call.registration.channel,
-            "speaker": options.speaker, "conversation": getattr(options, "conversation", None),
+            "speaker": options.speaker, "conversation": options.conversation,
             "started_at": _iso(call.started_at)}
 
 
@@ -80,8 +81,7 @@ def ended_message(uuid: str, ended_at, reason: Optional[str]) -> Message:
 
 def stored_started_message(call: StoredCall) -> Message:
     return {"type": "call_started", "call": call.uuid, "channel": call.channel,
-            "speaker": getattr(call, "speaker", None),
-            "conversation": getattr(call, "conversation", None),
+            "speaker": call.speaker, "conversation": call.conversation,
             "started_at": _iso(call.started_at)}
 
 

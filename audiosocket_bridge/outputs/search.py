@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from .storage import StoredCall, _SELECT_CALL, _stored_call, as_datetime
+from .storage import SELECT_CALLS, StoredCall, as_datetime, stored_call
 
 MAX_RESULTS = 200
 MAX_QUERY_CHARS = 200
-_CALL_COLUMNS = _SELECT_CALL.split("WHERE c.uuid")[0]
 
 
 @dataclass(frozen=True)
@@ -79,15 +78,15 @@ def search(storage, query: str, limit: int = 50) -> list[SearchHit]:
 
 def recent_calls(storage, limit: int = 50) -> list[StoredCall]:
     limit = max(1, min(limit, MAX_RESULTS))
-    rows = storage.query(_CALL_COLUMNS + " ORDER BY c.started_at DESC LIMIT ?", (limit,))
-    return [_stored_call(row) for row in rows]
+    rows = storage.query(SELECT_CALLS + " ORDER BY c.started_at DESC LIMIT ?", (limit,))
+    return [stored_call(row) for row in rows]
 
 
 def conversation_calls(storage, conversation: str) -> list[StoredCall]:
     """The legs of one conversation, the first to start first."""
-    rows = storage.query(_CALL_COLUMNS + " WHERE c.conversation = ? ORDER BY c.started_at, c.uuid "
+    rows = storage.query(SELECT_CALLS + " WHERE c.conversation = ? ORDER BY c.started_at, c.uuid "
                          "LIMIT ?", (conversation, MAX_RESULTS))
-    return [_stored_call(row) for row in rows]
+    return [stored_call(row) for row in rows]
 
 
 def record_alert(storage, uuid: str, segment_index: int, rule: str, matched: str,

@@ -47,11 +47,13 @@ _SET_CALL_LANGUAGE = "UPDATE calls SET language = COALESCE(language, ?) WHERE uu
 _END_CALL = """
     UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ? WHERE uuid = ?
 """
-_SELECT_CALL = """
+# What a StoredCall is read from (stored_call()); outputs/search.py selects calls with it too.
+SELECT_CALLS = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
            c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.conversation, c.speaker
-    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
+    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id
 """
+_SELECT_CALL = SELECT_CALLS + " WHERE c.uuid = ?"
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
@@ -189,11 +191,9 @@ class SqlStorage:
             call.sample_rate_hz,
             json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
         ))
-        options = reg.options
-        conversation, speaker = getattr(options, "conversation", None), options.speaker
-        if conversation or speaker:
+        if reg.options.conversation or reg.options.speaker:
             self._execute("UPDATE calls SET conversation = ?, speaker = ? WHERE uuid = ?",
-                          (conversation, speaker, call.uuid))
+                          (reg.options.conversation, reg.options.speaker, call.uuid))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
         self._execute(_INSERT_SEGMENT, (
@@ -274,7 +274,7 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        return _stored_call(rows[0])
+        return stored_call(rows[0])
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
@@ -291,7 +291,7 @@ class SqlStorage:
         return self._segment_offsets.get(uuid, 0)
 
 
-def _stored_call(row: Sequence[Any]) -> StoredCall:
+def stored_call(row: Sequence[Any]) -> StoredCall:
     uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = row[:11]
     digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
     return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
