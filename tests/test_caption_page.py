@@ -1,8 +1,9 @@
 """The caption page in a real browser (headless Debian chromium through Selenium): a live call's
 partials and finals drawn within a second of the bridge emitting them, an alert phrase highlighted
 (and sent to AMI), search over stored calls by a spoken word, a two-leg conversation shown
-interleaved with speaker labels and exported as one, and a page without the token let in to
-nothing. Screenshots are left in the test's folder (and the live one in the notes folder)."""
+interleaved with speaker labels and exported as one, a page without the token let in to
+nothing, and a page whose stream drops mid-call showing every final once after it reconnects.
+Screenshots are left in the test's folder (and the live one in the notes folder)."""
 import asyncio
 import shutil
 import time
@@ -162,6 +163,35 @@ def test_a_two_leg_conversation_is_shown_interleaved_and_exported_as_one(tmp_pat
                 srt = response.read().decode()
             assert [line.split(":")[0] for line in srt.splitlines() if ": segment" in line] == speakers
             driver.save_screenshot(str(tmp_path / "captions-conversation.png"))
+        finally:
+            loop.run(bridge.close(), 60)
+
+
+def test_the_page_reconnects_and_shows_every_final_once(tmp_path):
+    bridge = bridge_under_test(tmp_path, metrics=True, http_access=HttpAccess(token=TOKEN))
+
+    async def call() -> str:
+        client = await caller(bridge).connect()
+        await client.send_silence(5.0, realtime=True)  # the fake engine: a final each second
+        await client.finish("hangup")
+        assert await bridge.live.wait_ended(client.call_uuid, 10)
+        return client.call_uuid
+
+    with LoopThread() as loop, chromium(tmp_path) as driver:
+        loop.run(bridge.start())
+        try:
+            driver.get(_page_url(bridge))
+            wait_until(lambda: driver.find_element("id", "status").text == "live", what="the stream")
+            calling = loop.start(call())
+            wait_until(lambda: _css(driver, "#live .line.final"), what="a first final")
+            loop.loop.call_soon_threadsafe(bridge.captions.shutdown, "cut")  # every stream drops
+            wait_until(lambda: driver.find_element("id", "status").text == "reconnecting",
+                       what="the page noticing")
+            uuid = calling.result(60)
+            wait_until(lambda: _css(driver, "#live .conversation.ended"), what="the call's end")
+            stored = len(bridge.storage.get_segments(uuid))
+            segments = [int(line.get_attribute("data-segment")) for line in _css(driver, "#live .line.final")]
+            assert stored >= 5 and segments == list(range(stored))  # none missed while away, none twice
         finally:
             loop.run(bridge.close(), 60)
 
