@@ -2,8 +2,9 @@
 
 Its order matters twice:
   * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    webhook's (it queues a call once storage has all of it), the console, AMI and the metrics,
-    and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
+    webhook's (it queues a call once storage has all of it), the console, AMI, the metrics, the
+    caption stream, the phrase alerts (after the sinks they feed, so a final reaches each before
+    its alert), and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
     once every other sink has the call's last final;
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
@@ -32,7 +33,12 @@ from .access import AllowList, Gate, parse_networks
 from .config import (BridgeConfig, agi_secret, ami_secret, read_secret, split_host_port,
                      webhook_secret)
 from .outputs.live import LiveCalls
-from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
+from .outputs.alerts import AlertRule, AlertSink, parse_rules
+from .outputs.caption_routes import CaptionRoutes
+from .outputs.captions import CaptionHub
+from .outputs.http import HttpLimits, HttpServer, metrics_routes
+from .outputs.http_auth import HttpAccess
+from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics
 from .outputs.presence import BridgePresence, PresenceTiming, reuse_refusal, utc_now
 from .outputs.retention import Retention
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
@@ -58,7 +64,9 @@ class Bridge:
                  presence: PresenceTiming = PresenceTiming(),
                  webhook: Optional[WebhookOptions] = None,
                  allow: Optional[AllowList] = None, agi_allow: Optional[AllowList] = None,
-                 agi_secret: str = "", retention_days: float = 0.0) -> None:
+                 agi_secret: str = "", retention_days: float = 0.0,
+                 http_access: HttpAccess = HttpAccess(), http_limits: HttpLimits = HttpLimits(),
+                 alerts: Sequence[AlertRule] = ()) -> None:
         """`allow`/`agi_allow`: who may connect (default: loopback and the AMI hosts)."""
         self.engine, self.session = engine, session
         self.listen = listen
@@ -77,6 +85,10 @@ class Bridge:
         self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
         self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
+        self.captions = (CaptionHub(segment_offset=self.storage.segment_offset)
+                         if metrics_listen is not None else None)
+        receivers = [r for r in (self.storage_sink, self.ami_sink, self.captions) if r is not None]
+        self.alerts = AlertSink(alerts, receivers, segment_offset=self.storage.segment_offset)
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
                                    host=listen[0], port=listen[1], max_calls=max_calls,
@@ -87,7 +99,10 @@ class Bridge:
                            if agi_listen is not None else None)
         self.metrics_server = None
         if self.metrics is not None:
-            self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
+            routes = CaptionRoutes(self.captions, self.storage, http_access)
+            self.metrics_server = HttpServer([metrics_routes(self.metrics), routes.install],
+                                             *metrics_listen, limits=http_limits,
+                                             on_shutdown=[lambda: self.captions.shutdown("shutdown")])
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
                                storage_sink=self.storage_sink, ami_sink=self.ami_sink,
                                webhook=self.webhook, retention=self.retention, gates=self.gates)
@@ -102,7 +117,10 @@ class Bridge:
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
                    bridge_id=config.bridge_id, webhook=webhook_options(config),
                    allow=_allow_list(config.allow), agi_allow=_allow_list(config.agi_allow),
-                   agi_secret=agi_secret(config), retention_days=config.retention_days)
+                   agi_secret=agi_secret(config), retention_days=config.retention_days,
+                   http_access=http_access(config),
+                   http_limits=HttpLimits(config.http_max_connections),
+                   alerts=parse_rules(config.alert))
 
     @property
     def address(self) -> Address:
@@ -126,8 +144,9 @@ class Bridge:
 
     def _sinks_in_order(self) -> list[Sink]:
         durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
-        optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
-        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.live]
+        optional = [sink for sink in (self.ami_sink, self.metrics, self.captions) if sink is not None]
+        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.alerts,
+                self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
@@ -231,6 +250,13 @@ def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
         return None
     return WebhookOptions(url=config.webhook_url, secret=webhook_secret(config),
                           timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
+
+
+def http_access(config: BridgeConfig) -> HttpAccess:
+    """Who reads transcripts over HTTP: the token file's holders, everyone (--http-no-auth), or
+    no one (neither given)."""
+    token = read_secret(None, config.http_token_file) or None
+    return HttpAccess(token=token, open_access=config.http_no_auth)
 
 
 def default_bridge_id(listen: Address) -> str:

@@ -87,6 +87,17 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--webhook-secret-file", metavar="FILE", help="read the webhook secret from this file")
     add("--webhook-timeout", type=float, metavar="SECONDS",
         help="time allowed for one POST (default 10)")
+    add("--http-token-file", metavar="FILE",
+        help="the bearer token (16+ characters) that the caption stream, the page's data and "
+             "search need, on the --metrics-listen port (default: none, so they are refused)")
+    add("--http-no-auth", action="store_true", default=None,
+        help="let anyone who reaches the --metrics-listen port read transcripts (behind a "
+             "reverse proxy that does its own login; default off)")
+    add("--http-max-connections", type=int, metavar="N",
+        help="open HTTP connections at most, caption subscribers included (default 256)")
+    add("--alert", action="append", metavar="PHRASE",
+        help="raise a TranscriptAlert when a final says this phrase (any case, whole words), or "
+             "matches re:PATTERN (repeatable)")
     add("--webhook-max-age", type=float, metavar="SECONDS",
         help="stop trying to deliver a call this long after it ended (default 86400)")
     add("--allow", action="append", metavar="CIDR",
@@ -113,12 +124,16 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--conversation", action="store_true",
+                        help="the argument is a conversation id: export its legs as one "
+                             "transcript, each cue labelled with its speaker")
 
 
 def build_parser(prog: str = "audiosocket-bridge") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Transcribe live Asterisk calls streamed over AudioSocket.",
-        epilog="Subcommand: `%(prog)s export UUID --format srt` writes a stored transcript. "
+        epilog="Subcommands: `%(prog)s export UUID --format srt` writes a stored transcript; "
+               "`%(prog)s search WORDS` finds stored calls by what was said. "
                "Every setting can also come from AUDIOSOCKET_<NAME> environment variables "
                "(e.g. AUDIOSOCKET_MAX_CALLS) or the --config file; flags win over the "
                "environment, which wins over the file.")
@@ -145,18 +160,22 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .outputs.export import export_call
+    from .outputs.export import export_call, export_conversation
     from .outputs.storage import open_storage
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
     storage = open_storage(settings.storage)
     try:
-        text = export_call(storage, args.uuid, args.format)
+        if args.conversation:
+            text = export_conversation(storage, args.uuid, args.format)
+        else:
+            text = export_call(storage, args.uuid, args.format)
     finally:
         storage.close()
     if text is None:
-        print(f"no stored call {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
+        what = "conversation" if args.conversation else "call"
+        print(f"no stored {what} {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
         return 1
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -164,6 +183,35 @@ def run_export(argv: Sequence[str], environ=None) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+# ---------------------------------------------------------------- search
+
+def build_search_parser(prog: str = "audiosocket-bridge search") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Find stored calls by what was said: "
+                                     "the finals holding every word, newest calls first.")
+    parser.add_argument("words", help='e.g. "refund" or "cancel contract"')
+    parser.add_argument("--limit", type=int, default=50, help="most finals shown (default 50)")
+    parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
+    return parser
+
+
+def run_search(argv: Sequence[str], environ=None) -> int:
+    from .outputs.search import search
+    from .outputs.storage import open_storage
+
+    args = build_search_parser().parse_args(argv)
+    storage = open_storage(load_config(args, environ).storage)
+    try:
+        hits = search(storage, args.words, args.limit)
+    finally:
+        storage.close()
+    for hit in hits:
+        who = f"{hit.speaker}: " if hit.speaker else ""
+        print(f"{hit.started_at.isoformat(timespec='seconds')}  {hit.uuid}  #{hit.segment_index} "
+              f"[{hit.start_s:.1f}s]  {who}{hit.text.strip()}")
+    return 0 if hits else 1
 
 
 # ---------------------------------------------------------------- serve
@@ -247,6 +295,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if argv[:1] == ["export"]:
             return run_export(argv[1:])
+        if argv[:1] == ["search"]:
+            return run_search(argv[1:])
         return run_serve(argv)
     except (ValueError, OSError) as error:
         print(f"audiosocket-bridge: {error}", file=sys.stderr)

@@ -67,6 +67,10 @@ class BridgeConfig:
     handshake_timeout: float = 5.0  # a connection must send its UUID within this many seconds
     redact: str = "pci"  # redaction.py: off | pci | pii (a call's own Redact wins)
     retention_days: float = 0.0  # delete calls ended longer ago than this (0: keep forever)
+    http_token_file: Optional[str] = None  # the bearer token for transcripts over HTTP (captions)
+    http_no_auth: bool = False  # transcripts over HTTP readable by anyone reaching the port
+    http_max_connections: int = 256
+    alert: tuple[str, ...] = ()  # phrases, or re:PATTERN, raising alerts (outputs/alerts.py)
 
     def __post_init__(self) -> None:
         if self.webhook_url:
@@ -75,6 +79,9 @@ class BridgeConfig:
         if self.retention_days < 0:
             raise ValueError(f"retention_days: must be 0 (keep forever) or more, got {self.retention_days:g}")
         parse_networks(self.allow + self.agi_allow)  # a bad entry is refused at start, not at a call
+        if self.alert:
+            from .outputs.alerts import parse_rules
+            parse_rules(self.alert)
 
     def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -113,6 +120,8 @@ def parse_value(name: str, text: str) -> Any:
         if value is None:
             raise ValueError(f"{name}: expected a boolean, got {text!r}")
         return value
+    if kind is tuple and name == "alert":  # one rule a line (a pattern may hold any character)
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
     if kind is tuple:
         return parse_server_list(text)
     return kind(text.strip())
@@ -165,6 +174,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
     merged["ami"] = tuple(merged.get("ami", ()))
+    merged["alert"] = tuple(merged.get("alert", ()))
     merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)
     return BridgeConfig(**merged)
 

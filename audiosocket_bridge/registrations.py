@@ -45,13 +45,16 @@ class CallOptions:
         if self.prompt is not None:
             shown["prompt"] = f"<{len(self.prompt)} chars>"
         return "CallOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None) + ")"
+    conversation: Optional[str] = None  # links the legs of one conversation, e.g. ${CHANNEL(linkedid)}
+    alerts: Optional[str] = None  # phrases raising a TranscriptAlert when a final says them: "a|b"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker, grammar, redact (off|pci|pii), retention (days). Raises ValueError for an unknown
-        mode, grammar or policy, a prompt over MAX_PROMPT_CHARS or a malformed value."""
+        speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), redact
+        (off|pci|pii), retention (days). Raises ValueError for an unknown mode, grammar, alert or
+        policy, a prompt over MAX_PROMPT_CHARS or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
@@ -62,6 +65,8 @@ class CallOptions:
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
                    speaker=_bounded("speaker", lower.get("speaker"), MAX_SPEAKER_CHARS),
                    grammar=_grammar(lower.get("grammar")),
+                   conversation=_bounded("conversation", lower.get("conversation"), MAX_SPEAKER_CHARS),
+                   alerts=_alerts(lower.get("alerts") or lower.get("alert")),
                    redact=_policy(lower.get("redact")),
                    retention_days=_retention(lower.get("retention") or lower.get("retentiondays")))
 
@@ -92,6 +97,15 @@ def _retention(text: Optional[str]) -> Optional[float]:
 def _languages(text: Optional[str]) -> Optional[str]:
     """One language code, or several as candidates ("es|en"); refused at registration if unknown."""
     return check_languages(blank_to_none(text))
+
+
+def _alerts(spec: Optional[str]) -> Optional[str]:
+    from .outputs.alerts import call_rules  # refused at registration, like a grammar
+
+    spec = blank_to_none(spec)
+    if spec is not None:
+        call_rules(spec)
+    return spec
 
 
 def _grammar(spec: Optional[str]) -> Optional[str]:
@@ -128,6 +142,8 @@ def _merge(old: Registration, new: Registration) -> Registration:
         grammar=pick(opts_old.grammar, opts_new.grammar),
         redact=pick(opts_old.redact, opts_new.redact),
         retention_days=pick(opts_old.retention_days, opts_new.retention_days),
+        conversation=pick(opts_old.conversation, opts_new.conversation),
+        alerts=pick(opts_old.alerts, opts_new.alerts),
     )
     return Registration(
         uuid=old.uuid,

@@ -185,9 +185,15 @@ def test_two_party_captions_one_stream_per_speaker(pbx, ami, bridge):
     call.wait_hangup(60)
     by_speaker: dict[str, list[str]] = {}
     ami.wait_for(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "TranscriptEnd", 20, mark)
+    legs = set()
     for event in ami.matching(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "Transcript"
                               and m.get("Final") == "1", mark):
         by_speaker.setdefault(event.get("Speaker"), []).append(event.get("Text"))
+        legs.add(event.get("Uuid"))
+    # both legs stored as one conversation: the caller's linkedid (Conversation: ${CHANNEL(linkedid)})
+    stored = [stored_segments(bridge, uuid)[0] for uuid in sorted(legs)]
+    assert {c.speaker for c in stored} == {"caller", "callee"}
+    assert len({c.conversation for c in stored}) == 1 and stored[0].conversation, stored
     assert set(by_speaker) == {"caller", "callee"}, by_speaker
     assert english_wer([texts_of("conf-getpin")], [" ".join(by_speaker["caller"])]) < 0.3, by_speaker
     assert english_wer([texts_of("vm-goodbye")], [" ".join(by_speaker["callee"])]) < 0.3, by_speaker

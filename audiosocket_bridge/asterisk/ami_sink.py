@@ -31,7 +31,8 @@ from ..redaction import channel_text
 from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
-from .ami_protocol import START_EVENT, AmiLineTooLong, caption_event, end_event, registration_from_event
+from .ami_protocol import (START_EVENT, AmiLineTooLong, alert_event, caption_event, end_event,
+                           registration_from_event)
 from whisper.grammar import parse_grammar
 
 from .variables import CallCaptionState, answer_confidence
@@ -138,6 +139,13 @@ class AmiSink:
                 self._unsent_finals[item.uuid] -= 1
                 if self._unsent_finals[item.uuid] <= 0:
                     del self._unsent_finals[item.uuid]
+
+    async def alert(self, call: CallInfo, alert) -> None:
+        """A phrase alert (outputs/alerts.py) as `UserEvent: TranscriptAlert`, sent as a final is."""
+        registration = self._registration(call)
+        self._put(OutboxItem(call.uuid, [alert_event(call.uuid, registration.channel, alert,
+                                                     registration.options.speaker)],
+                             final=True))
 
     async def call_ended(self, call: CallInfo) -> None:
         state = self._calls.pop(call.uuid, CallCaptionState())

@@ -1,7 +1,9 @@
 """A stored call's transcript as TXT, SRT or WebVTT (written by whisper.writers) or as the
-bridge's JSON document (the call, its DTMF digits, and every segment with its words)."""
+bridge's JSON document (the call, its DTMF digits, and every segment with its words); and a
+conversation (the legs of one bridged call) as one transcript with speakers."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from typing import Optional, Sequence
@@ -47,7 +49,7 @@ def _iso(value) -> Optional[str]:
     return value.isoformat() if value else None
 
 
-def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
+def to_json(call: StoredCall, segments: Sequence[StoredSegment], alerts: Sequence = ()) -> str:
     document = {
         "uuid": call.uuid,
         "channel": call.channel,
@@ -56,6 +58,8 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
         "end_reason": call.end_reason,
         "language": call.language,
         "redaction": call.redaction,
+        "speaker": call.speaker,
+        "conversation": call.conversation,
         "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf],
         "segments": [
             {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),
@@ -65,6 +69,8 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
             for s in segments
         ],
         "text": whisper_result(segments)["text"],
+        "alerts": [{"segment": a.segment_index, "rule": a.rule, "matched": a.matched,
+                    "start_s": a.start_s, "end_s": a.end_s} for a in alerts],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -76,5 +82,62 @@ def export_call(storage, uuid: str, fmt: str) -> Optional[str]:
     call = storage.get_call(uuid)
     if call is None:
         return None
+    from .search import call_alerts
+
     segments = storage.get_segments(uuid)
-    return to_json(call, segments) if fmt == "json" else to_text(fmt, segments)
+    if fmt != "json":
+        return to_text(fmt, segments)
+    return to_json(call, segments, call_alerts(storage, uuid))
+
+
+# ------------------------------------------------------------------ conversations
+
+def speaker_label(call: StoredCall) -> str:
+    return call.speaker or call.channel or call.uuid[:8]
+
+
+def conversation_turns(calls: Sequence[StoredCall],
+                       segments_of: dict[str, Sequence[StoredSegment]]) -> list[tuple[StoredCall, StoredSegment]]:
+    """Every leg's spoken finals on one clock (seconds from the first leg's start), by time."""
+    if not calls:
+        return []
+    zero = min(call.started_at for call in calls)
+    turns = []
+    for call in calls:
+        shift_s = (call.started_at - zero).total_seconds()
+        for s in _spoken(segments_of[call.uuid]):
+            turns.append((call, dataclasses.replace(s, start_s=s.start_s + shift_s,
+                                                    end_s=s.end_s + shift_s)))
+    turns.sort(key=lambda turn: (turn[1].start_s, turn[1].end_s, turn[0].uuid))
+    return turns
+
+
+def conversation_json(conversation: str, calls: Sequence[StoredCall],
+                      turns: Sequence[tuple[StoredCall, StoredSegment]]) -> dict:
+    return {
+        "conversation": conversation,
+        "started_at": _iso(min(c.started_at for c in calls)) if calls else None,
+        "calls": [{"uuid": c.uuid, "speaker": c.speaker, "channel": c.channel,
+                   "started_at": _iso(c.started_at), "ended_at": _iso(c.ended_at)} for c in calls],
+        "segments": [{"call": c.uuid, "speaker": speaker_label(c), "index": s.index,
+                      "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip()}
+                     for c, s in turns],
+    }
+
+
+def export_conversation(storage, conversation: str, fmt: str) -> Optional[str]:
+    """The legs of `conversation` (calls stored with that conversation id) as one transcript, its
+    cues labelled with each leg's speaker; None if no call has that id."""
+    from .search import conversation_calls
+
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    calls = conversation_calls(storage, conversation)
+    if not calls:
+        return None
+    turns = conversation_turns(calls, {c.uuid: storage.get_segments(c.uuid) for c in calls})
+    if fmt == "json":
+        return json.dumps(conversation_json(conversation, calls, turns), indent=2,
+                          ensure_ascii=False) + "\n"
+    labelled = [dataclasses.replace(s, text=f"{speaker_label(c)}: {s.text.strip()}") for c, s in turns]
+    return to_text(fmt, labelled)

@@ -125,6 +125,12 @@ class StorageSink:
         if event.is_final:
             await self._run(self.storage.record_final, call, event)
 
+    async def alert(self, call: CallInfo, alert) -> None:
+        from .search import record_alert
+
+        await self._run(record_alert, self.storage, call.uuid, alert.segment, alert.rule,
+                        alert.matched, alert.start_s, alert.end_s)
+
     async def call_ended(self, call: CallInfo) -> None:
         await self._run(self.storage.record_call_end, call)
 

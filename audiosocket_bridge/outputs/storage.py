@@ -59,13 +59,16 @@ _EXPIRED_BY_CALL = "SELECT uuid FROM calls WHERE expires_at < ? LIMIT ?"
 _EXPIRED_BY_DEFAULT = ("SELECT uuid FROM calls WHERE expires_at IS NULL AND retention_days IS NULL "
                        "AND ended_at < ? LIMIT ?")
 # children first: a purge cut short leaves a call whole or without some rows, never orphans
-PURGED_TABLES = ("segments", "webhook_deliveries", "registrations", "calls")
+PURGED_TABLES = ("segments", "alerts", "webhook_deliveries", "registrations", "calls")
 PURGE_BATCH = 200
-_SELECT_CALL = """
+# What a StoredCall is read from (stored_call()); outputs/search.py selects calls with it too.
+SELECT_CALLS = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
-           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.redaction
-    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
+           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.redaction, c.conversation,
+           c.speaker
+    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id
 """
+_SELECT_CALL = SELECT_CALLS + " WHERE c.uuid = ?"
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
@@ -86,6 +89,8 @@ class StoredCall:
     owner_heartbeat_at: Optional[datetime] = None  # that bridge's last sign of life
     owner_stopped_at: Optional[datetime] = None  # set when that bridge shut down cleanly
     redaction: Optional[str] = None  # the policy its text and DTMF were redacted with
+    conversation: Optional[str] = None  # links the legs of one conversation (dialplan option)
+    speaker: Optional[str] = None  # this leg's talker, e.g. "agent" or "customer"
 
 
 @dataclass(frozen=True)
@@ -203,6 +208,9 @@ class SqlStorage:
             json.dumps(call.dtmf), self.bridge_id, reg.options.grammar, call.redaction,
             reg.options.retention_days,
         ))
+        if reg.options.conversation or reg.options.speaker:
+            self._execute("UPDATE calls SET conversation = ?, speaker = ? WHERE uuid = ?",
+                          (reg.options.conversation, reg.options.speaker, call.uuid))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
         self._execute(_INSERT_SEGMENT, (
@@ -302,12 +310,7 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        (uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped,
-         redaction) = rows[0]
-        digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
-        return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
-                          reason, language, digits, bridge, grammar, as_datetime(beat),
-                          as_datetime(stopped), redaction)
+        return stored_call(rows[0])
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
@@ -317,6 +320,19 @@ class SqlStorage:
         if self.get_call(uuid) is None:
             return None
         return joined_text(s.text for s in self.get_segments(uuid))
+
+
+    def segment_offset(self, uuid: str) -> int:
+        """The stored index of this session's first segment of the call (0 for a new UUID)."""
+        return self._segment_offsets.get(uuid, 0)
+
+
+def stored_call(row: Sequence[Any]) -> StoredCall:
+    uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = row[:11]
+    digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
+    return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
+                      reason, language, digits, bridge, grammar, as_datetime(beat),
+                      as_datetime(stopped), *row[11:14])
 
 
 _SQLITE_BUSY_S = 30.0
