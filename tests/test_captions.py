@@ -2,6 +2,7 @@
 phrase alerts, who may read) and the stream itself over a real WebSocket from a bridge with the
 fake engine (token refusals, calls streamed, a reconnect that loses no final, SSE)."""
 import asyncio
+import re
 from datetime import datetime, timezone
 
 import pytest
@@ -13,6 +14,7 @@ from audiosocket_bridge.outputs.sinks import CallInfo
 from audiosocket_bridge.registrations import CallOptions, Registration
 from tests.support.bridges import bridge_under_test, caller, run
 from tests.support.caption_stream import TOKEN, StreamClient, assert_valid, finals_of, http_status
+from tests.support.fake_engine import FakeEngine
 from whisper.streaming.types import TranscriptEvent
 
 UUID = "5e4a0b4e-3f8e-4f5e-9d56-0a6c3c1d2e01"
@@ -248,3 +250,27 @@ def test_alerts_and_the_token_from_flags_environment_and_file(tmp_path):
     with pytest.raises(ValueError, match="at least 16 characters"):
         http_access(config("--http-token-file", str(token_file)))
     assert cli.main(["--alert", "re:(", "--storage", f"sqlite:///{tmp_path}/x.db"]) == 2
+
+
+def test_the_stream_shows_card_numbers_redacted_in_partials_and_finals(tmp_path):
+    """Redaction comes before every sink: the caption stream gets what storage gets."""
+    said = ("My card number is 4539 1488", "0343 6467, thanks.")
+    engine = FakeEngine(texts=said)
+
+    async def scenario():
+        async with _bridge(tmp_path, engine=engine) as bridge:
+            listener = await StreamClient(bridge.metrics_server.address).open()
+            client = await caller(bridge).connect()
+            await client.send_silence(2.0)
+            await client.finish("hangup")
+            assert await bridge.live.wait_ended(client.call_uuid, 10)
+            assert await listener.wait_for(lambda ms: any(m["type"] == "call_ended" for m in ms))
+            await listener.close()
+            return listener.messages, bridge.storage.get_segments(client.call_uuid)
+
+    messages, segments = run(scenario())
+    shown = [m["text"] for m in messages if m["type"] in ("partial", "final")]
+    assert [m["text"] for m in messages if m["type"] == "final"] == [
+        "My card number is [card]", "[card], thanks."]
+    assert not any(re.search(r"\d{4}", text) for text in shown), shown
+    assert [s.text for s in segments] == ["My card number is [card]", "[card], thanks."]
