@@ -1,10 +1,11 @@
 """The bridge, put together in this one place for the command line, the tests and the benchmarks.
 
 Its order matters twice:
-  * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    webhook's (it queues a call once storage has all of it), the console, AMI and the metrics,
-    and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
-    once every other sink has the call's last final;
+  * the sinks: storage first (it takes each write into its spool at once and writes it behind
+    the sinks, outputs/durable.py: no sink waits for the database), then the console, AMI and
+    the metrics, and LiveCalls last: its call_ended() and storage's word that the call's end
+    landed are what the transcript AGI waits for. The webhook queues a call once its end has
+    landed in storage (a hook of the storage writer);
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
     the AudioSocket server ends the calls left and lets them flush their last words, FastAGI and
@@ -32,9 +33,11 @@ from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webh
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
-from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
-from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
-from .outputs.webhook import WebhookSink, WebhookWorker
+from .outputs.durable import DurableStorageSink
+from .outputs.sinks import ConsoleSink, Sink, SinkGroup
+from .outputs.spool import Spool, SpoolOptions, default_spool_dir, spool_path
+from .outputs.storage import DEFAULT_STORAGE_URL, open_storage, sqlite_path
+from .outputs.webhook import WebhookWorker
 from .outputs.webhook_policy import WebhookOptions
 from .registrations import Registrations
 
@@ -53,19 +56,25 @@ class Bridge:
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
                  presence: PresenceTiming = PresenceTiming(),
-                 webhook: Optional[WebhookOptions] = None) -> None:
+                 webhook: Optional[WebhookOptions] = None, spool_dir: Optional[str] = None,
+                 spool: SpoolOptions = SpoolOptions()) -> None:
         self.engine, self.session = engine, session
         self.listen = listen
-        self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
+        bridge_id = bridge_id or default_bridge_id(listen)
+        self.storage = open_storage(storage_url, bridge_id=bridge_id)
+        self.presence_storage = _presence_storage(storage_url, self.storage)
         self.presence_timing = presence
         self.presence: Optional[BridgePresence] = None  # needs the bound address: made in start()
         self.registrations = Registrations(shared=self.storage)
-        self.live = LiveCalls()
-        self.storage_sink = StorageSink(self.storage)
+        self.live = LiveCalls(track_storage=True)
         ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
         self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
         self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
-        self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
+        spool_file = spool_path(spool_dir or default_spool_dir(storage_url), bridge_id)
+        self.storage_sink = DurableStorageSink(
+            self.storage, Spool(spool_file, spool),
+            on_call_stored=[self.webhook.call_stored] if self.webhook is not None else [])
+        self.storage_sink.on_stored_loop = self.live.mark_stored
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
@@ -88,7 +97,8 @@ class Bridge:
                    ami=ami_configs(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
-                   bridge_id=config.bridge_id, webhook=webhook_options(config))
+                   bridge_id=config.bridge_id, webhook=webhook_options(config),
+                   spool_dir=config.spool_dir)
 
     @property
     def address(self) -> Address:
@@ -100,18 +110,20 @@ class Bridge:
         return self.ami_sink.server_for_agi if self.ami_sink is not None else None
 
     def _sinks_in_order(self) -> list[Sink]:
-        durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
         optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
-        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.live]
+        return [self.storage_sink, ConsoleSink(show_partials=self.session.partials), *optional,
+                self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
 
     async def start(self) -> None:
+        self.storage_sink.start()
         if self.ami_sink is not None:
             self.ami_sink.start()
         await self.server.start()
-        self.presence = BridgePresence(self.storage, "%s:%d" % self.address, self.presence_timing)
+        self.presence = BridgePresence(self.presence_storage, "%s:%d" % self.address,
+                                       self.presence_timing)
         await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
         if self.webhook is not None:
             self.webhook.start()
@@ -148,6 +160,8 @@ class Bridge:
             await self.webhook.close()
         if self.presence is not None:
             await self.presence.close()
+        if self.presence_storage is not self.storage:
+            self.presence_storage.close()
         await self.sinks.close()
 
     async def __aenter__(self) -> "Bridge":
@@ -203,6 +217,14 @@ def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
         return None
     return WebhookOptions(url=config.webhook_url, secret=webhook_secret(config),
                           timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
+
+
+def _presence_storage(storage_url: str, storage):
+    """Heartbeats get a connection of their own (outputs/presence.py); an in-memory SQLite
+    database exists only on the one connection."""
+    if storage_url.startswith("sqlite:") and sqlite_path(storage_url) == ":memory:":
+        return storage
+    return open_storage(storage_url, bridge_id=storage.bridge_id)
 
 
 def default_bridge_id(listen: Address) -> str:

@@ -37,6 +37,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="the decoder's linear layers in int8 on the CPU: about 1.3x faster decoding, about 0.3 "
              "WER points more on tiny.en (default off)")
     add("--storage", metavar="URL", help="sqlite:///transcripts.db (default) or postgresql://...")
+    add("--spool-dir", metavar="DIR",
+        help="keep storage writes here while the database is away, to write them once it is "
+             "back (default: $STATE_DIRECTORY, else the SQLite file's folder, else .)")
     add("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     add("--max-calls", type=int, help="concurrent calls; more are refused (default 100)")
     add("--max-frame-bytes", type=int, help="largest accepted message payload (default 32768)")

@@ -56,6 +56,9 @@ class BridgeConfig:
     webhook_secret_file: Optional[str] = None  # read when webhook_secret is not given
     webhook_timeout: float = 10.0
     webhook_max_age: float = 86400.0  # give a delivery up this long after its call ended
+    # storage writes the database cannot take yet are kept here (outputs/spool.py); default:
+    # systemd's StateDirectory, else the SQLite file's folder, else the working directory
+    spool_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.webhook_url:

@@ -26,7 +26,7 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
         "--ami-host", "10.0.0.5", "--agi-listen", "127.0.0.1", "--metrics-listen", ":9401"),
         FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
                                       "LiveCalls"]
         assert list(bridge.ami_sink.servers) == ["default"]
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 9001)
@@ -41,7 +41,7 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
 def test_only_storage_console_and_live_calls_by_default(tmp_path):
     bridge = Bridge.from_config(config("--storage", f"sqlite:///{tmp_path}/a.db"), FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "LiveCalls"]
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "LiveCalls"]
         assert bridge.ami_sink is bridge.agi_server is bridge.metrics_server is None
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 8300)
         assert bridge.session.registration_wait_s == 0.0  # nothing could register the call
@@ -181,7 +181,7 @@ def test_one_router_with_a_sink_per_server(tmp_path):
         bridge.storage.close()
 
 
-def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(tmp_path):
+def test_the_webhook_queues_calls_storage_has_and_its_secret_from_a_file(tmp_path):
     secret_file = tmp_path / "webhook.secret"
     secret_file.write_text("from-file\n")
     settings = config("--storage", f"sqlite:///{tmp_path}/a.db", "--webhook-url",
@@ -193,8 +193,9 @@ def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(t
     assert "from-file" not in repr(options) and webhook_options(config()) is None
     bridge = Bridge.from_config(settings, FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "WebhookSink", "ConsoleSink", "BridgeMetrics",
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "BridgeMetrics",
                                       "LiveCalls"]
+        assert bridge.storage_sink.on_call_stored == [bridge.webhook.call_stored]
         assert bridge.metrics.webhook is bridge.webhook
         assert b"audiosocket_webhook_pending 0.0" in bridge.metrics.exposition()
     finally:

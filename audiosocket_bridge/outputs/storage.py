@@ -203,6 +203,14 @@ class SqlStorage:
         ))
         self._segment_offsets.pop(call.uuid, None)
 
+    # -- for the durable writer (outputs/durable.py): a call's segment numbering, carried with the
+    # writes it spools, so a replay numbers them as the first try would have
+    def segment_offset(self, uuid: str) -> Optional[int]:
+        return self._segment_offsets.get(uuid)
+
+    def resume_segment_offset(self, uuid: str, offset: int) -> None:
+        self._segment_offsets[uuid] = offset
+
     # -- bridge presence (outputs/presence.py drives these)
     def record_bridge_start(self, address: str, now: datetime) -> None:
         self._execute(_UPSERT_BRIDGE, (self.bridge_id, address, self._timestamp(now),
@@ -309,13 +317,18 @@ class PostgresStorage(SqlStorage):
     statements fail (the storage sink counts and logs them)."""
 
     def __init__(self, url: str, *, bridge_id: Optional[str] = None,
-                 connect_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, statement_timeout_s: float = 5.0) -> None:
         import psycopg  # optional dependency, only for postgresql:// URLs
 
-        self._connect = lambda: psycopg.connect(url, autocommit=True,
-                                                connect_timeout=max(1, round(connect_timeout_s)))
+        timeouts = postgres_timeouts(connect_timeout_s)
+        self._connect = lambda: psycopg.connect(
+            url, autocommit=True, options=f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+            **timeouts)
         self._broken = (psycopg.OperationalError, psycopg.InterfaceError)
-        super().__init__(self._connect(), PostgresDialect(), bridge_id)
+        # no statement timeout while migrating: it may wait for another bridge's migration
+        super().__init__(psycopg.connect(url, autocommit=True, **timeouts), PostgresDialect(),
+                         bridge_id)
+        self._execute(f"SET statement_timeout = {round(statement_timeout_s * 1000)}")
 
     def _timestamp(self, value: Optional[datetime]) -> Any:
         return value
@@ -335,6 +348,13 @@ class PostgresStorage(SqlStorage):
                     raise  # an error of the statement, not of the connection
             self._connection = self._connect()
             return run(self._connection, sql, tuple(params))
+
+
+def postgres_timeouts(connect_timeout_s: float) -> dict:
+    """libpq settings that bound how long a dead server or network holds a statement: the
+    connection attempt, and TCP keepalives that notice a silent peer within ~11 s."""
+    return {"connect_timeout": max(1, round(connect_timeout_s)), "keepalives": 1,
+            "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
 
 
 def sqlite_path(url: str) -> str:
