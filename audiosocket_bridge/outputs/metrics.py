@@ -196,11 +196,18 @@ class _StateCollector:
                                       "1 while the AMI session is up", labels=["server"])
         pending = GaugeMetricFamily("audiosocket_ami_pending", "AMI items queued, not yet sent",
                                     labels=["server"])
+        dropped = CounterMetricFamily("audiosocket_ami_dropped", "AMI items dropped from the "
+                                      "outbox (partials first; finals only past its bound)",
+                                      labels=["server", "kind"])
         for name, sink in router.servers.items():
             connected.add_metric([name], 1.0 if sink.state == "connected" else 0.0)
             pending.add_metric([name], sink.pending)
+            stats = sink.outbox_stats
+            dropped.add_metric([name, "partial"], stats.dropped_partials)
+            dropped.add_metric([name, "final"], stats.dropped_finals)
         yield connected
         yield pending
+        yield dropped
 
     @staticmethod
     def _webhook(worker):

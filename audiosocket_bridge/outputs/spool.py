@@ -110,6 +110,7 @@ class Spool:
             records = list(self._head) + rest + self._tail
             if not records:
                 self._truncate()
+                self.path.unlink(missing_ok=True)
                 return
             temporary = self.path.with_suffix(".tmp")
             with open(temporary, "w", encoding="utf-8") as out:
@@ -195,9 +196,9 @@ class Spool:
     def _truncate(self) -> None:
         self._file_records = self._read_offset = self._file_bytes = 0
         try:
-            with open(self.path, "wb"):
-                pass
-        except OSError:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(0)
+        except OSError:  # FileNotFoundError: never written
             pass
 
     def _recover(self) -> None:
