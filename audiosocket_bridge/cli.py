@@ -130,24 +130,26 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .outputs.export import export_call
+    """Streams the export to --output or stdout (outputs/export.py)."""
+    from .outputs.export import write_call
     from .outputs.storage import open_storage
+    from .outputs.webhook_policy import shown_url
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
     storage = open_storage(settings.storage)
     try:
-        text = export_call(storage, args.uuid, args.format)
+        if storage.get_call(args.uuid) is None:
+            print(f"no stored call {args.uuid} in {shown_url(settings.storage)}",
+                  file=sys.stderr)
+            return 1
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                write_call(storage, args.uuid, args.format, handle)
+        else:
+            write_call(storage, args.uuid, args.format, sys.stdout)
     finally:
         storage.close()
-    if text is None:
-        print(f"no stored call {args.uuid} in {settings.storage}", file=sys.stderr)
-        return 1
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
     return 0
 
 

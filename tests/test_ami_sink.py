@@ -130,18 +130,19 @@ def test_an_ami_restart_mid_call_loses_no_final(ami, sink_for):
     assert ami.variables[(CHANNEL_A, "TRANSCRIPT_SEGMENTS")] == "4"
 
 
-def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
-    ami.stop()
-    sink = sink_for(partials=True, max_pending=5)
+def queue_while_down(sink, kinds_and_indexes) -> None:
     call = call_info()
 
     async def burst():
-        for n in range(20):
-            await sink.transcript(call, event("partial", n, f"p{n}"))
-        for n in range(8):
-            await sink.transcript(call, event("final", n, f"f{n}"))
-
+        for kind, n in kinds_and_indexes:
+            await sink.transcript(call, event(kind, n, f"{kind[0]}{n}"))
     asyncio.run(burst())
+
+
+def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
+    ami.stop()
+    sink = sink_for(partials=True, max_pending=5)
+    queue_while_down(sink, [("partial", n) for n in range(20)] + [("final", n) for n in range(8)])
     stats = sink._outbox.stats
     assert stats.dropped_partials == 20 and stats.finals_over_bound == 3
     assert sink.pending == 8
@@ -283,14 +284,7 @@ def test_finals_past_the_outbox_bound_drop_the_oldest_counted_and_logged(caplog)
 def test_close_flushes_every_final_queued_while_ami_was_down(ami, sink_for):
     ami.stop()
     sink = sink_for(partials=True, drain_timeout_s=0.3)
-    call = call_info()
-
-    async def while_down():
-        for n in range(1000):
-            await sink.transcript(call, event("partial", n, f"p{n}"))
-            await sink.transcript(call, event("final", n, f"f{n}"))
-
-    asyncio.run(while_down())
+    queue_while_down(sink, [(kind, n) for n in range(1000) for kind in ("partial", "final")])
     ami.start()
     assert sink.wait_connected(5)
     sink.close_sync()  # flushes for as long as Asterisk keeps taking them, not 0.3 s in all

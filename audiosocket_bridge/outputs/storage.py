@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
 from whisper.language import parse_languages
@@ -55,6 +55,10 @@ _SELECT_CALL = """
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
+"""
+_SELECT_SEGMENTS_AFTER = """
+    SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
+    WHERE uuid = ? AND segment_index > ? ORDER BY segment_index LIMIT ?
 """
 
 
@@ -106,6 +110,12 @@ def as_datetime(value: Any) -> Optional[datetime]:
 
 def _words_json(event: TranscriptEvent) -> str:
     return json.dumps([[w.text, w.start_s, w.end_s, w.probability] for w in event.words])
+
+
+def _stored_segment(row: tuple) -> StoredSegment:
+    index, start, end, text, language, avg_logprob, words = row
+    return StoredSegment(int(index), float(start), float(end), text, language, avg_logprob,
+                         _stored_words(words))
 
 
 def _stored_words(text: Optional[str]) -> tuple[StoredWord, ...]:
@@ -282,8 +292,17 @@ class SqlStorage:
                           as_datetime(stopped))
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
-        return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
-                for i, s, e, t, lang, lp, words in self._query(_SELECT_SEGMENTS, (uuid,))]
+        return [_stored_segment(row) for row in self._query(_SELECT_SEGMENTS, (uuid,))]
+
+    def iter_segments(self, uuid: str, batch: int = 500) -> Iterator[StoredSegment]:
+        """The call's segments in order, `batch` rows read at a time (exports of long calls)."""
+        after = -1
+        while True:
+            rows = self._query(_SELECT_SEGMENTS_AFTER, (uuid, after, batch))
+            yield from (_stored_segment(row) for row in rows)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
 
     def transcript_text(self, uuid: str) -> Optional[str]:
         if self.get_call(uuid) is None:

@@ -12,14 +12,16 @@ and the call is POSTed again with the same Idempotency-Key.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional
 
-from .export import export_call
+from .export import write_call
 from .presence import utc_now
 from .webhook_policy import (DELIVERED, FAILED, PostResult, Verdict, WebhookOptions, judge,
                              shown_url)
@@ -28,7 +30,20 @@ from .webhook_sender import post, request_headers
 
 log = logging.getLogger(__name__)
 
-Sender = Callable[[str, bytes, dict, float], PostResult]  # (url, body, headers, timeout_s)
+Sender = Callable[[str, BinaryIO, dict, float], PostResult]  # (url, body, headers, timeout_s)
+BODY_IN_MEMORY_BYTES = 1 << 20  # a longer export is written to a temporary file, not kept in memory
+
+
+def export_json(storage, call_uuid: str, body: BinaryIO) -> bool:
+    """The call's JSON document into `body` (UTF-8), left at its start; False if not stored."""
+    text = io.TextIOWrapper(body, encoding="utf-8", newline="\n")
+    try:
+        found = write_call(storage, call_uuid, "json", text)
+        text.flush()
+    finally:
+        text.detach()
+    body.seek(0)
+    return found
 
 
 class WebhookWorker:
@@ -123,18 +138,18 @@ class WebhookWorker:
                 log.warning("webhook: a delivery failed on storage", exc_info=outcome)
 
     async def _deliver(self, claimed: Claimed) -> None:
-        document = await self._blocking(export_call, self.storage, claimed.uuid, "json")
         attempt = claimed.attempts + 1
-        if document is None:
-            verdict = Verdict(FAILED, error="the call is not in storage")
-        else:
-            body = document.encode("utf-8")
-            headers = request_headers(claimed.uuid, body, self.options.secret)
-            result = await self._blocking(self._sender, self.options.url, body, headers,
-                                          self.options.timeout_s)
-            now = self._clock()
-            age_s = (now - claimed.created_at).total_seconds()
-            verdict = judge(result, attempt, age_s, self.options, now, self._draw)
+        with tempfile.SpooledTemporaryFile(max_size=BODY_IN_MEMORY_BYTES) as body:
+            if not await self._blocking(export_json, self.storage, claimed.uuid, body):
+                verdict = Verdict(FAILED, error="the call is not in storage")
+            else:
+                headers = await self._blocking(request_headers, claimed.uuid, body,
+                                               self.options.secret)
+                result = await self._blocking(self._sender, self.options.url, body, headers,
+                                              self.options.timeout_s)
+                now = self._clock()
+                age_s = (now - claimed.created_at).total_seconds()
+                verdict = judge(result, attempt, age_s, self.options, now, self._draw)
         if await self._blocking(self.queue.finish, claimed, verdict, self._clock()):
             self._count(claimed.uuid, attempt, verdict)
 
