@@ -29,14 +29,16 @@ from .asterisk.ami_router import AmiRouter
 from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webhook_secret
+from .config import (BridgeConfig, ami_secret, read_secret, split_host_port, storage_password,
+                     webhook_secret)
 from .outputs.live import LiveCalls
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
 from .outputs.presence import BridgePresence, PresenceTiming
 from .outputs.durable import DurableStorageSink
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup
 from .outputs.spool import Spool, SpoolOptions, default_spool_dir, spool_path
-from .outputs.storage import DEFAULT_STORAGE_URL, open_storage, sqlite_path
+from .outputs.storage import DEFAULT_STORAGE_URL, sqlite_path
+from .outputs.storage_errors import open_storage_when_up
 from .outputs.webhook import WebhookWorker
 from .outputs.webhook_policy import WebhookOptions
 from .registrations import Registrations
@@ -57,12 +59,15 @@ class Bridge:
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
                  presence: PresenceTiming = PresenceTiming(),
                  webhook: Optional[WebhookOptions] = None, spool_dir: Optional[str] = None,
-                 spool: SpoolOptions = SpoolOptions()) -> None:
+                 spool: SpoolOptions = SpoolOptions(), storage_password: Optional[str] = None,
+                 storage_wait_s: float = 0.0) -> None:
+        """`storage_wait_s`: how long to wait for a database not up yet (StorageUnavailable)."""
         self.engine, self.session = engine, session
         self.listen = listen
         bridge_id = bridge_id or default_bridge_id(listen)
-        self.storage = open_storage(storage_url, bridge_id=bridge_id)
-        self.presence_storage = _presence_storage(storage_url, self.storage)
+        self.storage = open_storage_when_up(storage_url, bridge_id=bridge_id,
+                                            password=storage_password, wait_s=storage_wait_s)
+        self.presence_storage = _presence_storage(storage_url, self.storage, storage_password)
         self.presence_timing = presence
         self.presence: Optional[BridgePresence] = None  # needs the bound address: made in start()
         self.registrations = Registrations(shared=self.storage)
@@ -98,7 +103,8 @@ class Bridge:
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
                    bridge_id=config.bridge_id, webhook=webhook_options(config),
-                   spool_dir=config.spool_dir)
+                   spool_dir=config.spool_dir, storage_password=storage_password(config),
+                   storage_wait_s=config.storage_wait)
 
     @property
     def address(self) -> Address:
@@ -219,12 +225,12 @@ def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
                           timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
 
 
-def _presence_storage(storage_url: str, storage):
+def _presence_storage(storage_url: str, storage, password: Optional[str]):
     """Heartbeats get a connection of their own (outputs/presence.py); an in-memory SQLite
     database exists only on the one connection."""
     if storage_url.startswith("sqlite:") and sqlite_path(storage_url) == ":memory:":
         return storage
-    return open_storage(storage_url, bridge_id=storage.bridge_id)
+    return open_storage_when_up(storage_url, bridge_id=storage.bridge_id, password=password)
 
 
 def default_bridge_id(listen: Address) -> str:

@@ -14,10 +14,13 @@ from typing import Optional, Sequence
 
 from . import config as config_mod
 from .config import BridgeConfig
+from .outputs.storage_errors import StorageUnavailable
 
 log = logging.getLogger("audiosocket_bridge")
 
 SECRET_ENV = "AUDIOSOCKET_AMI_SECRET"
+EXIT_BAD_CONFIG = 2  # bad flags or files: restarting will not help (the unit's RestartPreventExitStatus)
+EXIT_STORAGE_UNAVAILABLE = 3  # the database did not open within --storage-wait (same)
 # The engine's scheduler thread gives up the GIL around every torch op and must take it back from
 # the asyncio thread, which handles 50 AudioSocket frames per second per call; at Python's 5 ms
 # switch interval each take-back can wait 5 ms. At 32 calls through the bridge (AMD EPYC, 2 cores)
@@ -37,6 +40,12 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="the decoder's linear layers in int8 on the CPU: about 1.3x faster decoding, about 0.3 "
              "WER points more on tiny.en (default off)")
     add("--storage", metavar="URL", help="sqlite:///transcripts.db (default) or postgresql://...")
+    add("--storage-password-file", metavar="FILE",
+        help="PostgreSQL's password, read from this file (or give PGPASSWORD or PGPASSFILE in the "
+             "environment; never in a URL on the command line)")
+    add("--storage-wait", type=float, metavar="SECONDS",
+        help="at start, keep trying a database that is not reachable yet for this long, then exit "
+             "with status 3 (default 30)")
     add("--spool-dir", metavar="DIR",
         help="keep storage writes here while the database is away, to write them once it is "
              "back (default: $STATE_DIRECTORY, else the SQLite file's folder, else .)")
@@ -96,6 +105,7 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", help="the call's AudioSocket UUID")
     parser.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt")
     parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--storage-password-file", metavar="FILE", help="PostgreSQL's password file")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
 
@@ -132,12 +142,12 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 def run_export(argv: Sequence[str], environ=None) -> int:
     """Streams the export to --output or stdout (outputs/export.py)."""
     from .outputs.export import write_call
-    from .outputs.storage import open_storage
+    from .outputs.storage_errors import open_storage_when_up
     from .outputs.webhook_policy import shown_url
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
-    storage = open_storage(settings.storage)
+    storage = open_storage_when_up(settings.storage, password=config_mod.storage_password(settings))
     try:
         if storage.get_call(args.uuid) is None:
             print(f"no stored call {args.uuid} in {shown_url(settings.storage)}",
@@ -154,6 +164,14 @@ def run_export(argv: Sequence[str], environ=None) -> int:
 
 
 # ---------------------------------------------------------------- serve
+
+def check_storage(settings: BridgeConfig) -> None:
+    """Opens and closes the storage (waiting up to --storage-wait): StorageUnavailable if not."""
+    from .outputs.storage_errors import open_storage_when_up
+
+    open_storage_when_up(settings.storage, password=config_mod.storage_password(settings),
+                         wait_s=settings.storage_wait).close()
+
 
 def build_engine(settings: BridgeConfig):
     if settings.engine_process:
@@ -206,6 +224,7 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("starting with %r", settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    check_storage(settings)  # before the model loads: a wrong password fails in a second
     engine = build_engine(settings)
     try:
         asyncio.run(serve(settings, engine))
@@ -222,7 +241,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run_serve(argv)
     except (ValueError, OSError) as error:
         print(f"audiosocket-bridge: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIG
+    except StorageUnavailable as error:
+        print(f"audiosocket-bridge: {error}", file=sys.stderr)
+        return EXIT_STORAGE_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ class BridgeConfig:
     device: Optional[str] = None
     quantize: bool = False  # the decoder's linear layers in int8 (CPU): faster decoding, a little less accurate
     storage: str = DEFAULT_STORAGE_URL
+    storage_password_file: Optional[str] = None  # PostgreSQL's password (else PGPASSWORD/PGPASSFILE)
+    storage_wait: float = 30.0  # at start: how long to wait for a database that is not up yet
     log_level: str = "INFO"
     max_calls: int = 100
     max_frame_bytes: int = 32768
@@ -71,6 +73,7 @@ class BridgeConfig:
                 shown[name] = "***"
         if shown["webhook_url"]:
             shown["webhook_url"] = shown_url(shown["webhook_url"])
+        shown["storage"] = shown_url(shown["storage"])  # postgresql://user:password@...
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
@@ -170,6 +173,10 @@ def ami_secret(config: BridgeConfig) -> str:
 
 def webhook_secret(config: BridgeConfig) -> str:
     return read_secret(config.webhook_secret, config.webhook_secret_file)
+
+
+def storage_password(config: BridgeConfig) -> Optional[str]:
+    return read_secret(None, config.storage_password_file) or None
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

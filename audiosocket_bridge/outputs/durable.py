@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from .sinks import CallInfo
 from .spool import Spool
 from .spool_records import (END, FINAL, START, call_of, end_record, ended_call_of, event_of,
                             final_record, orphan_ends, session_key, start_record)
+from .storage_errors import is_transient, one_line
 
 if TYPE_CHECKING:
     from whisper.streaming.types import TranscriptEvent
@@ -44,15 +43,6 @@ class WriterTiming:
     retry_first_s: float = 0.2  # pause after the first failed try of a write
     retry_max_s: float = 5.0  # the pause doubles up to this
     close_wait_s: float = 5.0  # at close, how long the database gets to take what waits
-
-
-def is_transient(error: BaseException) -> bool:
-    """A failure that passes: the write is tried again rather than dropped."""
-    if isinstance(error, (sqlite3.OperationalError, OSError, TimeoutError)):
-        return True  # sqlite: locked, disk full, I/O error
-    psycopg = sys.modules.get("psycopg")
-    return psycopg is not None and isinstance(error, (psycopg.OperationalError,
-                                                      psycopg.InterfaceError))
 
 
 class DurableStorageSink:
@@ -176,12 +166,12 @@ class DurableStorageSink:
     def _refused(self, record: dict, error: Exception) -> None:
         self.errors += 1
         log.error("storage refused the %s write of call %s, skipped: %s", record["op"],
-                  record["uuid"], _one_line(error))
+                  record["uuid"], one_line(error))
 
     def _went_down(self, error: Exception) -> None:
         self.available = False
         log.warning("storage unavailable (%s); keeping writes until it is back (%d waiting)",
-                    _one_line(error), self.spool.pending)
+                    one_line(error), self.spool.pending)
 
     def _came_back(self, down_s: float) -> None:
         self.available = True
@@ -195,7 +185,3 @@ class _Uuid:
     def __init__(self, uuid: str) -> None:
         self.uuid = uuid
 
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return f"{type(error).__name__}: {text[:300]}"

@@ -336,10 +336,14 @@ class PostgresStorage(SqlStorage):
     statements fail (the storage sink counts and logs them)."""
 
     def __init__(self, url: str, *, bridge_id: Optional[str] = None,
-                 connect_timeout_s: float = 5.0, statement_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, statement_timeout_s: float = 5.0,
+                 password: Optional[str] = None) -> None:
+        """`password`: when not in the URL, PGPASSWORD or PGPASSFILE (libpq reads those)."""
         import psycopg  # optional dependency, only for postgresql:// URLs
 
         timeouts = postgres_timeouts(connect_timeout_s)
+        if password:
+            timeouts["password"] = password
         self._connect = lambda: psycopg.connect(
             url, autocommit=True, options=f"-c statement_timeout={round(statement_timeout_s * 1000)}",
             **timeouts)
@@ -384,12 +388,13 @@ def sqlite_path(url: str) -> str:
     return unquote(rest) or ":memory:"
 
 
-def open_storage(url: str = DEFAULT_STORAGE_URL, *, bridge_id: Optional[str] = None) -> SqlStorage:
+def open_storage(url: str = DEFAULT_STORAGE_URL, *, bridge_id: Optional[str] = None,
+                 password: Optional[str] = None) -> SqlStorage:
     """Opens (and migrates, see outputs/migrations.py) the store; `bridge_id` names the bridge
-    that writes through it."""
+    that writes through it; `password` is PostgreSQL's (--storage-password-file)."""
     scheme = urlparse(url).scheme.split("+")[0]
     if scheme == "sqlite":
         return SqliteStorage(sqlite_path(url), bridge_id=bridge_id)
     if scheme in ("postgresql", "postgres"):
-        return PostgresStorage(url, bridge_id=bridge_id)
+        return PostgresStorage(url, bridge_id=bridge_id, password=password)
     raise ValueError(f"unsupported storage URL scheme {scheme!r} (use sqlite:/// or postgresql://)")

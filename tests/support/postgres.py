@@ -46,6 +46,7 @@ class Cluster:
         self.bin_dir, self.root, self.port = bin_dir, root, port
         self.data = root / "data"
         self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        self.socket_url = f"postgresql://postgres@/postgres?host={root}&port={port}"  # local: trust
 
     def start(self) -> None:
         started = _as_postgres(str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-w", "-l",
@@ -61,9 +62,10 @@ class Cluster:
 
 
 @contextmanager
-def postgres_cluster() -> Iterator[Cluster]:
+def postgres_cluster(auth_host: str = "trust") -> Iterator[Cluster]:
     """A throwaway cluster from Debian's postgresql package (as the postgres system user) on a
-    free loopback port, started."""
+    free loopback port, started. `auth_host`: for TCP connections ("scram-sha-256" as Debian's
+    default cluster has it); the Unix socket (`socket_url`) always trusts."""
     if importlib.util.find_spec("psycopg") is None:
         unavailable("psycopg is not installed")
     bin_dir = _bin_dir()
@@ -77,8 +79,8 @@ def postgres_cluster() -> Iterator[Cluster]:
     os.chown(root, pw.pw_uid, pw.pw_gid)
     cluster = Cluster(bin_dir, root, free_port())
     try:
-        if _as_postgres(str(bin_dir / "initdb"), "-D", str(cluster.data), "-A", "trust",
-                        "-U", "postgres").returncode:
+        if _as_postgres(str(bin_dir / "initdb"), "-D", str(cluster.data), "--auth-local=trust",
+                        f"--auth-host={auth_host}", "-U", "postgres").returncode:
             unavailable("initdb failed")
         try:
             cluster.start()
