@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
+from .presence import LOST_REASON
 from .sinks import CallInfo
 from .spool import Spool
 from .spool_records import (END, FINAL, START, call_of, end_record, ended_call_of, event_of,
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from whisper.streaming.types import TranscriptEvent
 
 log = logging.getLogger(__name__)
-
-LOST_REASON = "bridge-lost"  # as outputs/presence.py ends the calls of a bridge that died
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,8 @@ class DurableStorageSink:
                 if not is_transient(error):
                     self._refused(record, error)
                     self.spool.pop()
+                    if record["op"] == END:  # as stored as it will be: do not keep FastAGI waiting
+                        self._tell_loop(record["uuid"], record["session"])
                     continue
                 if down_since is None:
                     down_since = time.monotonic()

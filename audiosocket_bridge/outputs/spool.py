@@ -127,11 +127,16 @@ class Spool:
             return self._unread_file_records() if self._file_records else []
 
     def sync(self) -> None:
-        """Flushes the file to disk (the writer calls it while it waits for the database)."""
+        """Flushes the file to disk (the writer calls it while it waits for the database); not
+        under the lock, so that put() on the event loop never waits for a disk."""
         with self._lock:
-            if self._file_records and self.path.exists():
-                with open(self.path, "rb+") as handle:
-                    os.fsync(handle.fileno())
+            if not self._file_records:
+                return
+        try:
+            with open(self.path, "rb") as handle:
+                os.fsync(handle.fileno())
+        except OSError:  # emptied meanwhile, or the disk failing: the next append says so
+            pass
 
     # -- under the lock
     def _append(self, records: list[dict]) -> bool:
