@@ -7,11 +7,13 @@ import os
 import sqlite3
 import subprocess
 from contextlib import contextmanager
+from datetime import datetime
 
 import pytest
 
 from audiosocket_bridge.asterisk.agi_server import FastAgiServer
 from audiosocket_bridge.outputs.durable import WriterTiming
+from audiosocket_bridge.outputs.presence import PresenceTiming
 from audiosocket_bridge.outputs.spool import Spool, SpoolOptions, spool_path
 from audiosocket_bridge.outputs.webhook_policy import Backoff, WebhookOptions
 from tests.support.bridges import bridge_under_test, caller, run
@@ -217,6 +219,38 @@ def test_a_shutdown_while_postgresql_is_down_keeps_the_writes_for_the_next_start
                 assert [s.text for s in bridge.storage.get_segments(call_uuid)] == texts
                 assert bridge.storage.get_call(call_uuid).end_reason == "hangup"
         run(second_run())
+
+
+def test_a_stalled_statement_times_out_without_stalling_heartbeats(tmp_path):
+    import psycopg
+
+    with postgres_cluster() as cluster:
+        url = new_database(cluster.url)
+
+        def heartbeat(admin) -> datetime:
+            return admin.execute("SELECT heartbeat_at FROM bridges").fetchone()[0]
+
+        async def scenario():
+            async with bridge_under_test(tmp_path, storage_url=url,
+                                         presence=PresenceTiming(heartbeat_s=0.5)) as bridge:
+                with psycopg.connect(url, autocommit=True) as admin:
+                    client = await caller(bridge).connect()
+                    await client.send_silence(0.5, realtime=True)  # the call's start lands
+                    assert await until(lambda: bridge.storage.get_call(client.call_uuid))
+                    admin.execute("BEGIN")
+                    admin.execute("LOCK TABLE segments IN ACCESS EXCLUSIVE MODE")
+                    await client.send_silence(2.0, realtime=True)  # its finals' INSERTs wait
+                    before = heartbeat(admin)
+                    await asyncio.sleep(6.0)  # past the 5 s statement_timeout
+                    assert (heartbeat(admin) - before).total_seconds() >= 4.0  # beating on
+                    assert bridge.storage_sink.available is False  # a statement timed out
+                    assert bridge.storage_sink.spool.pending >= 2
+                    admin.execute("ROLLBACK")
+                await client.finish("hangup")
+                assert await bridge.live.wait_ended(client.call_uuid, 30)
+                assert_stored_once(bridge, client.call_uuid)
+                assert bridge.storage_sink.errors == 0
+        run(scenario())
 
 
 # ---------------------------------------------------------------- no sink waits for storage

@@ -9,6 +9,7 @@ import pytest
 
 from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.bridge import Bridge
+from audiosocket_bridge.outputs.presence import PresenceTiming
 from audiosocket_bridge.outputs.spool import SpoolOptions
 from audiosocket_bridge.outputs.webhook_policy import WebhookOptions
 
@@ -21,7 +22,8 @@ ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
 def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
                       shutdown_deadline_s: float = 10.0, webhook: Optional[WebhookOptions] = None,
                       bridge_id: Optional[str] = None, storage_url: Optional[str] = None,
-                      spool: SpoolOptions = SpoolOptions(), **session) -> Bridge:
+                      spool: SpoolOptions = SpoolOptions(),
+                      presence: PresenceTiming = PresenceTiming(), **session) -> Bridge:
     """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...). Storage: SQLite in
     `tmp_path` unless `storage_url`; the storage spool in `tmp_path`."""
     return Bridge(FakeEngine() if engine is None else engine,
@@ -30,7 +32,7 @@ def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metri
                   max_calls=max_calls,
                   session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
                   metrics_listen=ANY_LOOPBACK_PORT if metrics else None, webhook=webhook,
-                  bridge_id=bridge_id)
+                  bridge_id=bridge_id, presence=presence)
 
 
 def caller(bridge: Bridge, call_uuid: Optional[str] = None) -> AudioSocketClient:
