@@ -3,7 +3,6 @@ once the database is back, each exactly once; the other sinks never wait for the
 /healthz fails while writes pile up or the spool's disk is full."""
 import asyncio
 import json
-import os
 import sqlite3
 import subprocess
 from contextlib import contextmanager
