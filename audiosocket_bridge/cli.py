@@ -13,7 +13,9 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as config_mod
+from . import logsafe
 from .config import BridgeConfig
+from .logsafe import shown_url
 from .outputs.storage_errors import StorageUnavailable
 
 log = logging.getLogger("audiosocket_bridge")
@@ -97,8 +99,35 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--webhook-secret-file", metavar="FILE", help="read the webhook secret from this file")
     add("--webhook-timeout", type=float, metavar="SECONDS",
         help="time allowed for one POST (default 10)")
+    add("--http-token-file", metavar="FILE",
+        help="the bearer token (16+ characters) that the caption stream, the page's data and "
+             "search need, on the --metrics-listen port (default: none, so they are refused)")
+    add("--http-no-auth", action="store_true", default=None,
+        help="let anyone who reaches the --metrics-listen port read transcripts (behind a "
+             "reverse proxy that does its own login; default off)")
+    add("--http-max-connections", type=int, metavar="N",
+        help="open HTTP connections at most, caption subscribers included (default 256)")
+    add("--alert", action="append", metavar="PHRASE",
+        help="raise a TranscriptAlert when a final says this phrase (any case, whole words), or "
+             "matches re:PATTERN (repeatable)")
     add("--webhook-max-age", type=float, metavar="SECONDS",
         help="stop trying to deliver a call this long after it ended (default 86400)")
+    add("--allow", action="append", metavar="CIDR",
+        help="AudioSocket peers allowed to connect (repeatable; addresses, CIDRs, loopback, any; "
+             "default: loopback and the AMI hosts)")
+    add("--agi-allow", action="append", metavar="CIDR",
+        help="FastAGI peers allowed (repeatable; default: loopback and the AMI hosts)")
+    add("--agi-secret-file", metavar="FILE",
+        help="FastAGI requests must carry secret=<this file's contents> (or set "
+             "AUDIOSOCKET_AGI_SECRET)")
+    add("--handshake-timeout", type=float, metavar="SECONDS",
+        help="close a connection that has not sent its UUID within this long (default 5)")
+    add("--redact", choices=("off", "pci", "pii"),
+        help="replace card numbers (pci, default) and also e-mails and ID numbers (pii) in "
+             "everything that leaves the engine; a call's own Redact wins")
+    add("--retention-days", type=float, metavar="DAYS",
+        help="delete calls ended longer ago than this, with their segments and webhook rows "
+             "(default 0: keep forever); a call's own Retention wins")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
@@ -108,12 +137,16 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--storage-password-file", metavar="FILE", help="PostgreSQL's password file")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--conversation", action="store_true",
+                        help="the argument is a conversation id: export its legs as one "
+                             "transcript, each cue labelled with its speaker")
 
 
 def build_parser(prog: str = "audiosocket-bridge") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Transcribe live Asterisk calls streamed over AudioSocket.",
-        epilog="Subcommand: `%(prog)s export UUID --format srt` writes a stored transcript. "
+        epilog="Subcommands: `%(prog)s export UUID --format srt` writes a stored transcript; "
+               "`%(prog)s search WORDS` finds stored calls by what was said. "
                "Every setting can also come from AUDIOSOCKET_<NAME> environment variables "
                "(e.g. AUDIOSOCKET_MAX_CALLS) or the --config file; flags win over the "
                "environment, which wins over the file.")
@@ -140,27 +173,70 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    """Streams the export to --output or stdout (outputs/export.py)."""
-    from .outputs.export import write_call
+    """A call's export streams to --output or stdout (outputs/export.py)."""
+    from .outputs.export import export_conversation, write_call
     from .outputs.storage_errors import open_storage_when_up
-    from .outputs.webhook_policy import shown_url
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
     storage = open_storage_when_up(settings.storage, password=config_mod.storage_password(settings))
     try:
-        if storage.get_call(args.uuid) is None:
-            print(f"no stored call {args.uuid} in {shown_url(settings.storage)}",
-                  file=sys.stderr)
-            return 1
-        if args.output:
-            with open(args.output, "w", encoding="utf-8") as handle:
-                write_call(storage, args.uuid, args.format, handle)
+        if args.conversation:
+            text = export_conversation(storage, args.uuid, args.format)
+            found = text is not None
+            if found:
+                _write_out(args.output, lambda out: out.write(text))
         else:
-            write_call(storage, args.uuid, args.format, sys.stdout)
+            found = storage.get_call(args.uuid) is not None
+            if found:
+                _write_out(args.output,
+                           lambda out: write_call(storage, args.uuid, args.format, out))
     finally:
         storage.close()
+    if not found:
+        what = "conversation" if args.conversation else "call"
+        print(f"no stored {what} {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _write_out(path: Optional[str], write) -> None:
+    """`write(file)` into the file at `path`, or to stdout."""
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            write(handle)
+    else:
+        write(sys.stdout)
+
+
+# ---------------------------------------------------------------- search
+
+def build_search_parser(prog: str = "audiosocket-bridge search") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Find stored calls by what was said: "
+                                     "the finals holding every word, newest calls first.")
+    parser.add_argument("words", help='e.g. "refund" or "cancel contract"')
+    parser.add_argument("--limit", type=int, default=50, help="most finals shown (default 50)")
+    parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
+    return parser
+
+
+def run_search(argv: Sequence[str], environ=None) -> int:
+    from .outputs.search import search
+    from .outputs.storage_errors import open_storage_when_up
+
+    args = build_search_parser().parse_args(argv)
+    settings = load_config(args, environ)
+    storage = open_storage_when_up(settings.storage, password=config_mod.storage_password(settings))
+    try:
+        hits = search(storage, args.words, args.limit)
+    finally:
+        storage.close()
+    for hit in hits:
+        who = f"{hit.speaker}: " if hit.speaker else ""
+        print(f"{hit.started_at.isoformat(timespec='seconds')}  {hit.uuid}  #{hit.segment_index} "
+              f"[{hit.start_s:.1f}s]  {who}{hit.text.strip()}")
+    return 0 if hits else 1
 
 
 # ---------------------------------------------------------------- serve
@@ -220,9 +296,9 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 def run_serve(argv: Sequence[str], environ=None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_config(args, environ)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(settings.log_level)
     log.info("starting with %r", settings)
+    _warn_about_visible_secrets(args, settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     check_storage(settings)  # before the model loads: a wrong password fails in a second
     engine = build_engine(settings)
@@ -233,11 +309,29 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
     return 0
 
 
+def _warn_about_visible_secrets(args: argparse.Namespace, settings: BridgeConfig) -> None:
+    """Every local user sees a process's arguments (ps): secrets belong in a file or the
+    environment."""
+    for flag, value in (("--ami-secret", args.ami_secret), ("--webhook-secret", args.webhook_secret)):
+        if value:
+            log.warning("%s on the command line is visible to every local user (ps); use its "
+                        "-file option or environment variable", flag)
+    if args.storage and "@" in args.storage.partition("://")[2].partition("/")[0] \
+            and ":" in args.storage.partition("://")[2].partition("@")[0]:
+        log.warning("--storage carries a password on the command line, visible to every local "
+                    "user (ps); use --storage-password-file, PGPASSFILE or the AUDIOSOCKET_STORAGE "
+                    "environment variable")
+    if not settings.retention_days:
+        log.info("no --retention-days: stored calls are kept until deleted by hand")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         if argv[:1] == ["export"]:
             return run_export(argv[1:])
+        if argv[:1] == ["search"]:
+            return run_search(argv[1:])
         return run_serve(argv)
     except (ValueError, OSError) as error:
         print(f"audiosocket-bridge: {error}", file=sys.stderr)

@@ -260,10 +260,16 @@ def test_a_locked_database_delays_no_other_sink(tmp_path):
             locker = sqlite3.connect(f"{tmp_path}/calls.db", isolation_level=None)
             locker.execute("BEGIN IMMEDIATE")  # as another writer holding the lock would
             try:
-                client = await caller(bridge).connect()
+                client = await caller(bridge).connect()  # its start waits 2 s, then goes on
                 await client.send_silence(2.0, realtime=True)
-                found = await scrape(bridge)  # BridgeMetrics comes after storage in the sinks
-                assert value(found, "audiosocket_transcripts_total", kind="final") == 2
+
+                async def finals_seen() -> float:  # BridgeMetrics comes after storage
+                    return value(await scrape(bridge), "audiosocket_transcripts_total", kind="final")
+                for _ in range(100):
+                    if await finals_seen() == 2:
+                        break
+                    await asyncio.sleep(0.1)
+                assert await finals_seen() == 2
                 assert bridge.storage_sink.spool.pending >= 3  # start, 2 finals, none written
             finally:
                 locker.execute("ROLLBACK")

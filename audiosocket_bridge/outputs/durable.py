@@ -2,7 +2,9 @@
 order, through database outages, without the other sinks waiting for the database.
 
 The sink's methods only put a record into the Spool (memory, then a file: outputs/spool.py) and
-return; one writer thread takes the records oldest first and writes each through storage. A
+return (call_started waits up to `start_wait_s` for the start to land, so that the sinks after
+it read the session's segment numbering from storage, as captions and alerts do; while the
+database is away it goes on without); one writer thread takes the records oldest first and writes each through storage. A
 write that fails for a reason that passes (the database is down or restarting, a statement
 timed out, the disk is full: `is_transient`) is tried again, after a growing pause, until it
 lands, so a call's start always lands before its finals (no foreign-key failure) and nothing
@@ -27,8 +29,9 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence
 from .presence import LOST_REASON
 from .sinks import CallInfo
 from .spool import Spool
-from .spool_records import (END, FINAL, START, call_of, end_record, ended_call_of, event_of,
-                            final_record, orphan_ends, session_key, start_record)
+from .spool_records import (ALERT, END, FINAL, START, alert_record, call_of, end_record,
+                            ended_call_of, event_of, final_record, orphan_ends, session_key,
+                            start_record)
 from .storage_errors import is_transient, one_line
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ class WriterTiming:
     retry_first_s: float = 0.2  # pause after the first failed try of a write
     retry_max_s: float = 5.0  # the pause doubles up to this
     close_wait_s: float = 5.0  # at close, how long the database gets to take what waits
+    start_wait_s: float = 2.0  # how long call_started waits for the start to land
 
 
 class DurableStorageSink:
@@ -54,6 +58,7 @@ class DurableStorageSink:
         self.available = True  # False from a failed write until the next one lands
         self._offsets: dict[str, int] = {}  # session -> segment offset, once its start landed
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._starts: dict[str, asyncio.Event] = {}  # session -> set once its start landed
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._stop_by_s = 0.0
@@ -71,11 +76,21 @@ class DurableStorageSink:
     # -- Sink: never waits for the database
     async def call_started(self, call: CallInfo) -> None:
         self._loop = asyncio.get_running_loop()
+        landed = self._starts[session_key(call)] = asyncio.Event()
         self._put(start_record(call))
+        try:
+            await asyncio.wait_for(landed.wait(), self.timing.start_wait_s)
+        except asyncio.TimeoutError:
+            pass  # the database is away: the call goes on, its start waits in the spool
+        finally:
+            self._starts.pop(session_key(call), None)
 
     async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
         if event.is_final:
             self._put(final_record(call, event, self._offsets.get(session_key(call))))
+
+    async def alert(self, call: CallInfo, alert) -> None:
+        self._put(alert_record(call, alert))
 
     async def call_ended(self, call: CallInfo) -> None:
         self._put(end_record(call))
@@ -112,7 +127,9 @@ class DurableStorageSink:
                 if not is_transient(error):
                     self._refused(record, error)
                     self.spool.pop()
-                    if record["op"] == END:  # as stored as it will be: do not keep FastAGI waiting
+                    if record["op"] == START:  # nothing to wait for
+                        self._call_on_loop(self._start_landed, record["session"])
+                    elif record["op"] == END:  # as stored as it will be: FastAGI need not wait
                         self._tell_loop(record["uuid"], record["session"])
                     continue
                 if down_since is None:
@@ -140,6 +157,7 @@ class DurableStorageSink:
         if op == START:
             self.storage.record_call_start(call_of(record))
             self._offsets[record["session"]] = self.storage.segment_offset(uuid) or 0
+            self._call_on_loop(self._start_landed, record["session"])
         elif op == FINAL:
             offset = record.get("offset")
             if offset is None:
@@ -147,6 +165,11 @@ class DurableStorageSink:
             if offset is not None:
                 self.storage.resume_segment_offset(uuid, offset)
             self.storage.record_final(_Uuid(uuid), event_of(record))
+        elif op == ALERT:
+            from .search import record_alert
+
+            record_alert(self.storage, uuid, record["segment"], record["rule"], record["matched"],
+                         record["start_s"], record["end_s"])
         elif op == END:
             self.storage.record_call_end(ended_call_of(record))
             for hook in self.on_call_stored:
@@ -155,12 +178,21 @@ class DurableStorageSink:
             self._tell_loop(uuid, record["session"])
 
     def _tell_loop(self, uuid: str, session: str) -> None:
-        loop, listener = self._loop, self.on_stored_loop
-        if loop is None or listener is None or loop.is_closed():
+        if self.on_stored_loop is not None:
+            started_at = datetime.fromisoformat(session.split("@", 1)[1])
+            self._call_on_loop(self.on_stored_loop, uuid, started_at)
+
+    def _start_landed(self, session: str) -> None:
+        landed = self._starts.get(session)
+        if landed is not None:
+            landed.set()
+
+    def _call_on_loop(self, function, *args) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
             return
-        started_at = datetime.fromisoformat(session.split("@", 1)[1])
         try:
-            loop.call_soon_threadsafe(listener, uuid, started_at)
+            loop.call_soon_threadsafe(function, *args)
         except RuntimeError:  # the loop closed meanwhile
             pass
 

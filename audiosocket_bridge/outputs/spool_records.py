@@ -1,9 +1,11 @@
 """The storage writes of a call as JSON-able records (outputs/spool.py keeps them), and back.
 
-A record is {"op": "start" | "final" | "end", "uuid", "session", ...}; `session` tells two
+A record is {"op": "start" | "final" | "alert" | "end", "uuid", "session", ...}; `session` tells two
 AudioSocket() sessions of one UUID apart (an IVR loop). A final carries its call's segment
 `offset` when it was known as the final was taken (the session's start was in the database), so
-a write replayed after a restart is numbered as its first try would have been.
+a write replayed after a restart is numbered as its first try would have been. A final keeps
+only TranscriptEvent's own fields: the text as storage gets it (redacted), never an IVR answer's
+clear channel_text (redaction.RedactedEvent).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from whisper.streaming.types import TranscriptEvent, Word
 from ..registrations import CallOptions, Registration
 from .sinks import CallInfo
 
-START, FINAL, END = "start", "final", "end"
+START, FINAL, ALERT, END = "start", "final", "alert", "end"
 
 
 def session_key(call: CallInfo) -> str:
@@ -27,17 +29,27 @@ def start_record(call: CallInfo) -> dict:
     reg = call.registration
     return {"op": START, "uuid": call.uuid, "session": session_key(call), "peer": call.peer,
             "started_at": call.started_at.isoformat(), "sample_rate_hz": call.sample_rate_hz,
-            "dtmf": [list(d) for d in call.dtmf],
+            "dtmf": [list(d) for d in call.dtmf], "redaction": call.redaction,
             "registration": {"channel": reg.channel, "uniqueid": reg.uniqueid,
                              "linkedid": reg.linkedid, "server": reg.server,
                              "options": dataclasses.asdict(reg.options)}}
 
 
+_EVENT_FIELDS = tuple(f.name for f in dataclasses.fields(TranscriptEvent))
+
+
 def final_record(call: CallInfo, event: TranscriptEvent, offset: Optional[int]) -> dict:
-    fields = dataclasses.asdict(event)
+    fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     fields["words"] = [[w.text, w.start_s, w.end_s, w.probability] for w in event.words]
     return {"op": FINAL, "uuid": call.uuid, "session": session_key(call), "offset": offset,
             "event": fields}
+
+
+def alert_record(call: CallInfo, alert) -> dict:
+    """A phrase alert (outputs/alerts.py); its segment index is the stored one already."""
+    return {"op": ALERT, "uuid": call.uuid, "session": session_key(call),
+            "segment": alert.segment, "rule": alert.rule, "matched": alert.matched,
+            "start_s": alert.start_s, "end_s": alert.end_s}
 
 
 def end_record(call: CallInfo) -> dict:
@@ -55,7 +67,7 @@ def call_of(start: dict) -> CallInfo:
     return CallInfo(uuid=start["uuid"], peer=start["peer"],
                     started_at=datetime.fromisoformat(start["started_at"]),
                     sample_rate_hz=start["sample_rate_hz"], registration=registration,
-                    dtmf=_dtmf(start["dtmf"]))
+                    dtmf=_dtmf(start["dtmf"]), redaction=start.get("redaction", "pci"))
 
 
 def ended_call_of(end: dict) -> CallInfo:

@@ -9,7 +9,7 @@ import time
 from typing import Callable, Optional
 
 from .storage import SqlStorage, open_storage
-from .webhook_policy import shown_url
+from ..logsafe import shown_url
 
 log = logging.getLogger(__name__)
 

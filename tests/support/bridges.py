@@ -21,7 +21,8 @@ ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
 
 def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
                       shutdown_deadline_s: float = 10.0, webhook: Optional[WebhookOptions] = None,
-                      bridge_id: Optional[str] = None, storage_url: Optional[str] = None,
+                      bridge_id: Optional[str] = None, http_access=None, alerts=(),
+                      ami=None, storage_url: Optional[str] = None,
                       spool: SpoolOptions = SpoolOptions(),
                       presence: PresenceTiming = PresenceTiming(), **session) -> Bridge:
     """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...). Storage: SQLite in
@@ -32,7 +33,8 @@ def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metri
                   max_calls=max_calls,
                   session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
                   metrics_listen=ANY_LOOPBACK_PORT if metrics else None, webhook=webhook,
-                  bridge_id=bridge_id, presence=presence)
+                  bridge_id=bridge_id, alerts=alerts, ami=ami, presence=presence,
+                  **({"http_access": http_access} if http_access is not None else {}))
 
 
 def caller(bridge: Bridge, call_uuid: Optional[str] = None) -> AudioSocketClient:
