@@ -14,8 +14,10 @@ from audiosocket_bridge.asterisk.agi_server import FastAgiServer
 from audiosocket_bridge.outputs.durable import WriterTiming
 from audiosocket_bridge.outputs.presence import PresenceTiming
 from audiosocket_bridge.outputs.spool import Spool, SpoolOptions, spool_path
+from audiosocket_bridge.outputs.spool_records import final_record, start_record
 from audiosocket_bridge.outputs.webhook_policy import Backoff, WebhookOptions
 from tests.support.bridges import bridge_under_test, caller, run
+from tests.support.builders import call_info, event
 from tests.support.postgres import new_database, postgres_cluster
 from tests.support.scrape import http_get, scrape, value
 from tests.support.webhook_receiver import WebhookReceiver
@@ -64,6 +66,7 @@ def test_the_spool_keeps_order_from_memory_through_the_file(tmp_path):
     for record in records(10):
         spool.put(record)
     assert spool.pending == 10 and spool.file_bytes > 0  # 3 in memory, 7 in the file
+    assert (tmp_path / "s.jsonl").stat().st_mode & 0o777 == 0o600  # transcripts: owner only
     assert [spool.peek()["n"]] == [0]
     spool.pop()
     spool.put(records(1, 10)[0])  # memory has room again, but the file is not empty: after it
@@ -104,6 +107,7 @@ def test_a_spool_left_by_a_run_is_read_first_and_a_torn_line_dropped(tmp_path):
     for record in records(5):
         first.put(record)
     first.persist()  # shutdown with the database away: memory goes to the file too
+    assert path.stat().st_mode & 0o777 == 0o600
     with open(path, "a") as out:
         out.write('{"op": "final", "uuid": "u", "n": 9')  # a crash mid-append
     second = Spool(path, SpoolOptions(memory_records=2))
@@ -250,6 +254,23 @@ def test_a_stalled_statement_times_out_without_stalling_heartbeats(tmp_path):
                 assert_stored_once(bridge, client.call_uuid)
                 assert bridge.storage_sink.errors == 0
         run(scenario())
+
+
+def test_a_spool_left_by_a_bridge_killed_mid_call_is_written_and_the_call_ended(tmp_path):
+    call = call_info()
+    crashed = Spool(spool_path(str(tmp_path), "b1"), SpoolOptions(memory_records=0))
+    crashed.put(start_record(call))  # as the writes of a run killed while its database was away
+    crashed.put(final_record(call, event("final", 0, " Hello."), None))
+
+    async def next_start():
+        async with bridge_under_test(tmp_path, bridge_id="b1") as bridge:
+            assert await until(lambda: bridge.storage_sink.spool.pending == 0)
+            return bridge.storage.get_call(call.uuid), bridge.storage.get_segments(call.uuid)
+
+    stored, segments = run(next_start())
+    assert stored.end_reason == "bridge-lost" and stored.ended_at is not None  # not open for ever
+    assert [s.text for s in segments] == [" Hello."]
+    assert not spool_path(str(tmp_path), "b1").exists()  # written, so gone
 
 
 # ---------------------------------------------------------------- no sink waits for storage

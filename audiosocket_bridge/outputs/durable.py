@@ -66,8 +66,8 @@ class DurableStorageSink:
 
     def start(self) -> None:
         """Starts the writer; calls left open in a spool of a run that died are ended first."""
-        recovered = self.spool.records_in_file()
-        for record in orphan_ends(recovered, datetime.now(timezone.utc), LOST_REASON):
+        ends = orphan_ends(self.spool.records_in_file(), datetime.now(timezone.utc), LOST_REASON)
+        for record in ends:
             self.spool.put(record)
         self._thread = threading.Thread(target=self._write_all, name="storage-writer",
                                         daemon=True)

@@ -17,11 +17,12 @@ import json
 import logging
 import os
 import re
+import shutil
 import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Iterator, Mapping, Optional
 
 from .storage import sqlite_path
 
@@ -106,25 +107,32 @@ class Spool:
         """At shutdown, with records still waiting: all of them into the file (atomically), for
         the next start to write them."""
         with self._lock:
-            rest = self._unread_file_records() if self._file_records else []
-            records = list(self._head) + rest + self._tail
-            if not records:
+            waiting = self.pending
+            if not waiting:
                 self._truncate()
                 self.path.unlink(missing_ok=True)
                 return
             temporary = self.path.with_suffix(".tmp")
-            with open(temporary, "w", encoding="utf-8") as out:
-                out.writelines(_line(r) for r in records)
+            with _private(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC) as out:
+                out.write("".join(_line(r) for r in self._head).encode("utf-8"))
+                if self._file_records:  # the unread part of the file, copied in chunks
+                    with open(self.path, "rb") as rest:
+                        rest.seek(self._read_offset)
+                        shutil.copyfileobj(rest, out)
+                out.write("".join(_line(r) for r in self._tail).encode("utf-8"))
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temporary, self.path)
-            log.warning("storage: %d write(s) kept in %s for the next start", len(records),
-                        self.path)
+            log.warning("storage: %d write(s) kept in %s for the next start", waiting, self.path)
 
-    def records_in_file(self) -> list[dict]:
-        """The records in the file (at start: those an earlier run left)."""
-        with self._lock:
-            return self._unread_file_records() if self._file_records else []
+    def records_in_file(self) -> Iterator[dict]:
+        """The records in the file, read one by one (at start, before anything else uses the
+        spool: those an earlier run left)."""
+        if not self._file_records:
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(self._read_offset)
+            yield from (json.loads(line) for line in handle if line.strip())
 
     def sync(self) -> None:
         """Flushes the file to disk (the writer calls it while it waits for the database); not
@@ -142,7 +150,7 @@ class Spool:
     def _append(self, records: list[dict]) -> bool:
         data = "".join(_line(r) for r in records).encode("utf-8")
         try:
-            with open(self.path, "ab") as out:
+            with _private(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND) as out:
                 out.write(data)
                 out.flush()
         except OSError as error:
@@ -193,11 +201,6 @@ class Spool:
         if self._file_records <= 0 or self._read_offset >= self._file_bytes:
             self._truncate()
 
-    def _unread_file_records(self) -> list[dict]:
-        with open(self.path, "rb") as handle:
-            handle.seek(self._read_offset)
-            return [json.loads(line) for line in handle if line.strip()]
-
     def _truncate(self) -> None:
         self._file_records = self._read_offset = self._file_bytes = 0
         try:
@@ -223,6 +226,11 @@ class Spool:
         if good:
             log.warning("storage spool: %d write(s) left in %s by an earlier run; writing them "
                         "first", len(good), self.path)
+
+
+def _private(path: Path, flags: int):
+    """The file opened for binary writing, created 0600: it holds (redacted) transcripts."""
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
 
 
 def _line(record: dict) -> str:
