@@ -161,3 +161,18 @@ def test_a_card_in_timed_words_split_at_punctuation_is_found():
                  for k, t in enumerate(texts)]
         out += redactor.final(final("".join(texts), index, index * 3.0, words), index * 3.0)
     assert [e.text for e in out] == [" [card].", " [card]", " [card]", " [card]"]
+
+
+def test_a_card_misheard_as_decimals_after_a_misheard_card_word_is_found():
+    said = " McCard in 5.3, 8.0, 3.0, 1.4.7, 8.7, 5.1, McCard in 4.3.0."
+    assert texts_of_call([said]) == [" McCard in [card], McCard in [cvv]."]
+
+
+def test_thirteen_digits_or_more_are_a_card_unless_a_word_says_otherwise():
+    assert texts_of_call([" It's 4539 1488 0343 6."]) == [" It's [card]."]  # a digit dropped
+    assert texts_of_call([" Order 4539 1488 0343 6."]) == [" Order 4539 1488 0343 6."]
+    assert texts_of_call([" My phone is 0044 20 7946 0958 1."]) == [" My phone is 0044 20 7946 0958 1."]
+
+
+def test_a_partial_hides_a_number_half_written_as_a_word():
+    assert CallRedactor("pci").partial(partial(" The current in 5.963A")).text == " The current in [number]"
