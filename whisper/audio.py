@@ -19,6 +19,7 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s chunk
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's conv stride halves the frame rate
 FRAMES_PER_SECOND = SAMPLE_RATE_HZ // HOP_LENGTH  # 100 mel frames per second
 TOKENS_PER_SECOND = SAMPLE_RATE_HZ // N_SAMPLES_PER_TOKEN  # 50 audio positions per second
+SAMPLE_RATE, CHUNK_LENGTH = SAMPLE_RATE_HZ, CHUNK_LENGTH_S  # openai-whisper's names
 
 SUPPORTED_RATES_HZ = (8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000)
 
