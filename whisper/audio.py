@@ -1,10 +1,10 @@
-"""Audio input: WAV loading, resampling to 16 kHz, and Whisper's log-mel spectrogram."""
+"""Audio input: reading audio files, resampling to 16 kHz, and Whisper's log-mel spectrogram."""
 from __future__ import annotations
 
 import functools
 import wave
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -30,23 +30,70 @@ class AudioError(ValueError):
     """Raised for audio the engine cannot use: unreadable, empty, or of an unsupported format."""
 
 
+# Headerless formats Asterisk records, by file extension: (sample rate, libsndfile subtype).
+RAW_FORMATS = {
+    **{ext: (8000, "PCM_16") for ext in ("sln", "slin", "raw")},
+    **{f"sln{khz}": (int(khz) * 1000 if khz != "44" else 44100, "PCM_16") for khz in ("12", "16", "24", "32", "44", "48", "96", "192")},
+    **{ext: (8000, "ULAW") for ext in ("ulaw", "ul", "mu", "pcm")},
+    **{ext: (8000, "ALAW") for ext in ("alaw", "al", "alw")},
+    "gsm": (8000, "GSM610"),
+}  # fmt: skip
+
+
 def load_audio(path: Union[str, Path], sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Read a PCM WAV file as mono float32 in [-1, 1], resampled to ``sr``."""
+    """Read an audio file as mono float32 in [-1, 1], resampled to ``sr`` (see ``read_audio``)."""
+    samples, rate_hz = read_audio(path)
+    mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
+    return resample(mono, rate_hz, sr)
+
+
+def read_audio(path: Union[str, Path]) -> Tuple[np.ndarray, int]:
+    """(samples as float32 (frames, channels), sample rate in Hz) of an audio file.
+
+    Plain PCM WAV is read with the standard library; everything else (FLAC, MP3, Ogg Vorbis/Opus,
+    WAV in other encodings, and Asterisk's headerless recordings by extension: .sln/.slin (8 kHz),
+    .sln16 etc., .ulaw/.pcm, .alaw, .gsm) with libsndfile through ``soundfile``. What neither
+    reads is an ``AudioError`` of one line.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    raw = RAW_FORMATS.get(path.suffix.lower().lstrip("."))
+    samples, rate_hz = (None, 0) if raw else _read_pcm_wav(path)
+    if samples is None:
+        samples, rate_hz = _read_with_libsndfile(path, raw)
+    if samples.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    return samples, rate_hz
+
+
+def _read_pcm_wav(path: Path) -> Tuple[Optional[np.ndarray], int]:
+    """The standard library's reading of a plain PCM WAV file, or (None, 0) for any other file."""
     try:
         with wave.open(str(path), "rb") as wav:
             n_channels, sample_width, rate_hz = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             raw = wav.readframes(wav.getnframes())
-    except FileNotFoundError:
-        raise
-    except (wave.Error, EOFError, RuntimeError) as exc:  # wave raises a bare RuntimeError on bad chunk sizes
-        raise AudioError(f"{path}: not a readable PCM WAV file ({exc})") from exc
+    except (wave.Error, EOFError, RuntimeError):  # not RIFF/WAVE, another encoding, or bad chunk sizes
+        return None, 0
     samples = pcm_to_float(raw, sample_width, path)
-    if n_channels > 1:
-        samples = samples[: len(samples) // n_channels * n_channels].reshape(-1, n_channels).mean(axis=1)
-    if samples.size == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
-    return resample(samples, rate_hz, sr)
+    return samples[: len(samples) // n_channels * n_channels].reshape(-1, n_channels), rate_hz
+
+
+def _read_with_libsndfile(path: Path, raw: Optional[Tuple[int, str]]) -> Tuple[np.ndarray, int]:
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: the binding is there, libsndfile is not
+        raise AudioError(f"{path}: only plain PCM WAV can be read without soundfile/libsndfile "
+                         f"(pip install soundfile): {exc}") from exc  # fmt: skip
+    options = {}
+    if raw is not None:
+        options = dict(format="RAW", samplerate=raw[0], channels=1, subtype=raw[1], endian="LITTLE")
+    try:
+        samples, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True, **options)
+    except (RuntimeError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        detail = " ".join(str(exc).split())
+        raise AudioError(f"{path}: not a readable audio file ({detail})") from exc
+    return samples, int(rate_hz)
 
 
 def pcm_to_float(raw: bytes, sample_width: int, source: object = "audio") -> np.ndarray:
