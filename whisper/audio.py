@@ -120,7 +120,13 @@ def int16_to_float(pcm: bytes) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Band-limited resampling with a Kaiser-windowed sinc filter (no extra dependency)."""
+    """Band-limited resampling with a Kaiser-windowed sinc filter (no extra dependency).
+
+    Output k sits at input time k * down / up: its base sample k * down // up and its phase
+    (k * down) % up. Few phases (8 -> 16 kHz has 2, 48 -> 16 kHz 1): the outputs r, r + up, ...
+    share one kernel at input steps of ``down``, one strided convolution per phase. Many phases
+    (22.05 -> 16 kHz has 320): each block of outputs gathers its windows and kernels.
+    """
     samples = np.asarray(samples, dtype=np.float32)
     if from_hz == to_hz or samples.size == 0:
         return samples
@@ -128,18 +134,39 @@ def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> 
         raise AudioError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
     up, down = _reduced_ratio(to_hz, from_hz)
     kernels, half = _sinc_kernels(up, down)  # (up, 2*half): one kernel per fractional phase
-    padded = torch.from_numpy(np.pad(samples, (half, half)))
-    windows = padded.unfold(0, 2 * half, 1)  # windows[i] covers input samples i-half+1 .. i+half
+    padded = torch.from_numpy(np.pad(samples, (half, half)))  # padded[i + half] is input sample i
     n_out = (samples.size * up + down - 1) // down
+    with torch.inference_mode():
+        if up <= _MAX_CONVOLVED_PHASES:
+            return _resample_by_phase(padded, kernels, half, up, down, n_out).numpy()
+        return _resample_by_block(padded, kernels, half, up, down, n_out).numpy()
+
+
+_MAX_CONVOLVED_PHASES = 160  # 44.1 -> 16 kHz; above, a convolution per phase costs more than gathering
+_RESAMPLE_BLOCK = 1 << 15
+
+
+def _resample_by_phase(padded: torch.Tensor, kernels: torch.Tensor, half: int, up: int, down: int,
+                       n_out: int) -> torch.Tensor:
+    out = torch.empty(n_out)
+    for first in range(min(up, n_out)):
+        count = len(range(first, n_out, up))
+        start = (first * down) // up + 1  # the window of output k is padded[base(k) + 1 :][: 2 * half]
+        span = padded[start : start + (count - 1) * down + 2 * half]
+        kernel = kernels[(first * down) % up].view(1, 1, -1)
+        out[first::up] = F.conv1d(span.view(1, 1, -1), kernel, stride=down).view(-1)[:count]
+    return out
+
+
+def _resample_by_block(padded: torch.Tensor, kernels: torch.Tensor, half: int, up: int, down: int,
+                       n_out: int) -> torch.Tensor:
+    windows = padded.unfold(0, 2 * half, 1)  # windows[i] covers input samples i-half+1 .. i+half
     out = torch.empty(n_out)
     for block_start in range(0, n_out, _RESAMPLE_BLOCK):
         k = torch.arange(block_start, min(n_out, block_start + _RESAMPLE_BLOCK))
-        base, phase = (k * down) // up, (k * down) % up  # output k sits at input time base + phase/up
+        base, phase = (k * down) // up, (k * down) % up
         out[k] = (windows[base + 1] * kernels[phase]).sum(dim=1)
-    return out.numpy()
-
-
-_RESAMPLE_BLOCK = 1 << 15
+    return out
 
 
 def _reduced_ratio(a: int, b: int) -> tuple[int, int]:
