@@ -92,6 +92,8 @@ def _read_with_libsndfile(path: Path, raw: Optional[Tuple[int, str]]) -> Tuple[n
         samples, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True, **options)
     except (RuntimeError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
         detail = " ".join(str(exc).split())
+        if "does not exist" in detail:  # libsndfile's words when no format of its own matches the file
+            detail = "libsndfile recognises no audio format in it"
         raise AudioError(f"{path}: not a readable audio file ({detail})") from exc
     return samples, int(rate_hz)
 
