@@ -91,7 +91,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uuid", help="the call's AudioSocket UUID")
+    parser.add_argument("uuid", nargs="?", help="the call's AudioSocket UUID")
+    parser.add_argument("--linkedid", help="instead of a UUID: every call (leg) with this linkedid, as one "
+                                           "conversation whose segments begin with their leg's [label]")
     parser.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt")
     parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
@@ -152,18 +154,24 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .outputs.export import export_call
+    from .outputs.export import export_call, export_conversation
     from .outputs.storage import open_storage
 
     args = build_export_parser().parse_args(argv)
+    if (args.uuid is None) == (args.linkedid is None):
+        raise ValueError("export wants a call's UUID or --linkedid ID, one of the two")
     settings = load_config(args, environ)
     storage = open_storage(settings.storage)
     try:
-        text = export_call(storage, args.uuid, args.format)
+        if args.linkedid is not None:
+            text = export_conversation(storage, args.linkedid, args.format)
+        else:
+            text = export_call(storage, args.uuid, args.format)
     finally:
         storage.close()
     if text is None:
-        print(f"no stored call {args.uuid} in {settings.storage}", file=sys.stderr)
+        what = f"call {args.uuid}" if args.linkedid is None else f"calls with linkedid {args.linkedid}"
+        print(f"no stored {what} in {settings.storage}", file=sys.stderr)
         return 1
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:

@@ -194,3 +194,25 @@ def test_the_bridges_webhook_delivers_stored_recordings(recordings, tmp_path, mo
         run(deliver())
     delivered = {r.document["uuid"]: NORMALISE(r.document["text"]) for r in receiver.accepted}
     assert delivered == {calls["call.wav/caller"]: PASSWORD, calls["call.wav/callee"]: "goodbye"}
+
+
+def test_a_stereo_recording_exports_as_a_two_speaker_conversation(recordings, tmp_path, capsys):
+    storage_url = f"sqlite:///{tmp_path}/calls.db"
+    stereo = str(recordings["stereo"])
+    assert cli.main(["transcribe", stereo, "--storage", storage_url, "--linkedid", "1733590000.77",
+                     "--speakers", "agent,customer"]) == 0  # fmt: skip
+    calls = stored_calls(capsys.readouterr().err.splitlines())
+    assert cli.main(["export", "--linkedid", "1733590000.77", "--format", "json", "--storage", storage_url]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {(leg["speaker"], leg["uuid"]) for leg in document["legs"]} == {
+        ("agent", calls["call.wav/agent"]), ("customer", calls["call.wav/customer"])}  # fmt: skip
+    said = {s["speaker"]: NORMALISE(s["text"]) for s in document["segments"]}
+    assert said == {"agent": PASSWORD, "customer": "goodbye"}
+    starts = [s["start_s"] for s in document["segments"]]
+    assert starts == sorted(starts)
+    assert cli.main(["export", "--linkedid", "1733590000.77", "--format", "srt", "--storage", storage_url]) == 0
+    cues = capsys.readouterr().out
+    assert "[agent] Please enter your password" in cues and "[customer] Goodbye" in cues
+    assert cli.main(["export", "--linkedid", "nope", "--storage", storage_url]) == 1
+    assert "no stored calls with linkedid nope" in capsys.readouterr().err
+    assert cli.main(["export", calls["call.wav/agent"], "--linkedid", "1733590000.77", "--storage", storage_url]) == 2

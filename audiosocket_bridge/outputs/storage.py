@@ -52,6 +52,7 @@ _SELECT_CALL = """
            c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
     FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
 """
+_SELECT_LINKED = "SELECT uuid FROM calls WHERE linkedid = ? ORDER BY started_at, uuid"
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
@@ -276,6 +277,10 @@ class SqlStorage:
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
                 for i, s, e, t, lang, lp, words in self._query(_SELECT_SEGMENTS, (uuid,))]
+
+    def linked_calls(self, linkedid: str) -> list[str]:
+        """The UUIDs of the calls (legs) that share ``linkedid``, earliest first."""
+        return [row[0] for row in self._query(_SELECT_LINKED, (linkedid,))]
 
     def transcript_text(self, uuid: str) -> Optional[str]:
         if self.get_call(uuid) is None:
