@@ -34,7 +34,7 @@ class AudioError(ValueError):
 RAW_FORMATS = {
     **{ext: (8000, "PCM_16") for ext in ("sln", "slin", "raw")},
     **{f"sln{khz}": (int(khz) * 1000 if khz != "44" else 44100, "PCM_16") for khz in ("12", "16", "24", "32", "44", "48", "96", "192")},
-    **{ext: (8000, "ULAW") for ext in ("ulaw", "ul", "mu", "pcm")},
+    **{ext: (8000, "ULAW") for ext in ("ulaw", "ul", "ulw", "mu", "pcm")},  # as Asterisk's format_pcm names them
     **{ext: (8000, "ALAW") for ext in ("alaw", "al", "alw")},
     "gsm": (8000, "GSM610"),
 }  # fmt: skip
