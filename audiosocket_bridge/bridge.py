@@ -2,8 +2,9 @@
 
 Its order matters twice:
   * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    webhook's (it queues a call once storage has all of it), the console, AMI and the metrics,
-    and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
+    webhook's (it queues a call once storage has all of it), the console, AMI, the metrics, the
+    caption stream, the phrase alerts (after the sinks they feed, so a final reaches each before
+    its alert), and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
     once every other sink has the call's last final;
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
@@ -28,10 +29,18 @@ from .asterisk.ami_router import AmiRouter
 from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
-from .config import BridgeConfig, ami_secret, read_secret, split_host_port, webhook_secret
+from .access import AllowList, Gate, parse_networks
+from .config import (BridgeConfig, agi_secret, ami_secret, read_secret, split_host_port,
+                     webhook_secret)
 from .outputs.live import LiveCalls
-from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics, MetricsServer
-from .outputs.presence import BridgePresence, PresenceTiming
+from .outputs.alerts import AlertRule, AlertSink, parse_rules
+from .outputs.caption_routes import CaptionRoutes
+from .outputs.captions import CaptionHub
+from .outputs.http import HttpLimits, HttpServer, metrics_routes
+from .outputs.http_auth import HttpAccess
+from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics
+from .outputs.presence import BridgePresence, PresenceTiming, reuse_refusal, utc_now
+from .outputs.retention import Retention
 from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
 from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
 from .outputs.webhook import WebhookSink, WebhookWorker
@@ -53,7 +62,12 @@ class Bridge:
                  agi_listen: Optional[Address] = None,
                  metrics_listen: Optional[Address] = None, bridge_id: Optional[str] = None,
                  presence: PresenceTiming = PresenceTiming(),
-                 webhook: Optional[WebhookOptions] = None) -> None:
+                 webhook: Optional[WebhookOptions] = None,
+                 allow: Optional[AllowList] = None, agi_allow: Optional[AllowList] = None,
+                 agi_secret: str = "", retention_days: float = 0.0,
+                 http_access: HttpAccess = HttpAccess(), http_limits: HttpLimits = HttpLimits(),
+                 alerts: Sequence[AlertRule] = ()) -> None:
+        """`allow`/`agi_allow`: who may connect (default: loopback and the AMI hosts)."""
         self.engine, self.session = engine, session
         self.listen = listen
         self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
@@ -63,22 +77,35 @@ class Bridge:
         self.live = LiveCalls()
         self.storage_sink = StorageSink(self.storage)
         ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
+        trusted = [server.host for server in ami_servers]
+        self.gates = (Gate("AudioSocket", allow or AllowList.default(trusted)),
+                      Gate("FastAGI", agi_allow or AllowList.default(trusted)))
+        self.retention = Retention(self.storage, retention_days)
         self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
         self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
         self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
+        self.captions = (CaptionHub(segment_offset=self.storage.segment_offset)
+                         if metrics_listen is not None else None)
+        receivers = [r for r in (self.storage_sink, self.ami_sink, self.captions) if r is not None]
+        self.alerts = AlertSink(alerts, receivers, segment_offset=self.storage.segment_offset)
         self.sinks = SinkGroup(self._sinks_in_order())
         self.server = BridgeServer(engine, self.sinks, self.registrations, session,
-                                   host=listen[0], port=listen[1], max_calls=max_calls)
+                                   host=listen[0], port=listen[1], max_calls=max_calls,
+                                   gate=self.gates[0], admit=self._admit)
         self.agi_server = (FastAgiServer(*agi_listen, self.storage, self.live, self.registrations,
-                                         locate_server=self._agi_server_locator())
+                                         locate_server=self._agi_server_locator(),
+                                         gate=self.gates[1], secret=agi_secret)
                            if agi_listen is not None else None)
         self.metrics_server = None
         if self.metrics is not None:
-            self.metrics_server = MetricsServer(self.metrics, *metrics_listen)
+            routes = CaptionRoutes(self.captions, self.storage, http_access)
+            self.metrics_server = HttpServer([metrics_routes(self.metrics), routes.install],
+                                             *metrics_listen, limits=http_limits,
+                                             on_shutdown=[lambda: self.captions.shutdown("shutdown")])
             self.metrics.watch(engine=engine, server=self.server, storage=self.storage,
                                storage_sink=self.storage_sink, ami_sink=self.ami_sink,
-                               webhook=self.webhook)
+                               webhook=self.webhook, retention=self.retention, gates=self.gates)
 
     @classmethod
     def from_config(cls, config: BridgeConfig, engine) -> "Bridge":
@@ -88,12 +115,28 @@ class Bridge:
                    ami=ami_configs(config),
                    agi_listen=_address(config.agi_listen, DEFAULT_AGI_PORT),
                    metrics_listen=_address(config.metrics_listen, DEFAULT_METRICS_PORT),
-                   bridge_id=config.bridge_id, webhook=webhook_options(config))
+                   bridge_id=config.bridge_id, webhook=webhook_options(config),
+                   allow=_allow_list(config.allow), agi_allow=_allow_list(config.agi_allow),
+                   agi_secret=agi_secret(config), retention_days=config.retention_days,
+                   http_access=http_access(config),
+                   http_limits=HttpLimits(config.http_max_connections),
+                   alerts=parse_rules(config.alert))
 
     @property
     def address(self) -> Address:
         """Where the AudioSocket server listens (the port it got, when asked for 0)."""
         return self.server.address
+
+    async def _admit(self, uuid: str) -> Optional[str]:
+        """Why a new connection may not continue the call of its UUID (presence.reuse_refusal);
+        with storage down the call goes on (its finals are what matters then)."""
+        loop = asyncio.get_running_loop()
+        try:
+            stored = await loop.run_in_executor(None, self.storage.get_call, uuid)
+        except Exception:  # noqa: BLE001
+            log.warning("could not look up call %s in storage; letting it start", uuid)
+            return None
+        return reuse_refusal(stored, utc_now(), self.presence_timing)
 
     def _agi_server_locator(self):
         """For FastAGI register: the AMI server a request came from (AmiRouter.server_for_agi)."""
@@ -101,8 +144,9 @@ class Bridge:
 
     def _sinks_in_order(self) -> list[Sink]:
         durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
-        optional = [sink for sink in (self.ami_sink, self.metrics) if sink is not None]
-        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.live]
+        optional = [sink for sink in (self.ami_sink, self.metrics, self.captions) if sink is not None]
+        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.alerts,
+                self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
@@ -115,6 +159,7 @@ class Bridge:
         await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
         if self.webhook is not None:
             self.webhook.start()
+        self.retention.start()
         for server in self._side_servers():
             await server.start()
 
@@ -146,6 +191,7 @@ class Bridge:
             await server.close()
         if self.webhook is not None:  # what it has not delivered stays queued for the next start
             await self.webhook.close()
+        await self.retention.close()
         if self.presence is not None:
             await self.presence.close()
         await self.sinks.close()
@@ -169,7 +215,8 @@ def session_settings(config: BridgeConfig) -> SessionSettings:
         language=check_languages(config.language),
         registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
                              else 0.0),
-        keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline)
+        keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline,
+        redact=config.redact, handshake_timeout_s=config.handshake_timeout)
 
 
 def ami_configs(config: BridgeConfig) -> list[AmiConfig]:
@@ -205,6 +252,13 @@ def webhook_options(config: BridgeConfig) -> Optional[WebhookOptions]:
                           timeout_s=config.webhook_timeout, max_age_s=config.webhook_max_age)
 
 
+def http_access(config: BridgeConfig) -> HttpAccess:
+    """Who reads transcripts over HTTP: the token file's holders, everyone (--http-no-auth), or
+    no one (neither given)."""
+    token = read_secret(None, config.http_token_file) or None
+    return HttpAccess(token=token, open_access=config.http_no_auth)
+
+
 def default_bridge_id(listen: Address) -> str:
     """This host's name and the AudioSocket port: unique among bridges sharing a database as long
     as two bridges on one host listen on different ports."""
@@ -218,6 +272,10 @@ async def _wait_either(work, interrupt: asyncio.Event, timeout_s: float) -> None
     for task in undone:
         task.cancel()
     await asyncio.gather(*undone, return_exceptions=True)
+
+
+def _allow_list(specs: Sequence[str]) -> Optional[AllowList]:
+    return AllowList(parse_networks(specs)) if specs else None
 
 
 def _address(text: Optional[str], default_port: int) -> Optional[Address]:

@@ -13,7 +13,9 @@ import sys
 from typing import Optional, Sequence
 
 from . import config as config_mod
+from . import logsafe
 from .config import BridgeConfig
+from .logsafe import shown_url
 from .recordings import DEFAULT_SPEAKERS
 
 log = logging.getLogger("audiosocket_bridge")
@@ -86,26 +88,56 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--webhook-secret-file", metavar="FILE", help="read the webhook secret from this file")
     add("--webhook-timeout", type=float, metavar="SECONDS",
         help="time allowed for one POST (default 10)")
+    add("--http-token-file", metavar="FILE",
+        help="the bearer token (16+ characters) that the caption stream, the page's data and "
+             "search need, on the --metrics-listen port (default: none, so they are refused)")
+    add("--http-no-auth", action="store_true", default=None,
+        help="let anyone who reaches the --metrics-listen port read transcripts (behind a "
+             "reverse proxy that does its own login; default off)")
+    add("--http-max-connections", type=int, metavar="N",
+        help="open HTTP connections at most, caption subscribers included (default 256)")
+    add("--alert", action="append", metavar="PHRASE",
+        help="raise a TranscriptAlert when a final says this phrase (any case, whole words), or "
+             "matches re:PATTERN (repeatable)")
     add("--webhook-max-age", type=float, metavar="SECONDS",
         help="stop trying to deliver a call this long after it ended (default 86400)")
+    add("--allow", action="append", metavar="CIDR",
+        help="AudioSocket peers allowed to connect (repeatable; addresses, CIDRs, loopback, any; "
+             "default: loopback and the AMI hosts)")
+    add("--agi-allow", action="append", metavar="CIDR",
+        help="FastAGI peers allowed (repeatable; default: loopback and the AMI hosts)")
+    add("--agi-secret-file", metavar="FILE",
+        help="FastAGI requests must carry secret=<this file's contents> (or set "
+             "AUDIOSOCKET_AGI_SECRET)")
+    add("--handshake-timeout", type=float, metavar="SECONDS",
+        help="close a connection that has not sent its UUID within this long (default 5)")
+    add("--redact", choices=("off", "pci", "pii"),
+        help="replace card numbers (pci, default) and also e-mails and ID numbers (pii) in "
+             "everything that leaves the engine; a call's own Redact wins")
+    add("--retention-days", type=float, metavar="DAYS",
+        help="delete calls ended longer ago than this, with their segments and webhook rows "
+             "(default 0: keep forever); a call's own Retention wins")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("uuid", nargs="?", help="the call's AudioSocket UUID")
-    parser.add_argument("--linkedid", help="instead of a UUID: every call (leg) with this linkedid, as one "
-                                           "conversation whose segments begin with their leg's [label]")
+    parser.add_argument("uuid", help="the call's AudioSocket UUID")
     parser.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt")
     parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument("--conversation", action="store_true",
+                        help="the argument is a conversation id: export its legs as one "
+                             "transcript, each cue labelled with its speaker")
 
 
 def _transcribe_parser(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("files", nargs="+", metavar="FILE", help="recordings: WAV, FLAC, MP3, Ogg, .sln, .sln16, .ulaw, .alaw, .gsm ...")
     add("--uuid", help="the call's UUID (one file only; default: derived from the file's contents)")
-    add("--linkedid", help="the call's linkedid (one file only; default: the file name if it is an Asterisk "
-                           "id such as 1733590000.42, else for a stereo recording its UUID)")
+    add("--linkedid", help="the call's linkedid, and a stereo recording's conversation id (one file only; "
+                           "default: the file name if it is an Asterisk id such as 1733590000.42, else for a "
+                           "stereo recording its UUID)")
+    add("--redact", choices=("off", "pci", "pii"), help="redaction policy, as the bridge's (default pci)")
     add("--speakers", default=",".join(DEFAULT_SPEAKERS),
         help="labels of a stereo recording's left and right channels (default %(default)s)")
     add("--batch-size", type=int, default=8, help="legs decoded together (default %(default)s)")
@@ -127,6 +159,7 @@ def build_parser(prog: str = "audiosocket-bridge") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Transcribe live Asterisk calls streamed over AudioSocket.",
         epilog="Subcommands: `%(prog)s export UUID --format srt` writes a stored transcript; "
+               "`%(prog)s search WORDS` finds stored calls by what was said; "
                "`%(prog)s transcribe FILE...` stores recorded calls. "
                "Every setting can also come from AUDIOSOCKET_<NAME> environment variables "
                "(e.g. AUDIOSOCKET_MAX_CALLS) or the --config file; flags win over the "
@@ -158,20 +191,18 @@ def run_export(argv: Sequence[str], environ=None) -> int:
     from .outputs.storage import open_storage
 
     args = build_export_parser().parse_args(argv)
-    if (args.uuid is None) == (args.linkedid is None):
-        raise ValueError("export wants a call's UUID or --linkedid ID, one of the two")
     settings = load_config(args, environ)
     storage = open_storage(settings.storage)
     try:
-        if args.linkedid is not None:
-            text = export_conversation(storage, args.linkedid, args.format)
+        if args.conversation:
+            text = export_conversation(storage, args.uuid, args.format)
         else:
             text = export_call(storage, args.uuid, args.format)
     finally:
         storage.close()
     if text is None:
-        what = f"call {args.uuid}" if args.linkedid is None else f"calls with linkedid {args.linkedid}"
-        print(f"no stored {what} in {settings.storage}", file=sys.stderr)
+        what = "conversation" if args.conversation else "call"
+        print(f"no stored {what} {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
         return 1
     if args.output:
         with open(args.output, "w", encoding="utf-8") as handle:
@@ -198,7 +229,7 @@ def run_transcribe(argv: Sequence[str], environ=None) -> int:
     if language and "|" in language:
         raise ValueError(f"recordings take one --language, not a list to detect among ({language!r})")
     options = RecordingOptions(uuid=args.uuid, linkedid=args.linkedid, speakers=parse_speakers(args.speakers),
-                               language=language, batch_size=args.batch_size)  # fmt: skip
+                               language=language, redact=settings.redact, batch_size=args.batch_size)  # fmt: skip
     import whisper
 
     device = {"device": settings.device} if settings.device else {}
@@ -207,6 +238,35 @@ def run_transcribe(argv: Sequence[str], environ=None) -> int:
     print(f"{outcome.stored} call(s) stored, {outcome.skipped} already stored, {outcome.failed} recording(s) "
           f"unreadable", file=sys.stderr)  # fmt: skip
     return 1 if outcome.failed else 0
+
+
+# ---------------------------------------------------------------- search
+
+def build_search_parser(prog: str = "audiosocket-bridge search") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Find stored calls by what was said: "
+                                     "the finals holding every word, newest calls first.")
+    parser.add_argument("words", help='e.g. "refund" or "cancel contract"')
+    parser.add_argument("--limit", type=int, default=50, help="most finals shown (default 50)")
+    parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
+    return parser
+
+
+def run_search(argv: Sequence[str], environ=None) -> int:
+    from .outputs.search import search
+    from .outputs.storage import open_storage
+
+    args = build_search_parser().parse_args(argv)
+    storage = open_storage(load_config(args, environ).storage)
+    try:
+        hits = search(storage, args.words, args.limit)
+    finally:
+        storage.close()
+    for hit in hits:
+        who = f"{hit.speaker}: " if hit.speaker else ""
+        print(f"{hit.started_at.isoformat(timespec='seconds')}  {hit.uuid}  #{hit.segment_index} "
+              f"[{hit.start_s:.1f}s]  {who}{hit.text.strip()}")
+    return 0 if hits else 1
 
 
 # ---------------------------------------------------------------- serve
@@ -258,9 +318,9 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 def run_serve(argv: Sequence[str], environ=None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_config(args, environ)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logsafe.install(settings.log_level)
     log.info("starting with %r", settings)
+    _warn_about_visible_secrets(args, settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     engine = build_engine(settings)
     try:
@@ -270,6 +330,21 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
     return 0
 
 
+def _warn_about_visible_secrets(args: argparse.Namespace, settings: BridgeConfig) -> None:
+    """Every local user sees a process's arguments (ps): secrets belong in a file or the
+    environment."""
+    for flag, value in (("--ami-secret", args.ami_secret), ("--webhook-secret", args.webhook_secret)):
+        if value:
+            log.warning("%s on the command line is visible to every local user (ps); use its "
+                        "-file option or environment variable", flag)
+    if args.storage and "@" in args.storage.partition("://")[2].partition("/")[0] \
+            and ":" in args.storage.partition("://")[2].partition("@")[0]:
+        log.warning("--storage carries a password on the command line, visible to every local "
+                    "user (ps); use PGPASSFILE or the AUDIOSOCKET_STORAGE environment variable")
+    if not settings.retention_days:
+        log.info("no --retention-days: stored calls are kept until deleted by hand")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -277,6 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return run_export(argv[1:])
         if argv[:1] == ["transcribe"]:
             return run_transcribe(argv[1:])
+        if argv[:1] == ["search"]:
+            return run_search(argv[1:])
         return run_serve(argv)
     except (ValueError, OSError) as error:
         print(f"audiosocket-bridge: {error}", file=sys.stderr)

@@ -11,7 +11,10 @@ from typing import Any, Mapping, Optional
 from .ami_servers import (SECTION_PREFIX, AmiServerSettings, merge_servers, parse_server_list,
                           section_server)
 from .outputs.storage import DEFAULT_STORAGE_URL
-from .outputs.webhook_policy import check_url, shown_url
+from .access import parse_networks
+from .logsafe import shown_url
+from .redaction import check_policy
+from .outputs.webhook_policy import check_url
 from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
@@ -56,23 +59,43 @@ class BridgeConfig:
     webhook_secret_file: Optional[str] = None  # read when webhook_secret is not given
     webhook_timeout: float = 10.0
     webhook_max_age: float = 86400.0  # give a delivery up this long after its call ended
+    # access.py: who may connect (default: loopback and the AMI hosts)
+    allow: tuple[str, ...] = ()  # AudioSocket peers: CIDRs, addresses, loopback, any
+    agi_allow: tuple[str, ...] = ()  # FastAGI peers
+    agi_secret: Optional[str] = None  # FastAGI requests must carry secret=... when set
+    agi_secret_file: Optional[str] = None
+    handshake_timeout: float = 5.0  # a connection must send its UUID within this many seconds
+    redact: str = "pci"  # redaction.py: off | pci | pii (a call's own Redact wins)
+    retention_days: float = 0.0  # delete calls ended longer ago than this (0: keep forever)
+    http_token_file: Optional[str] = None  # the bearer token for transcripts over HTTP (captions)
+    http_no_auth: bool = False  # transcripts over HTTP readable by anyone reaching the port
+    http_max_connections: int = 256
+    alert: tuple[str, ...] = ()  # phrases, or re:PATTERN, raising alerts (outputs/alerts.py)
 
     def __post_init__(self) -> None:
         if self.webhook_url:
             check_url(self.webhook_url)
+        check_policy(self.redact)
+        if self.retention_days < 0:
+            raise ValueError(f"retention_days: must be 0 (keep forever) or more, got {self.retention_days:g}")
+        parse_networks(self.allow + self.agi_allow)  # a bad entry is refused at start, not at a call
+        if self.alert:
+            from .outputs.alerts import parse_rules
+            parse_rules(self.alert)
 
     def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in _SECRETS:
             if shown[name]:
                 shown[name] = "***"
-        if shown["webhook_url"]:
-            shown["webhook_url"] = shown_url(shown["webhook_url"])
+        for name in ("webhook_url", "storage"):
+            if shown[name]:
+                shown[name] = shown_url(shown[name])
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
 
 
 _DERIVED = {"ami_servers"}
-_SECRETS = ("ami_secret", "webhook_secret")
+_SECRETS = ("ami_secret", "webhook_secret", "agi_secret")
 
 
 def _field_types() -> dict[str, type]:
@@ -97,6 +120,8 @@ def parse_value(name: str, text: str) -> Any:
         if value is None:
             raise ValueError(f"{name}: expected a boolean, got {text!r}")
         return value
+    if kind is tuple and name == "alert":  # one rule a line (a pattern may hold any character)
+        return tuple(line.strip() for line in text.splitlines() if line.strip())
     if kind is tuple:
         return parse_server_list(text)
     return kind(text.strip())
@@ -149,6 +174,7 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     merged.update(from_env(environ))
     merged.update({k: v for k, v in flags.items() if v is not None})
     merged["ami"] = tuple(merged.get("ami", ()))
+    merged["alert"] = tuple(merged.get("alert", ()))
     merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)
     return BridgeConfig(**merged)
 
@@ -167,6 +193,10 @@ def ami_secret(config: BridgeConfig) -> str:
 
 def webhook_secret(config: BridgeConfig) -> str:
     return read_secret(config.webhook_secret, config.webhook_secret_file)
+
+
+def agi_secret(config: BridgeConfig) -> str:
+    return read_secret(config.agi_secret, config.agi_secret_file)
 
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:

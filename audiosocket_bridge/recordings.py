@@ -1,9 +1,10 @@
 """Recorded calls into the bridge's storage: `audiosocket-bridge transcribe FILE...`.
 
 Each recording becomes a stored call, or two for a stereo one (MixMonitor's D option: one leg per
-channel, each with its speaker label, both with the same linkedid). Its finals go through the same
-sink chain a live call's do (the one ``Bridge`` assembles), so whatever applies to live calls'
-finals before they are stored (redaction, retention, the webhook's queue) applies to these too.
+channel, each with its speaker label, both legs of one conversation). Its finals are redacted as a
+live call's are (``CallRedactor`` with the bridge's policy) and go through the sink chain
+``Bridge`` assembles for live calls (storage, the webhook's queue, phrase alerts ...), so retention,
+search, export and the webhook treat them as live calls.
 
 The pure part here plans the calls (UUIDs, linkedid, speakers, times) and turns a transcription
 result into finals; ``store_recordings`` runs it on a model and the bridge's sinks.
@@ -24,6 +25,7 @@ from whisper.streaming.types import TranscriptEvent
 
 from .config import BridgeConfig
 from .outputs.sinks import CallInfo
+from .redaction import CallRedactor
 from .registrations import CallOptions, Registration
 
 # uuid5 namespace of the UUIDs derived from a recording's contents (re-reading a file gives the same call).
@@ -44,6 +46,7 @@ class RecordingOptions:
     linkedid: Optional[str] = None  # default: the file name if it is an Asterisk id, else (stereo) the UUID
     speakers: tuple[str, str] = DEFAULT_SPEAKERS  # labels of a stereo recording's left and right legs
     language: Optional[str] = None
+    redact: str = "pci"  # redaction.py policy, as the bridge's --redact
     batch_size: int = 8  # legs decoded together (those of 30 s or less)
 
 
@@ -75,18 +78,16 @@ def plan_legs(path: Path, n_channels: int, rate_hz: int, duration_s: float, opti
     for channel in range(n_channels):
         stereo = n_channels == 2
         uuid = str(uuid_lib.uuid5(uuid_lib.UUID(base), f"leg-{channel}")) if stereo else base
-        call_options = CallOptions(language=options.language, speaker=options.speakers[channel] if stereo else None)
-        registration = Registration(uuid, channel=recording_channel(path, call_options.speaker),
-                                    linkedid=linkedid or (base if stereo else None), options=call_options)
+        leg_linkedid = linkedid or (base if stereo else None)
+        call_options = CallOptions(language=options.language, speaker=options.speakers[channel] if stereo else None,
+                                   conversation=leg_linkedid if stereo else None)  # fmt: skip
+        registration = Registration(uuid, channel=f"Recording/{path.name}", linkedid=leg_linkedid,
+                                    options=call_options)  # fmt: skip
         call = CallInfo(uuid=uuid, peer=f"recording:{path.name}", started_at=started_at, sample_rate_hz=rate_hz,
-                        registration=registration, ended_at=ended_at, end_reason=END_REASON)  # fmt: skip
+                        registration=registration, ended_at=ended_at, redaction=options.redact,
+                        end_reason=END_REASON)  # fmt: skip
         legs.append(Leg(path, channel, call))
     return legs
-
-
-def recording_channel(path: Path, speaker: Optional[str]) -> str:
-    """The stored call's channel: which recording, and which leg of it (exports and the webhook show it)."""
-    return f"Recording/{path.name}" + (f"/{speaker}" if speaker else "")
 
 
 def finals(uuid: str, result: dict) -> list[TranscriptEvent]:
@@ -175,10 +176,16 @@ def _label(leg: Leg) -> str:
 
 
 async def _store(leg: Leg, events: Sequence[TranscriptEvent], sinks) -> None:
-    call = replace(leg.call, ended_at=None, end_reason=None)  # as a live call: ended only at its end
+    """As a live call goes to the sinks: started, its finals redacted, ended. The whole recording is
+    known, so a final the redactor holds (a card number may go on) waits for the next, not a timer."""
+    call = replace(leg.call, ended_at=None, end_reason=None)
+    redactor = CallRedactor(call.redaction)
     await sinks.call_started(call)
     for event in events:
-        await sinks.transcript(call, event)
+        for redacted in redactor.final(event, event.end_s):
+            await sinks.transcript(call, redacted)
+    for redacted in redactor.flush():
+        await sinks.transcript(call, redacted)
     call.ended_at, call.end_reason = leg.call.ended_at, leg.call.end_reason
     await sinks.call_ended(call)
 

@@ -20,6 +20,7 @@ from whisper.grammar import parse_grammar
 from whisper.language import check_languages
 
 from .audiosocket.protocol import canonical_uuid
+from .redaction import check_policy
 from .values import blank_to_none, parse_bool, parse_float
 
 log = logging.getLogger(__name__)
@@ -36,27 +37,75 @@ class CallOptions:
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
     grammar: Optional[str] = None  # IVR grammar (whisper.grammar): "digits:4-10", "yesno", "choices:a|b"
+    redact: Optional[str] = None  # redaction.py policy: off | pci | pii; None: the bridge default
+    retention_days: Optional[float] = None  # this call is deleted this long after it ended
+
+    def __repr__(self) -> str:  # a prompt may name customers: its length only
+        shown = dataclasses.asdict(self)
+        if self.prompt is not None:
+            shown["prompt"] = f"<{len(self.prompt)} chars>"
+        return "CallOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None) + ")"
+    conversation: Optional[str] = None  # links the legs of one conversation, e.g. ${CHANNEL(linkedid)}
+    alerts: Optional[str] = None  # phrases raising a TranscriptAlert when a final says them: "a|b"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker, grammar. Raises ValueError for an unknown mode or grammar or a malformed value."""
+        speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), redact
+        (off|pci|pii), retention (days). Raises ValueError for an unknown mode, grammar, alert or
+        policy, a prompt over MAX_PROMPT_CHARS or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
             raise ValueError(f"unknown mode {mode!r} (use transcribe or ivr)")
         return cls(language=_languages(lower.get("language")),
-                   prompt=blank_to_none(lower.get("prompt")),
+                   prompt=_bounded("prompt", lower.get("prompt"), MAX_PROMPT_CHARS),
                    partials=parse_bool(lower.get("partials")), mode=mode,
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
-                   speaker=blank_to_none(lower.get("speaker")),
-                   grammar=_grammar(lower.get("grammar")))
+                   speaker=_bounded("speaker", lower.get("speaker"), MAX_SPEAKER_CHARS),
+                   grammar=_grammar(lower.get("grammar")),
+                   conversation=_bounded("conversation", lower.get("conversation"), MAX_SPEAKER_CHARS),
+                   alerts=_alerts(lower.get("alerts") or lower.get("alert")),
+                   redact=_policy(lower.get("redact")),
+                   retention_days=_retention(lower.get("retention") or lower.get("retentiondays")))
+
+
+MAX_PROMPT_CHARS = 1000  # Whisper's prompt holds 223 tokens; more is cut by the decoder anyway
+MAX_SPEAKER_CHARS = 64
+
+
+def _bounded(name: str, text: Optional[str], limit: int) -> Optional[str]:
+    value = blank_to_none(text)
+    if value is not None and len(value) > limit:
+        raise ValueError(f"{name} is {len(value)} characters long (at most {limit})")
+    return value
+
+
+def _policy(text: Optional[str]) -> Optional[str]:
+    value = blank_to_none(text)
+    return check_policy(value) if value is not None else None
+
+
+def _retention(text: Optional[str]) -> Optional[float]:
+    days = parse_float(text)
+    if days is not None and not days > 0:
+        raise ValueError(f"retention must be a number of days above 0, got {text!r}")
+    return days
 
 
 def _languages(text: Optional[str]) -> Optional[str]:
     """One language code, or several as candidates ("es|en"); refused at registration if unknown."""
     return check_languages(blank_to_none(text))
+
+
+def _alerts(spec: Optional[str]) -> Optional[str]:
+    from .outputs.alerts import call_rules  # refused at registration, like a grammar
+
+    spec = blank_to_none(spec)
+    if spec is not None:
+        call_rules(spec)
+    return spec
 
 
 def _grammar(spec: Optional[str]) -> Optional[str]:
@@ -91,6 +140,10 @@ def _merge(old: Registration, new: Registration) -> Registration:
         no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
         speaker=pick(opts_old.speaker, opts_new.speaker),
         grammar=pick(opts_old.grammar, opts_new.grammar),
+        redact=pick(opts_old.redact, opts_new.redact),
+        retention_days=pick(opts_old.retention_days, opts_new.retention_days),
+        conversation=pick(opts_old.conversation, opts_new.conversation),
+        alerts=pick(opts_old.alerts, opts_new.alerts),
     )
     return Registration(
         uuid=old.uuid,

@@ -23,11 +23,15 @@ def sink_names(bridge: Bridge) -> list[str]:
 def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
     bridge = Bridge.from_config(config(
         "--listen", "127.0.0.1:9001", "--storage", f"sqlite:///{tmp_path}/a.db",
-        "--ami-host", "10.0.0.5", "--agi-listen", "127.0.0.1", "--metrics-listen", ":9401"),
-        FakeEngine())
+        "--ami-host", "10.0.0.5", "--agi-listen", "127.0.0.1", "--metrics-listen", ":9401",
+        "--alert", "cancel my contract", "--alert", "re:refund(ed)?", "--http-no-auth",
+        "--http-max-connections", "9"), FakeEngine())
     try:
         assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
-                                      "LiveCalls"]
+                                      "CaptionHub", "AlertSink", "LiveCalls"]
+        assert [rule.name for rule in bridge.alerts.rules] == ["cancel my contract", "re:refund(ed)?"]
+        assert bridge.alerts.receivers == [bridge.storage_sink, bridge.ami_sink, bridge.captions]
+        assert bridge.metrics_server.limits.max_connections == 9
         assert list(bridge.ami_sink.servers) == ["default"]
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 9001)
         assert (bridge.agi_server.host, bridge.agi_server.port) == ("127.0.0.1", 4573)
@@ -41,8 +45,8 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
 def test_only_storage_console_and_live_calls_by_default(tmp_path):
     bridge = Bridge.from_config(config("--storage", f"sqlite:///{tmp_path}/a.db"), FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "LiveCalls"]
-        assert bridge.ami_sink is bridge.agi_server is bridge.metrics_server is None
+        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AlertSink", "LiveCalls"]
+        assert bridge.ami_sink is bridge.agi_server is bridge.metrics_server is bridge.captions is None
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 8300)
         assert bridge.session.registration_wait_s == 0.0  # nothing could register the call
     finally:
@@ -194,7 +198,7 @@ def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(t
     bridge = Bridge.from_config(settings, FakeEngine())
     try:
         assert sink_names(bridge) == ["StorageSink", "WebhookSink", "ConsoleSink", "BridgeMetrics",
-                                      "LiveCalls"]
+                                      "CaptionHub", "AlertSink", "LiveCalls"]
         assert bridge.metrics.webhook is bridge.webhook
         assert b"audiosocket_webhook_pending 0.0" in bridge.metrics.exposition()
     finally:

@@ -17,9 +17,8 @@ from typing import Iterator
 import pytest
 
 from tests.support.ami_observer import AmiObserver
-from tests.support.pbx_calls import (TEST_DIALPLAN, TESTER_USER, observe_as_tester, PlacedCall, place_call,
-                                     texts_of, unavailable)
-from tests.asterisk_pbx import Asterisk, AsteriskUnavailable, Installation, manager_user_setting
+from tests.support.pbx_calls import PlacedCall, observed, pbx_for_tests, place_call, texts_of
+from tests.asterisk_pbx import Asterisk, manager_user_setting
 from tests.support.bridge_process import BridgeProcess
 from tests.support.ports import free_port
 from whisper.evaluation import english_wer
@@ -47,13 +46,8 @@ def pbx_port() -> int:
 
 @pytest.fixture(scope="module")
 def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
-    try:
-        installation = Installation.find()
-    except AsteriskUnavailable as error:
-        unavailable(error)
-    asterisk = Asterisk(installation, workdir / "asterisk", ami_port=pbx_port,
-                        globals={"TRANSCRIBER": bridge.transcriber, "FASTAGI": bridge.fastagi},
-                        extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER,
+    asterisk = pbx_for_tests(workdir, pbx_port, {"TRANSCRIBER": bridge.transcriber,
+                                            "FASTAGI": bridge.fastagi},
                         substitutions={TWO_PARTY_DIAL: "Dial(Local/${EXTEN:1}@test-callee/n,30,"})
     asterisk.start()
     bridge.start()
@@ -64,9 +58,7 @@ def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
-    observer = observe_as_tester(pbx)
-    yield observer
-    observer.close()
+    yield from observed(pbx)
 
 
 def stored_segments(bridge: BridgeProcess, uuid: str):
@@ -193,9 +185,15 @@ def test_two_party_captions_one_stream_per_speaker(pbx, ami, bridge):
     call.wait_hangup(60)
     by_speaker: dict[str, list[str]] = {}
     ami.wait_for(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "TranscriptEnd", 20, mark)
+    legs = set()
     for event in ami.matching(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "Transcript"
                               and m.get("Final") == "1", mark):
         by_speaker.setdefault(event.get("Speaker"), []).append(event.get("Text"))
+        legs.add(event.get("Uuid"))
+    # both legs stored as one conversation: the caller's linkedid (Conversation: ${CHANNEL(linkedid)})
+    stored = [stored_segments(bridge, uuid)[0] for uuid in sorted(legs)]
+    assert {c.speaker for c in stored} == {"caller", "callee"}
+    assert len({c.conversation for c in stored}) == 1 and stored[0].conversation, stored
     assert set(by_speaker) == {"caller", "callee"}, by_speaker
     assert english_wer([texts_of("conf-getpin")], [" ".join(by_speaker["caller"])]) < 0.3, by_speaker
     assert english_wer([texts_of("vm-goodbye")], [" ".join(by_speaker["callee"])]) < 0.3, by_speaker

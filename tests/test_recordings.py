@@ -22,6 +22,7 @@ from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_bridge.recordings import (RECORDING_NAMESPACE, RecordingError, RecordingOptions, finals,
                                            parse_speakers, plan_legs, transcribe_into_storage)  # fmt: skip
 from tests.support.bridges import bridge_under_test, run
+from tests.support.voices import read_number
 from tests.support.webhook_receiver import WebhookReceiver
 from tests.test_webhook_delivery import fast_options
 from whisper.normalizers import EnglishTextNormalizer
@@ -29,6 +30,7 @@ from whisper.normalizers import EnglishTextNormalizer
 SOUNDS = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
 PASSWORD = "please enter your password followed by the pound key"
 ENDED = datetime(2026, 12, 7, 10, 0, tzinfo=timezone.utc)
+CARD = "4539148803436467"  # a Luhn-valid test number (tiny.en loops on 4111 1111 ...: 1 1 1 1 ...)
 NORMALISE = EnglishTextNormalizer()
 
 
@@ -56,6 +58,7 @@ def test_a_mono_recording_is_one_call_with_a_uuid_from_its_contents(tmp_path):
     other = plan_legs(tmp_path / "b.sln", 1, 8000, 0.1, RecordingOptions(), ENDED)[0]
     assert leg.call.uuid == again.call.uuid != other.call.uuid and uuid_lib.UUID(leg.call.uuid)
     assert leg.call.registration.linkedid is None and leg.call.registration.channel == "Recording/a.sln"
+    assert leg.call.registration.options.conversation is None and leg.call.redaction == "pci"
     assert (leg.call.started_at, leg.call.ended_at) == (ENDED - timedelta(seconds=0.1), ENDED)
 
 
@@ -68,7 +71,7 @@ def test_a_stereo_recording_is_two_legs_linked_by_one_id(tmp_path):
     assert len({leg.call.uuid for leg in legs} | {given.lower()}) == 3
     assert {leg.call.registration.linkedid for leg in legs} == {"1733590000.42"}  # the Asterisk id in the name
     assert [leg.call.registration.options.speaker for leg in legs] == ["agent", "customer"]
-    assert legs[1].call.registration.channel == "Recording/1733590000.42.wav/customer"
+    assert {leg.call.registration.options.conversation for leg in legs} == {"1733590000.42"}
     (tmp_path / "call.wav").write_bytes(b"x")
     unnamed = plan_legs(tmp_path / "call.wav", 2, 8000, 3.0, RecordingOptions(uuid=given), ENDED)
     assert {leg.call.registration.linkedid for leg in unnamed} == {given.lower()}  # the recording's UUID
@@ -125,7 +128,7 @@ def test_the_command_stores_each_leg_and_skips_what_is_stored(recordings, tmp_pa
         assert NORMALISE(exported["call.wav/caller"]["text"]) == PASSWORD
         assert NORMALISE(exported["call.wav/callee"]["text"]) == "goodbye"
         assert NORMALISE(exported["1733590000.42.gsm"]["text"]) == "thank you"
-        assert exported["call.wav/callee"]["channel"] == "Recording/call.wav/callee"
+        assert exported["call.wav/callee"]["channel"] == "Recording/call.wav"
         assert {doc["end_reason"] for doc in exported.values()} == {"recording"}
         linked = storage.query("SELECT uuid, linkedid FROM calls")
         assert {linkedid for uuid, linkedid in linked if uuid in (calls["call.wav/caller"], calls["call.wav/callee"])} \
@@ -144,10 +147,11 @@ def test_the_command_stores_each_leg_and_skips_what_is_stored(recordings, tmp_pa
 
 
 def test_recordings_go_through_the_bridges_sink_chain(recordings, tmp_path, tiny_model, monkeypatch):
-    """A step the bridge puts before its sinks (redaction) sees a recording's finals before storage does."""
+    """A sink the bridge puts first (as it does its storage) sees a recording's finals in order, before
+    storage has them: recordings go through the bridge's own chain, whatever it holds."""
     seen = []
 
-    class Redaction:
+    class FirstSink:
         async def call_started(self, call):
             seen.append(("started", call.uuid))
 
@@ -161,7 +165,7 @@ def test_recordings_go_through_the_bridges_sink_chain(recordings, tmp_path, tiny
             return None
 
     chain = Bridge._sinks_in_order
-    monkeypatch.setattr(Bridge, "_sinks_in_order", lambda bridge: [Redaction(), *chain(bridge)])
+    monkeypatch.setattr(Bridge, "_sinks_in_order", lambda bridge: [FirstSink(), *chain(bridge)])
     settings = BridgeConfig(storage=f"sqlite:///{tmp_path}/calls.db")
 
     def storage_segments(uuid):
@@ -174,7 +178,7 @@ def test_recordings_go_through_the_bridges_sink_chain(recordings, tmp_path, tiny
     outcome = asyncio.run(transcribe_into_storage(settings, RecordingOptions(), tiny_model, [recordings["mono"]]))
     assert outcome.stored == 1
     [(_, uuid), (_, uuid_final, stored_before), (_, uuid_end)] = seen
-    assert uuid == uuid_final == uuid_end and stored_before == 0  # the step ran before the final was stored
+    assert uuid == uuid_final == uuid_end and stored_before == 0  # it had the final before storage did
     assert len(storage_segments(uuid)) == 1
 
 
@@ -202,17 +206,32 @@ def test_a_stereo_recording_exports_as_a_two_speaker_conversation(recordings, tm
     assert cli.main(["transcribe", stereo, "--storage", storage_url, "--linkedid", "1733590000.77",
                      "--speakers", "agent,customer"]) == 0  # fmt: skip
     calls = stored_calls(capsys.readouterr().err.splitlines())
-    assert cli.main(["export", "--linkedid", "1733590000.77", "--format", "json", "--storage", storage_url]) == 0
+    assert cli.main(["export", "1733590000.77", "--conversation", "--format", "json", "--storage", storage_url]) == 0
     document = json.loads(capsys.readouterr().out)
-    assert {(leg["speaker"], leg["uuid"]) for leg in document["legs"]} == {
+    assert {(leg["speaker"], leg["uuid"]) for leg in document["calls"]} == {
         ("agent", calls["call.wav/agent"]), ("customer", calls["call.wav/customer"])}  # fmt: skip
     said = {s["speaker"]: NORMALISE(s["text"]) for s in document["segments"]}
     assert said == {"agent": PASSWORD, "customer": "goodbye"}
-    starts = [s["start_s"] for s in document["segments"]]
-    assert starts == sorted(starts)
-    assert cli.main(["export", "--linkedid", "1733590000.77", "--format", "srt", "--storage", storage_url]) == 0
+    assert cli.main(["export", "1733590000.77", "--conversation", "--format", "srt", "--storage", storage_url]) == 0
     cues = capsys.readouterr().out
-    assert "[agent] Please enter your password" in cues and "[customer] Goodbye" in cues
-    assert cli.main(["export", "--linkedid", "nope", "--storage", storage_url]) == 1
-    assert "no stored calls with linkedid nope" in capsys.readouterr().err
-    assert cli.main(["export", calls["call.wav/agent"], "--linkedid", "1733590000.77", "--storage", storage_url]) == 2
+    assert "agent: Please enter your password" in cues and "customer: Goodbye" in cues, cues
+
+
+def test_a_card_number_in_a_recording_is_stored_redacted(tmp_path, capsys):
+    """Redaction applies to recordings as to live calls: with the default policy the digits tiny.en
+    hears are not stored; with --redact off (the proof that it heard them) they are."""
+    path = tmp_path / "card.sln"
+    path.write_bytes(read_number("en", CARD, pause_s=0.25))
+    texts = {}
+    for policy in ("pci", "off"):
+        storage_url = f"sqlite:///{tmp_path}/{policy}.db"
+        assert cli.main(["transcribe", str(path), "--storage", storage_url, "--redact", policy]) == 0
+        [uuid] = stored_calls(capsys.readouterr().err.splitlines()).values()
+        storage = open_storage(storage_url)
+        try:
+            texts[policy] = " ".join(s.text for s in storage.get_segments(uuid))
+            assert storage.get_call(uuid).redaction == policy
+        finally:
+            storage.close()
+    assert re.sub(r"\D", "", texts["off"]) == CARD, texts
+    assert "[card]" in texts["pci"] and not re.search(r"\d{4}", re.sub(r"\W", "", texts["pci"])), texts

@@ -36,6 +36,7 @@ SHORT_CALL = ("conf-getpin", "vm-goodbye")
 SHORT_SCRIPT = "wait:1^play:conf-getpin^wait:1.5^play:vm-goodbye^wait:1.5"
 LONG_CALL = ("conf-getpin", "vm-reachoper", "vm-goodbye")
 WEBHOOK_SECRET = "webhook-secret"
+AGI_SECRET = "agi-secret"
 LONG_SCRIPT = "wait:1^play:conf-getpin^wait:4^play:vm-reachoper^wait:1.5^play:vm-goodbye^wait:2"
 
 
@@ -62,7 +63,10 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 @pytest.fixture(scope="module")
 def bridges(workdir, database, pbx_port, receiver) -> Iterator[dict[str, BridgeProcess]]:
-    webhook = ["--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET]
+    secret_file = workdir / "agi.secret"  # the .ini's path is /etc/asterisk-whisper/agi.secret
+    secret_file.write_text(AGI_SECRET)
+    webhook = ["--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET,
+               "--agi-secret-file", str(secret_file)]
     made = {name: BridgeProcess(workdir / name, ami_port=pbx_port, storage_url=database,
                                 ami_secret=manager_user_setting("transcriber", "secret"),
                                 metrics=True,
@@ -98,7 +102,8 @@ def pbx(workdir, pbx_port, bridges, haproxy) -> Iterator[Asterisk]:
         unavailable(error)
     asterisk = Asterisk(installation, workdir / "asterisk", ami_port=pbx_port,
                         globals={"TRANSCRIBER": f"127.0.0.1:{haproxy.front}",
-                                 "FASTAGI": f"agi://127.0.0.1:{haproxy.agi_front}"},
+                                 "FASTAGI": f"agi://127.0.0.1:{haproxy.agi_front}",
+                                 "AUDIOSOCKET_AGI_SECRET": AGI_SECRET},
                         extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER)
     asterisk.start()
     for bridge in bridges.values():
@@ -153,7 +158,8 @@ def stream_starts(bridge: BridgeProcess, uuid: str) -> int:
 
 
 async def agi_transcript(bridge: BridgeProcess, uuid: str) -> dict[str, str]:
-    done = await run_agi("127.0.0.1", bridge.agi_port, f"agi://127.0.0.1/transcript?uuid={uuid}")
+    done = await run_agi("127.0.0.1", bridge.agi_port, f"agi://127.0.0.1/transcript?uuid={uuid}",
+                         preset={"AUDIOSOCKET_AGI_SECRET": AGI_SECRET})  # as [globals] has it
     return done.variables
 
 

@@ -14,6 +14,14 @@ Scripts (AGI cannot run while the channel is inside AudioSocket(); use it before
       does not (two PBXs on one host); see asterisk/ami_router.py.
 Parameters may also be passed as AGI arguments: AGI(agi://host/register,uuid=${ID},prompt=...).
 
+Access (access.py): only peers on the allow-list are answered (default: loopback and the AMI
+hosts); with a shared secret configured, a request must also carry it, as `secret=...` or in
+the channel variable AUDIOSOCKET_AGI_SECRET (set it in [globals]), else the connection is closed
+without an answer. A register for a call that is already registered on
+another channel is refused (AUDIOSOCKET_REGISTER = ERROR): a stranger cannot redirect a call.
+Bounds: at most MAX_SESSIONS connections at once, a request of at most MAX_ENV_LINES lines of at
+most MAX_LINE_BYTES each, read within `request_timeout_s`.
+
 Why not pyst2's AGI: asterisk.fastagi imports SocketServer (Python 2 only), AGI()
 installs a SIGHUP handler (fails off the main thread), writes str to the socket and
 does not escape quotes or newlines, and it is blocking. The codec in agi_protocol.py
@@ -29,11 +37,13 @@ from typing import Callable, Optional
 
 from whisper.grammar import parse_grammar
 
+from ..access import AllowList, Gate, secret_matches
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
 from ..audiosocket.protocol import canonical_uuid
 from ..outputs.presence import call_state, utc_now
 from ..outputs.storage import StoredCall, joined_text
+from ..redaction import channel_text
 from ..registrations import CallOptions, Registration, Registrations
 from .variables import answer_confidence, chunk_text, transcript_variables
 
@@ -42,6 +52,15 @@ log = logging.getLogger(__name__)
 DEFAULT_AGI_HOST = "127.0.0.1"
 DEFAULT_AGI_PORT = 4573
 MAX_WAIT_S = 30.0
+MAX_SESSIONS = 256
+MAX_ENV_LINES = 256  # Asterisk sends ~24 agi_* lines and one per argument (at most 128)
+MAX_LINE_BYTES = 8192
+SECRET_PARAM = "secret"
+SECRET_VARIABLE = "AUDIOSOCKET_AGI_SECRET"
+
+
+class AgiRefused(Exception):
+    """The request may not be answered (no or a wrong secret, too large)."""
 STORAGE_POLL_S = 0.25  # how often a call live on another bridge is looked up while waiting
 
 
@@ -75,13 +94,14 @@ class AgiSession:
 
     async def read_request(self) -> AgiRequest:
         env: dict[str, str] = {}
-        while True:
+        for _ in range(MAX_ENV_LINES):
             line = await self._read_line()
             if not line.strip():
                 return parse_request(env)
             pair = parse_env_line(line)
             if pair:
                 env[pair[0]] = pair[1]
+        raise AgiRefused(f"request of more than {MAX_ENV_LINES} lines")
 
     async def command(self, line: bytes) -> AgiResponse:
         self.writer.write(line)
@@ -101,7 +121,10 @@ class AgiSession:
         return response.data if response.ok and response.result == 1 else None
 
     async def _read_line(self) -> str:
-        raw = await self.reader.readline()
+        try:
+            raw = await self.reader.readline()
+        except ValueError:  # the StreamReader's limit: a line over MAX_LINE_BYTES
+            raise AgiRefused(f"line of more than {MAX_LINE_BYTES} bytes") from None
         if not raw:
             raise AgiHangup("FastAGI connection closed by Asterisk")
         return raw.decode("utf-8", errors="replace")
@@ -111,8 +134,11 @@ class FastAgiServer:
     def __init__(self, host: str, port: int, storage, live_calls, registrations: Registrations, *,
                  transcript_wait_s: float = 3.0, request_timeout_s: float = 10.0,
                  locate_server: Optional[Callable[[Optional[str], Optional[str]],
-                                                  Optional[str]]] = None) -> None:
+                                                  Optional[str]]] = None,
+                 gate: Optional[Gate] = None, secret: str = "") -> None:
         self.host, self.port = host, port
+        self.gate = gate or Gate("FastAGI", AllowList.default())
+        self._secret = secret
         self.storage, self.live_calls, self.registrations = storage, live_calls, registrations
         self.transcript_wait_s = transcript_wait_s
         self.request_timeout_s = request_timeout_s
@@ -123,7 +149,8 @@ class FastAgiServer:
         self._scripts = {"transcript": self._transcript, "register": self._register}
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self._server = await asyncio.start_server(self._accept, self.host, self.port,
+                                                  limit=MAX_LINE_BYTES)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("FastAGI listening on %s:%d", self.host, self.port)
 
@@ -136,10 +163,16 @@ class FastAgiServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = AgiSession(reader, writer)
+        if not self.gate.admits(session.peer_host) or len(self._tasks) >= MAX_SESSIONS:
+            if len(self._tasks) >= MAX_SESSIONS:
+                self.gate.refuse(session.peer_host, f"over {MAX_SESSIONS} connections")
+            writer.close()
+            return
         task = asyncio.current_task()
         self._tasks.add(task)
         try:
-            await self._serve(AgiSession(reader, writer))
+            await self._serve(session)
         finally:
             self._tasks.discard(task)
             writer.close()
@@ -149,17 +182,32 @@ class FastAgiServer:
     async def _serve(self, session: AgiSession) -> None:
         try:
             request = await asyncio.wait_for(session.read_request(), self.request_timeout_s)
+            if not await self._carries_secret(session, request):
+                self.gate.refuse(session.peer_host, "no or a wrong secret")
+                return
             script = self._scripts.get(request.script)
             if script is None:
                 log.warning("unknown FastAGI script %r", request.script)
                 await session.set_variable("AGI_ERROR", f"unknown script {request.script}")
                 return
-            await asyncio.wait_for(script(session, request),
-                                   self.request_timeout_s + self.transcript_wait_s)
+            # the transcript script may wait up to MAX_WAIT_S for a live call's last final
+            await asyncio.wait_for(script(session, request), self.request_timeout_s + MAX_WAIT_S)
+        except AgiRefused as exc:
+            self.gate.refuse(session.peer_host, str(exc))
         except (ConnectionError, asyncio.TimeoutError, asyncio.IncompleteReadError) as exc:
             log.info("FastAGI session ended early: %s", exc or type(exc).__name__)
         except Exception:
             log.exception("FastAGI session failed")
+
+    async def _carries_secret(self, session: AgiSession, request: AgiRequest) -> bool:
+        """`secret=` in the request, else the channel's (or a global) AUDIOSOCKET_AGI_SECRET:
+        set once in [globals], it keeps the secret out of every AGI URL Asterisk logs."""
+        given = request.params.pop(SECRET_PARAM, None)
+        if not self._secret:
+            return True
+        if given is None:
+            given = await session.get_variable(SECRET_VARIABLE)
+        return secret_matches(self._secret, given)
 
     # -- scripts
     async def _transcript(self, session: AgiSession, request: AgiRequest) -> None:
@@ -209,16 +257,36 @@ class FastAgiServer:
     def _grammar_answer(self, uuid: str, stored_grammar: Optional[str], result: TranscriptResult,
                         segments) -> TranscriptResult:
         """A grammar call's TRANSCRIPT is its answer (the finals' parts joined: "4711", not
-        "47 11") with TRANSCRIPT_CONFIDENCE of the last part."""
+        "47 11") with TRANSCRIPT_CONFIDENCE of the last part. Storage holds the redacted text;
+        the clear answer, which only the channel may get, comes from this bridge's memory of the
+        call (LiveCalls) while it has it."""
         registration = self.registrations.get(uuid)
         grammar = registration.options.grammar if registration is not None else None
         grammar = grammar or stored_grammar
         if not grammar:
             return result
-        spoken = [s for s in segments if s.text]
-        answer = parse_grammar(grammar).join([s.text for s in spoken])
-        last = next((s for s in reversed(spoken) if s.avg_logprob is not None), None)
-        return replace(result, text=answer, confidence=answer_confidence(last.avg_logprob) if last else 0.0)
+        parts = [(channel_text(f), f.avg_logprob) for f in self.live_calls.finals(uuid)
+                 if getattr(f, "channel_text", None)]
+        parts = [p for p in parts if p[0]] or [(s.text, s.avg_logprob) for s in segments if s.text]
+        answer = parse_grammar(grammar).join([text for text, _ in parts])
+        last = next((lp for _, lp in reversed(parts) if lp is not None), None)
+        return replace(result, text=answer,
+                       confidence=answer_confidence(last) if last is not None else 0.0)
+
+    async def _registered_elsewhere(self, uuid: str, channel: Optional[str]) -> Optional[str]:
+        """The channel a call is already registered on when it is not `channel`: only the
+        channel that registered a call may change its registration (here or, through shared
+        storage, on another bridge)."""
+        found = self.registrations.get(uuid)
+        if found is None:
+            try:
+                found = await asyncio.get_running_loop().run_in_executor(
+                    None, self.storage.load_registration, uuid)
+            except Exception:  # noqa: BLE001 - storage down: this bridge's own view decides
+                found = None
+        if found is None or not found.channel or found.channel == channel:
+            return None
+        return found.channel
 
     async def _register(self, session: AgiSession, request: AgiRequest) -> None:
         try:
@@ -227,6 +295,12 @@ class FastAgiServer:
             server = self.locate_server(session.peer_host, request.params.get("server") or None)
         except ValueError as exc:
             log.warning("register AGI on %s: bad parameters: %s", request.channel, exc)
+            await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
+            return
+        taken = await self._registered_elsewhere(uuid, request.channel)
+        if taken is not None:
+            log.warning("register AGI on %s refused: call %s is registered on %s", request.channel,
+                        uuid, taken)
             await session.set_variable("AUDIOSOCKET_REGISTER", "ERROR")
             return
         linkedid = await session.get_variable("CHANNEL(linkedid)")

@@ -25,6 +25,7 @@ EOL = "\r\n"
 SETVAR_VALUE_MAX_BYTES = AMI_MAX_LINE_BYTES - len("Value: ") - len(EOL)
 
 TRANSCRIPT_EVENT = "Transcript"
+TRANSCRIPT_ALERT_EVENT = "TranscriptAlert"
 TRANSCRIPT_END_EVENT = "TranscriptEnd"
 START_EVENT = "AudioSocketStart"
 
@@ -174,6 +175,20 @@ def caption_event(uuid: str, channel: Optional[str], event: TranscriptEvent,
 def end_event(uuid: str, channel: Optional[str], segments: int, reason: Optional[str]) -> dict:
     return {"Action": "UserEvent", "UserEvent": TRANSCRIPT_END_EVENT, "Uuid": uuid,
             "Channel": channel or "", "Segments": str(segments), "Reason": reason or ""}
+
+
+def alert_event(uuid: str, channel: Optional[str], alert, speaker: Optional[str] = None) -> dict:
+    """`UserEvent: TranscriptAlert` for one phrase alert (outputs/alerts.py)."""
+    headers = {"Action": "UserEvent", "UserEvent": TRANSCRIPT_ALERT_EVENT, "Uuid": uuid,
+               "Channel": channel or "", "Segment": str(alert.segment),
+               "Start": seconds_text(alert.start_s), "End": seconds_text(alert.end_s),
+               "Rule": truncate_utf8(clean_value(alert.rule), 256),
+               "Matched": truncate_utf8(clean_value(alert.matched), 256)}
+    if speaker:
+        headers["Speaker"] = speaker
+    budget = AMI_MAX_LINE_BYTES - len("Text: ") - len(EOL)
+    headers["Text"] = truncate_utf8(clean_value(alert.text), budget)
+    return headers
 
 
 # -- AudioSocketStart UserEvent -> Registration ------------------------------

@@ -86,6 +86,11 @@ class AmiRouter:
         if sink is not None:
             await sink.transcript(call, event)
 
+    async def alert(self, call: CallInfo, alert) -> None:
+        sink = self.sink_for(call)
+        if sink is not None:
+            await sink.alert(call, alert)
+
     async def call_ended(self, call: CallInfo) -> None:
         sink = self.sink_for(call)
         if sink is not None:

@@ -27,10 +27,12 @@ from typing import Callable, Optional
 from whisper.streaming.types import TranscriptEvent
 
 from ..outputs.sinks import CallInfo
+from ..redaction import channel_text
 from ..registrations import Registration, Registrations
 from .ami_client import AmiConnection, AmiTimeout, ManagerAuthException, ManagerException
 from .ami_outbox import Outbox, OutboxItem
-from .ami_protocol import START_EVENT, AmiLineTooLong, caption_event, end_event, registration_from_event
+from .ami_protocol import (START_EVENT, AmiLineTooLong, alert_event, caption_event, end_event,
+                           registration_from_event)
 from whisper.grammar import parse_grammar
 
 from .variables import CallCaptionState, answer_confidence
@@ -138,6 +140,13 @@ class AmiSink:
                 if self._unsent_finals[item.uuid] <= 0:
                     del self._unsent_finals[item.uuid]
 
+    async def alert(self, call: CallInfo, alert) -> None:
+        """A phrase alert (outputs/alerts.py) as `UserEvent: TranscriptAlert`, sent as a final is."""
+        registration = self._registration(call)
+        self._put(OutboxItem(call.uuid, [alert_event(call.uuid, registration.channel, alert,
+                                                     registration.options.speaker)],
+                             final=True))
+
     async def call_ended(self, call: CallInfo) -> None:
         state = self._calls.pop(call.uuid, CallCaptionState())
         channel = self._registration(call).channel
@@ -168,7 +177,9 @@ class AmiSink:
             state = self._calls.setdefault(call.uuid, CallCaptionState())
             grammar = parse_grammar(registration.options.grammar) if registration.options.grammar else None
             confidence = answer_confidence(event.avg_logprob) if grammar is not None else None
-            actions = state.final_setvars(registration.channel, event.text, confidence, grammar) + [caption]
+            # an IVR's own answer goes to its channel in clear; the caption event is redacted
+            actions = state.final_setvars(registration.channel, channel_text(event), confidence,
+                                          grammar) + [caption]
             self._put(OutboxItem(call.uuid, actions, final=True, segment=event.segment_index))
         elif self._partials_enabled(registration):
             self._put(OutboxItem(call.uuid, [caption], final=False,

@@ -20,6 +20,10 @@ G711_FRAME_BYTES = 160
 # Audio a call may hold between the network and the engine; it only fills while the call waits
 # for its registration or the engine stalls.
 AUDIO_QUEUE_MAX_S = 10.0
+# What a peer can make a call keep (each record is also stored and exported): far above any
+# real call (a card number and a few menus are tens of digits), far below what a flood sends.
+MAX_DTMF_RECORDS = 512
+MAX_RATE_CHANGES = 64
 
 
 class CallError(Exception):
@@ -110,6 +114,7 @@ class Call:
         self.sample_rate_hz = DEFAULT_SAMPLE_RATE_HZ
         self.rate_changes: list[tuple[float, int]] = []
         self.dtmf: list[tuple[float, str]] = []
+        self.dtmf_dropped = 0  # beyond MAX_DTMF_RECORDS
         self.audio_s = 0.0
         # 8 kHz frames of 160 bytes: 20 ms of G.711 as Dial(AudioSocket/...) without /c(slin...)
         # sends it, labelled 0x10 (or 10 ms of real slin from a 10 ms ptime phone)
@@ -144,7 +149,10 @@ class Call:
             self._on_audio(frame)
             return Outcome.AUDIO
         if isinstance(frame, Dtmf):
-            self.dtmf.append((round(self.audio_s, 3), frame.digit))
+            if len(self.dtmf) < MAX_DTMF_RECORDS:
+                self.dtmf.append((round(self.audio_s, 3), frame.digit))
+            else:
+                self.dtmf_dropped += 1
             return Outcome.NOTHING
         if isinstance(frame, ErrorFrame):
             self.peer_error_code = frame.code
@@ -179,7 +187,8 @@ class Call:
 
     def _on_audio(self, frame: Audio) -> None:
         if frame.sample_rate_hz != self.sample_rate_hz:
-            self.rate_changes.append((round(self.audio_s, 3), frame.sample_rate_hz))
+            if len(self.rate_changes) < MAX_RATE_CHANGES:
+                self.rate_changes.append((round(self.audio_s, 3), frame.sample_rate_hz))
             self.sample_rate_hz = frame.sample_rate_hz
         if frame.sample_rate_hz == 8000 and len(frame.pcm) == G711_FRAME_BYTES:
             self.g711_sized_frames += 1

@@ -6,6 +6,7 @@ import functools
 import logging
 from typing import Optional
 
+from ..access import AllowList, Gate
 from ..outputs.sinks import SinkGroup
 from ..registrations import Registrations
 from .connection import peer_label, send_hangup_and_close, set_nodelay
@@ -22,14 +23,24 @@ DEFAULT_PORT = 8300
 
 
 class BridgeServer:
+    """Calls hold a slot (`max_calls`) from their UUID on; a connection that has not sent one is
+    a handshake, bounded apart (`max_handshakes`, each at most `handshake_timeout_s`), so that
+    sockets that never send a UUID cannot keep real calls out."""
+
     def __init__(self, engine, sinks: SinkGroup, registrations: Registrations,
                  settings: SessionSettings = SessionSettings(), *, host: str = DEFAULT_HOST,
-                 port: int = DEFAULT_PORT, max_calls: int = 100) -> None:
+                 port: int = DEFAULT_PORT, max_calls: int = 100, gate: Optional[Gate] = None,
+                 admit=None) -> None:
+        """`admit(uuid)` (async) says why a call may not start, or None (Transcription)."""
         self.settings = settings
         self.host, self.port, self.max_calls = host, port, max_calls
+        self.max_handshakes = max(16, max_calls)
+        self.gate = gate or Gate("AudioSocket", AllowList.default())
         self.stats = ConnectionStats()
+        extra = {"admit": admit} if admit is not None else {}
         self._transcribe = functools.partial(Transcription, engine=engine, sinks=sinks,
-                                             registrations=registrations, settings=settings)
+                                             registrations=registrations, settings=settings,
+                                             **extra)
         self._live_uuids = LiveUuids()
         self._server: Optional[asyncio.AbstractServer] = None
         self._address: Optional[tuple[str, int]] = None
@@ -44,7 +55,12 @@ class BridgeServer:
 
     @property
     def active_calls(self) -> int:
-        return len(self._sessions)
+        """Calls in progress: connections that have sent their UUID (raw mode: every one)."""
+        return sum(1 for session in self._sessions.values() if session.started)
+
+    @property
+    def handshakes(self) -> int:
+        return len(self._sessions) - self.active_calls
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
@@ -78,11 +94,17 @@ class BridgeServer:
 
     async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections += 1
-        if self.active_calls >= self.max_calls:
+        peer = writer.get_extra_info("peername")
+        if not self.gate.admits(peer[0] if isinstance(peer, tuple) else None):
+            self.stats.connections_refused += 1
+            await send_hangup_and_close(reader, writer)  # no RST: a misplaced PBX's call goes on
+            return
+        if self.active_calls >= self.max_calls or self.handshakes >= self.max_handshakes:
             await self._refuse(reader, writer)
             return
         session = Session(reader, writer, settings=self.settings, stats=self.stats,
-                          live_uuids=self._live_uuids, transcribe=self._transcribe)
+                          live_uuids=self._live_uuids, transcribe=self._transcribe,
+                          may_start=self._may_start)
         task = asyncio.current_task()
         self._sessions[task] = session
         try:
@@ -92,9 +114,17 @@ class BridgeServer:
         finally:
             self._sessions.pop(task, None)
 
+    def _may_start(self) -> Optional[str]:
+        """Checked when a connection's UUID arrives (it is not counted yet)."""
+        if self.active_calls >= self.max_calls:
+            self.stats.connections_refused += 1
+            return f"refusing connection: {self.active_calls} calls active (max-calls {self.max_calls})"
+        return None
+
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.stats.connections_refused += 1
         set_nodelay(writer)
-        log.warning("refusing connection from %s: %d calls active (max-calls %d)",
-                    peer_label(writer), self.active_calls, self.max_calls)
+        log.warning("refusing connection from %s: %d calls active (max-calls %d), %d handshakes "
+                    "(at most %d)", peer_label(writer), self.active_calls, self.max_calls,
+                    self.handshakes, self.max_handshakes)
         await send_hangup_and_close(reader, writer)

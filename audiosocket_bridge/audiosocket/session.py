@@ -32,9 +32,12 @@ G711_WARNING_FRAMES = 25  # half a second of them
 class Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                  settings: SessionSettings, stats: ConnectionStats, live_uuids: LiveUuids,
-                 transcribe: Callable[..., Transcription]) -> None:
+                 transcribe: Callable[..., Transcription],
+                 may_start: Callable[[], Optional[str]] = lambda: None) -> None:
         """`transcribe(call, stop=...)` makes the call's Transcription once its UUID is known;
-        `stats` are the server's, shared by all its sessions."""
+        `may_start()` then says why it may not start (a full bridge), or None; `stats` are the
+        server's, shared by all its sessions."""
+        self._may_start = may_start
         self.reader, self.writer = reader, writer
         self.settings, self.stats = settings, stats
         self._live_uuids, self._transcribe = live_uuids, transcribe
@@ -45,7 +48,8 @@ class Session:
         self._gaps = GapFiller()
         self._reader_task: Optional[asyncio.Task] = None
         self._tick_timer: Optional[asyncio.TimerHandle] = None
-        self._last_read_s = self._last_write_s = 0.0
+        self._last_read_s = self._last_write_s = 0.0  # _last_read_s: the last whole frame
+        self._connected_s = 0.0
         self._hangup_on_close = False
         self._uuid_claimed = False
 
@@ -70,7 +74,7 @@ class Session:
     # ------------------------------------------------------------ reading
     async def _read_loop(self) -> None:
         loop = asyncio.get_running_loop()
-        self._last_read_s = self._last_write_s = loop.time()
+        self._last_read_s = self._last_write_s = self._connected_s = loop.time()
         # One timer per call, not a wait_for() per read: Asterisk sends a frame every 20 ms, and a
         # wait_for() costs a task and a timer each time.
         self._tick_timer = loop.call_later(TICK_S, self._tick)
@@ -81,7 +85,6 @@ class Session:
                 except OSError as error:
                     self._end("closed", f"read error: {error}")
                     return
-                self._last_read_s = loop.time()
                 if not self._consume(data):
                     return
         finally:
@@ -96,6 +99,8 @@ class Session:
                 return False
             self.stats.received_bytes += len(data)
             for frame in self.decoder.feed(data):
+                # the idle timeout counts whole messages: a byte now and then keeps nothing open
+                self._last_read_s = asyncio.get_running_loop().time()
                 self.stats.count_frame(frame)
                 if not self._apply(frame):
                     return False
@@ -132,6 +137,13 @@ class Session:
     # ------------------------------------------------------------ the wall clock
     def _tick(self) -> None:
         now_s = asyncio.get_running_loop().time()
+        if (not self.started
+                and now_s - self._connected_s >= self.settings.handshake_timeout_s):
+            self.stats.handshake_timeouts += 1
+            self._fail_quietly("handshake-timeout",
+                               f"no UUID within {self.settings.handshake_timeout_s:g} s")
+            self._reader_task.cancel()
+            return
         if now_s - self._last_read_s >= self.settings.idle_timeout_s:
             self._fail_quietly("idle-timeout", f"no data for {self.settings.idle_timeout_s:g} s")
             self._reader_task.cancel()
@@ -158,7 +170,16 @@ class Session:
             self._wake_feeder()
 
     # ------------------------------------------------------------ start and end
+    @property
+    def started(self) -> bool:
+        """The call has its UUID and holds a call slot."""
+        return self.transcription is not None
+
     def _start(self) -> None:
+        refusal = self._may_start()
+        if refusal is not None:
+            self._fail_quietly("refused", refusal)
+            return
         if not self._live_uuids.claim(self.call.uuid):
             raise CallError(f"UUID {self.call.uuid} is already in a live call")
         self._uuid_claimed = True
@@ -177,7 +198,7 @@ class Session:
     def _fail_quietly(self, reason: str, detail: str) -> None:
         """Our side ends it: one log line, a hangup message, clean close."""
         if self.call.end(reason):
-            level = logging.WARNING if reason.startswith("error") else logging.INFO
+            level = logging.WARNING if reason.startswith(("error", "refused")) else logging.INFO
             log.log(level, "call %s from %s: %s; closing", self.call.uuid or "-", self.peer, detail)
             self._hangup_on_close = True
         self._wake_feeder()

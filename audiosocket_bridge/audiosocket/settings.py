@@ -19,3 +19,5 @@ class SessionSettings:
     keepalive_s: float = 0.5
     # --shutdown-deadline: how long the calls in progress may take to flush their last words
     shutdown_deadline_s: float = 30.0
+    redact: str = "pci"  # --redact: redaction.py policy; a call's own Redact wins
+    handshake_timeout_s: float = 5.0  # --handshake-timeout: the UUID message must come by then

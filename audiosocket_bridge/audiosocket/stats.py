@@ -17,6 +17,7 @@ class ConnectionStats:
     audio_dropped_chunks: int = 0  # the call's queue to the engine was full
     audio_dropped_s: float = 0.0
     keepalives_sent: int = 0
+    handshake_timeouts: int = 0  # connections closed for sending no UUID in time
 
     def count_frame(self, frame: Frame) -> None:
         self.frames_received[frame_kind(frame)] += 1

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 from whisper.language import parse_languages
 from whisper.streaming.types import StreamOptions, TranscriptEvent
 
 from ..outputs.sinks import CallInfo, SinkGroup
+from ..redaction import CallRedactor, channel_text, redact_dtmf
 from ..registrations import CallOptions, Registration, Registrations
 from .call import Call
 from .ivr import SETTLE_TIMEOUT_S, IvrPolicy
@@ -35,15 +36,26 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
     )
 
 
+class CallRefused(Exception):
+    """The call may not go on (e.g. its UUID names a call that has ended and been stored)."""
+
+
+async def admit_all(_uuid: str) -> Optional[str]:
+    return None
+
+
 class Transcription:
     def __init__(self, call: Call, *, engine, sinks: SinkGroup, registrations: Registrations,
-                 settings: SessionSettings, stop: Callable[[str], None]) -> None:
-        """`stop(reason)` ends the call from our side (the session's hangup frame and close)."""
+                 settings: SessionSettings, stop: Callable[[str], None],
+                 admit: Callable[[str], Awaitable[Optional[str]]] = admit_all) -> None:
+        """`stop(reason)` ends the call from our side (the session's hangup frame and close);
+        `admit(uuid)` says why a call may not start (None: it may)."""
+        self._admit = admit
         self.call, self.engine, self.sinks = call, engine, sinks
         self.registrations, self.settings, self._stop = registrations, settings, stop
         self.info = CallInfo(uuid=call.uuid, peer=call.peer, started_at=datetime.now(timezone.utc),
                              sample_rate_hz=call.sample_rate_hz,
-                             registration=Registration(call.uuid), dtmf=call.dtmf)
+                             registration=Registration(call.uuid))
         self.stream = None
         self._audio_ready = asyncio.Event()
         self._events: asyncio.Queue[Optional[TranscriptEvent]] = asyncio.Queue()
@@ -52,6 +64,8 @@ class Transcription:
         self._ivr: Optional[IvrPolicy] = None
         self._no_input_timer: Optional[asyncio.TimerHandle] = None
         self._registration_claimed = False  # Registrations.wait_for() done: release() at the end
+        self._announced = False  # the sinks were told of the call (call_ended owed)
+        self._redactor = CallRedactor(settings.redact)
 
     def start(self) -> None:
         self._feeder = asyncio.create_task(self._feed())
@@ -66,7 +80,8 @@ class Transcription:
             await self._feeder
             await self._close_stream()
             self._finish_info()
-            await self.sinks.call_ended(self.info)
+            if self._announced:
+                await self.sinks.call_ended(self.info)
         finally:
             if self._no_input_timer is not None:
                 self._no_input_timer.cancel()
@@ -79,6 +94,9 @@ class Transcription:
             await self._announce()
             if self._open_stream():
                 await self._push_until_ended()
+        except CallRefused as refusal:
+            log.warning("call %s from %s refused: %s", self.call.uuid, self.call.peer, refusal)
+            self._stop(f"refused: {refusal}")
         except Exception as error:
             log.exception("call %s: feeding the engine failed", self.call.uuid)
             self._stop(f"error: {error}")
@@ -88,7 +106,15 @@ class Transcription:
                                                          self.settings.registration_wait_s)
         self._registration_claimed = True
         self.info.registration = registration or Registration(self.call.uuid)
+        refusal = await self._admit(self.call.uuid)
+        if refusal is not None:
+            raise CallRefused(refusal)
+        options = self.info.registration.options
+        self.info.redaction = options.redact or self.settings.redact
+        self._redactor = CallRedactor(self.info.redaction,
+                                      ivr=options.mode == "ivr" or options.grammar is not None)
         await self.sinks.call_started(self.info)
+        self._announced = True
 
     def _open_stream(self) -> bool:
         options = self.info.registration.options
@@ -130,7 +156,7 @@ class Transcription:
             self._stop(reason)
 
     async def _after_final(self, event: TranscriptEvent) -> None:
-        reason = self._ivr.after_final(event.text)
+        reason = self._ivr.after_final(channel_text(event))
         if reason is not None:
             # TRANSCRIPT must be on the channel before AudioSocket() returns to the dialplan
             await self.sinks.settle(self.info, SETTLE_TIMEOUT_S)
@@ -138,7 +164,26 @@ class Transcription:
 
     # ------------------------------------------------------------ dispatcher
     async def _dispatch(self) -> None:
-        while (event := await self._events.get()) is not None:
+        """Engine events, redacted, to the sinks in order; finals the redactor holds (a card
+        number may go on in the next one) go once it lets them, at the latest after its hold."""
+        loop = asyncio.get_running_loop()
+        while True:
+            hold_s = self._redactor.hold_remaining_s(loop.time())
+            try:
+                event = await asyncio.wait_for(self._events.get(), hold_s)
+            except asyncio.TimeoutError:
+                await self._deliver(self._redactor.flush())
+                continue
+            if event is None:
+                break
+            if event.is_final:
+                await self._deliver(self._redactor.final(event, loop.time()))
+            else:
+                await self._deliver([self._redactor.partial(event)])
+        await self._deliver(self._redactor.flush())
+
+    async def _deliver(self, events) -> None:
+        for event in events:
             self.info.sample_rate_hz = self.call.sample_rate_hz
             await self.sinks.transcript(self.info, event)
             if event.is_final and self._ivr is not None:
@@ -162,6 +207,10 @@ class Transcription:
         self.info.ended_at = datetime.now(timezone.utc)
         self.info.end_reason = self.call.end_reason
         self.info.sample_rate_hz = self.call.sample_rate_hz
+        self.info.dtmf = redact_dtmf(self.call.dtmf, self.info.redaction)
+        if self.call.dtmf_dropped:
+            log.warning("call %s: %d DTMF message(s) beyond the first %d dropped", self.call.uuid,
+                        self.call.dtmf_dropped, len(self.call.dtmf))
         queue = self.call.queue
         if queue.dropped_chunks:
             log.warning("call %s: dropped %d audio chunks (%.2f s) between network and engine",

@@ -1,11 +1,11 @@
 """A stored call's transcript as TXT, SRT or WebVTT (written by whisper.writers) or as the
-bridge's JSON document (the call, its DTMF digits, and every segment with its words); and the
-calls sharing a linkedid (a conversation's legs) as one transcript whose segments name their leg."""
+bridge's JSON document (the call, its DTMF digits, and every segment with its words); and a
+conversation (the legs of one bridged call) as one transcript with speakers."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
-from dataclasses import replace
 from typing import Optional, Sequence
 
 from whisper.writers import WriteSRT, WriteTXT, WriteVTT
@@ -49,7 +49,7 @@ def _iso(value) -> Optional[str]:
     return value.isoformat() if value else None
 
 
-def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
+def to_json(call: StoredCall, segments: Sequence[StoredSegment], alerts: Sequence = ()) -> str:
     document = {
         "uuid": call.uuid,
         "channel": call.channel,
@@ -57,6 +57,9 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
         "ended_at": _iso(call.ended_at),
         "end_reason": call.end_reason,
         "language": call.language,
+        "redaction": call.redaction,
+        "speaker": call.speaker,
+        "conversation": call.conversation,
         "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf],
         "segments": [
             {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),
@@ -66,6 +69,8 @@ def to_json(call: StoredCall, segments: Sequence[StoredSegment]) -> str:
             for s in segments
         ],
         "text": whisper_result(segments)["text"],
+        "alerts": [{"segment": a.segment_index, "rule": a.rule, "matched": a.matched,
+                    "start_s": a.start_s, "end_s": a.end_s} for a in alerts],
     }
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
@@ -77,49 +82,62 @@ def export_call(storage, uuid: str, fmt: str) -> Optional[str]:
     call = storage.get_call(uuid)
     if call is None:
         return None
+    from .search import call_alerts
+
     segments = storage.get_segments(uuid)
-    return to_json(call, segments) if fmt == "json" else to_text(fmt, segments)
+    if fmt != "json":
+        return to_text(fmt, segments)
+    return to_json(call, segments, call_alerts(storage, uuid))
 
 
-def leg_label(call: StoredCall) -> str:
-    """Who speaks on a leg: the last part of its channel name (Recording/call.wav/caller -> caller,
-    PJSIP/alice-00000001 -> alice-00000001), else its UUID."""
-    return call.channel.rsplit("/", 1)[-1] if call.channel else call.uuid
+# ------------------------------------------------------------------ conversations
+
+def speaker_label(call: StoredCall) -> str:
+    return call.speaker or call.channel or call.uuid[:8]
 
 
-def conversation_segments(storage, linkedid: str) -> Optional[list[tuple[StoredCall, StoredSegment]]]:
-    """Every spoken segment of the calls sharing ``linkedid``, on the clock of the earliest call,
-    in order of start; None if no call has that linkedid."""
-    calls = [storage.get_call(uuid) for uuid in storage.linked_calls(linkedid)]
+def conversation_turns(calls: Sequence[StoredCall],
+                       segments_of: dict[str, Sequence[StoredSegment]]) -> list[tuple[StoredCall, StoredSegment]]:
+    """Every leg's spoken finals on one clock (seconds from the first leg's start), by time."""
     if not calls:
-        return None
-    origin = min(call.started_at for call in calls)
+        return []
+    zero = min(call.started_at for call in calls)
     turns = []
     for call in calls:
-        offset_s = (call.started_at - origin).total_seconds()
-        for s in _spoken(storage.get_segments(call.uuid)):
-            turns.append((call, replace(s, start_s=s.start_s + offset_s, end_s=s.end_s + offset_s)))
-    return sorted(turns, key=lambda turn: (turn[1].start_s, leg_label(turn[0])))
+        shift_s = (call.started_at - zero).total_seconds()
+        for s in _spoken(segments_of[call.uuid]):
+            turns.append((call, dataclasses.replace(s, start_s=s.start_s + shift_s,
+                                                    end_s=s.end_s + shift_s)))
+    turns.sort(key=lambda turn: (turn[1].start_s, turn[1].end_s, turn[0].uuid))
+    return turns
 
 
-def export_conversation(storage, linkedid: str, fmt: str) -> Optional[str]:
-    """The conversation of the calls sharing ``linkedid`` in ``fmt``: each segment's text begins
-    with its leg's label ("[caller] ..."); JSON lists the legs and gives each segment its leg's UUID."""
+def conversation_json(conversation: str, calls: Sequence[StoredCall],
+                      turns: Sequence[tuple[StoredCall, StoredSegment]]) -> dict:
+    return {
+        "conversation": conversation,
+        "started_at": _iso(min(c.started_at for c in calls)) if calls else None,
+        "calls": [{"uuid": c.uuid, "speaker": c.speaker, "channel": c.channel,
+                   "started_at": _iso(c.started_at), "ended_at": _iso(c.ended_at)} for c in calls],
+        "segments": [{"call": c.uuid, "speaker": speaker_label(c), "index": s.index,
+                      "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip()}
+                     for c, s in turns],
+    }
+
+
+def export_conversation(storage, conversation: str, fmt: str) -> Optional[str]:
+    """The legs of `conversation` (calls stored with that conversation id) as one transcript, its
+    cues labelled with each leg's speaker; None if no call has that id."""
+    from .search import conversation_calls
+
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
-    turns = conversation_segments(storage, linkedid)
-    if turns is None:
+    calls = conversation_calls(storage, conversation)
+    if not calls:
         return None
-    labelled = [replace(s, text=f"[{leg_label(call)}] {s.text.strip()}") for call, s in turns]
-    if fmt != "json":
-        return to_text(fmt, labelled)
-    calls = {call.uuid: call for call, _ in turns}
-    document = {
-        "linkedid": linkedid,
-        "legs": [{"uuid": c.uuid, "speaker": leg_label(c), "channel": c.channel, "started_at": _iso(c.started_at),
-                  "ended_at": _iso(c.ended_at)} for c in calls.values()],
-        "segments": [{"uuid": call.uuid, "speaker": leg_label(call), "start_s": s.start_s, "end_s": s.end_s,
-                      "text": s.text.strip()} for call, s in turns],
-        "text": "\n".join(s.text for s in labelled),
-    }  # fmt: skip
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    turns = conversation_turns(calls, {c.uuid: storage.get_segments(c.uuid) for c in calls})
+    if fmt == "json":
+        return json.dumps(conversation_json(conversation, calls, turns), indent=2,
+                          ensure_ascii=False) + "\n"
+    labelled = [dataclasses.replace(s, text=f"{speaker_label(c)}: {s.text.strip()}") for c, s in turns]
+    return to_text(fmt, labelled)

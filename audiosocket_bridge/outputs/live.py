@@ -7,6 +7,7 @@ Must be used from the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Optional
 
@@ -21,11 +22,18 @@ class _Entry:
         self.call: Optional[CallInfo] = None
         self.finals: list[TranscriptEvent] = []
         self.ended = asyncio.Event()
+        self.ended_at_s = 0.0  # loop time
+
+
+# An IVR's clear answer (redaction.RedactedEvent.channel_text) is kept this long after its call
+# ended, for the transcript AGI that the dialplan runs right after AudioSocket(); then only the
+# redacted text stays.
+CLEAR_KEPT_S = 300.0
 
 
 class LiveCalls:
-    def __init__(self, keep_ended: int = 1000) -> None:
-        self.keep_ended = keep_ended
+    def __init__(self, keep_ended: int = 1000, clear_kept_s: float = CLEAR_KEPT_S) -> None:
+        self.keep_ended, self.clear_kept_s = keep_ended, clear_kept_s
         self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
 
     def get(self, uuid: str) -> Optional[CallInfo]:
@@ -61,8 +69,10 @@ class LiveCalls:
             self._entry(call.uuid).finals.append(event)
 
     async def call_ended(self, call: CallInfo) -> None:
-        self._entry(call.uuid).ended.set()
-        self._prune()
+        entry = self._entry(call.uuid)
+        entry.ended.set()
+        entry.ended_at_s = asyncio.get_running_loop().time()
+        self._prune(entry.ended_at_s)
 
     async def close(self) -> None:
         return None
@@ -73,7 +83,16 @@ class LiveCalls:
             entry = self._entries[uuid] = _Entry()
         return entry
 
-    def _prune(self) -> None:
+    def _prune(self, now_s: float) -> None:
         ended = [k for k, e in self._entries.items() if e.ended.is_set()]
         for key in ended[: max(0, len(ended) - self.keep_ended)]:
             del self._entries[key]
+        for entry in self._entries.values():
+            if entry.ended.is_set() and now_s - entry.ended_at_s > self.clear_kept_s:
+                entry.finals = [_without_clear(f) for f in entry.finals]
+
+
+def _without_clear(event: TranscriptEvent) -> TranscriptEvent:
+    if getattr(event, "channel_text", None) is None:
+        return event
+    return dataclasses.replace(event, channel_text=None)

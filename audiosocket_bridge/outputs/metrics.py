@@ -4,7 +4,7 @@
 tests).  It is a Sink (calls and transcripts are counted as they happen) and,
 once `watch()` is given the engine/server/storage/AMI objects, a collector that
 reads their state at scrape time (engine.stats(), the server's ConnectionStats, AMI outbox).
-`MetricsServer` is a small asyncio HTTP server on the bridge's loop:
+outputs/http.py serves them (aiohttp):
 
   GET /metrics   Prometheus text format
   GET /healthz   200 "ok" if the engine thread is alive and storage answers and the bridge is
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Optional
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 from .sinks import CallInfo
 
@@ -66,13 +66,15 @@ class BridgeMetrics:
         for kind in ("partial", "final"):
             self.transcripts.labels(kind)
         self.engine = self.server = self.storage = self.storage_sink = self.ami_sink = None
-        self.webhook = None
+        self.webhook = self.retention = None
+        self.gates: tuple = ()
         self.draining = False  # set by Bridge.drain(): /healthz fails from then on
         self._collector: Optional[_StateCollector] = None
 
     def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
-              ami_sink=None, webhook=None) -> "BridgeMetrics":
+              ami_sink=None, webhook=None, retention=None, gates=()) -> "BridgeMetrics":
         """Objects read at scrape time and by health(); any may be None."""
+        self.retention, self.gates = retention, tuple(gates)
         self.engine, self.server, self.storage = engine, server, storage
         self.storage_sink, self.ami_sink, self.webhook = storage_sink, ami_sink, webhook
         if self._collector is None:
@@ -139,6 +141,22 @@ class _StateCollector:
             yield from self._webhook(m.webhook)
         if m.engine is not None:
             yield from self._engine(m.engine)
+        yield from self._access(m.gates)
+        if m.retention is not None:
+            yield CounterMetricFamily("audiosocket_retention_deleted_calls", "Calls deleted past "
+                                      "their retention", value=m.retention.deleted_calls)
+            yield CounterMetricFamily("audiosocket_retention_failures", "Retention runs that "
+                                      "failed (storage errors)", value=m.retention.failures)
+
+    @staticmethod
+    def _access(gates):
+        refused = CounterMetricFamily("audiosocket_access_refused", "Connections or requests "
+                                      "refused by a listener's allow-list, secret or bounds",
+                                      labels=["listener", "reason"])
+        for gate in gates:
+            for reason, count in sorted(gate.refused.items()):
+                refused.add_metric([gate.listener, reason], count)
+        yield refused
 
     @staticmethod
     def _ami(router):
@@ -171,7 +189,10 @@ class _StateCollector:
         yield CounterMetricFamily("audiosocket_connections", "AudioSocket connections accepted "
                                   "or refused", value=stats.connections)
         yield CounterMetricFamily("audiosocket_connections_refused", "Connections refused "
-                                  "(max-calls reached)", value=stats.connections_refused)
+                                  "(max-calls reached, not on the allow-list)",
+                                  value=stats.connections_refused)
+        yield CounterMetricFamily("audiosocket_handshake_timeouts", "Connections closed for "
+                                  "sending no UUID in time", value=stats.handshake_timeouts)
         frames = CounterMetricFamily("audiosocket_frames_received", "AudioSocket messages "
                                      "received, by kind", labels=["kind"])
         for kind, count in sorted(stats.frames_received.items()):
@@ -217,61 +238,3 @@ class _StateCollector:
                 ("audio_dropped_seconds", "Audio the engine dropped while behind",
                  stats.audio_dropped_s)):
             yield CounterMetricFamily(f"audiosocket_engine_{name}", doc, value=value)
-
-
-class MetricsServer:
-    """GET /metrics and /healthz over HTTP/1.0-style one-request connections."""
-
-    def __init__(self, metrics: BridgeMetrics, host: str = "127.0.0.1",
-                 port: int = DEFAULT_METRICS_PORT) -> None:
-        self.metrics, self.host, self.port = metrics, host, port
-        self._server: Optional[asyncio.AbstractServer] = None
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self._server.sockets[0].getsockname()[:2]
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connection, self.host, self.port)
-        log.info("metrics on http://%s:%d/metrics (health: /healthz)", *self.address)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _on_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            status, content_type, body = await asyncio.wait_for(self._handle(reader), 10.0)
-            head = (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-            writer.write(head.encode("ascii") + body)
-            await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            pass
-        except Exception:  # noqa: BLE001 - never let a scrape hurt the bridge
-            log.exception("metrics request failed")
-        finally:
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
-
-    async def _handle(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-        request_line = (await reader.readline()).decode("latin-1").split()
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass  # headers are not needed
-        if len(request_line) < 2 or request_line[0] not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", "text/plain", b"GET only\n"
-        path = request_line[1].split("?", 1)[0]
-        body: bytes
-        if path == "/metrics":
-            status, content_type, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.exposition()
-        elif path == "/healthz":
-            ok, detail = await self.metrics.health()
-            status = "200 OK" if ok else "503 Service Unavailable"
-            content_type, body = "text/plain; charset=utf-8", (detail + "\n").encode("utf-8")
-        else:
-            status, content_type, body = "404 Not Found", "text/plain", b"see /metrics, /healthz\n"
-        return status, content_type, b"" if request_line[0] == "HEAD" else body

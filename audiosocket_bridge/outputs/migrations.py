@@ -22,10 +22,18 @@ ADVISORY_LOCK_KEY = 0x41574231  # "AWB1"
 
 
 @dataclass(frozen=True)
+class PerDialect:
+    """A statement that differs between the databases (None: nothing to run on that one)."""
+
+    sqlite: "str | None"
+    postgresql: "str | None"
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    statements: tuple[str, ...]
+    statements: tuple["str | PerDialect", ...]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -104,6 +112,42 @@ MIGRATIONS: tuple[Migration, ...] = (
         "WHERE state = 'pending'",
         "CREATE INDEX calls_by_end ON calls (ended_at)",
     )),
+    Migration(6, "captions: a call's conversation and speaker, phrase alerts, full-text search", (
+        "ALTER TABLE calls ADD COLUMN conversation TEXT",
+        "ALTER TABLE calls ADD COLUMN speaker TEXT",
+        "CREATE INDEX calls_by_conversation ON calls (conversation) WHERE conversation IS NOT NULL",
+        """CREATE TABLE alerts (
+            uuid TEXT NOT NULL,
+            segment_index INTEGER NOT NULL,
+            rule TEXT NOT NULL,
+            matched TEXT NOT NULL,
+            start_s DOUBLE PRECISION NOT NULL,
+            end_s DOUBLE PRECISION NOT NULL,
+            raised_at {timestamp} NOT NULL,
+            PRIMARY KEY (uuid, segment_index, rule)
+        )""",
+        # SQLite: an FTS5 index over segments.text kept by triggers (finals are only inserted;
+        # a deletion, e.g. retention, removes them from the index too); 'rebuild' indexes the
+        # finals stored before. PostgreSQL: a GIN index over the same expression the search uses.
+        PerDialect(sqlite="CREATE VIRTUAL TABLE segments_fts USING fts5(text, content='segments', "
+                          "content_rowid='rowid')",
+                   postgresql="CREATE INDEX segments_text_search ON segments "
+                              "USING GIN (to_tsvector('simple', text))"),
+        PerDialect(sqlite="""CREATE TRIGGER segments_fts_insert AFTER INSERT ON segments BEGIN
+                INSERT INTO segments_fts (rowid, text) VALUES (new.rowid, new.text); END""",
+                   postgresql=None),
+        PerDialect(sqlite="""CREATE TRIGGER segments_fts_delete AFTER DELETE ON segments BEGIN
+                INSERT INTO segments_fts (segments_fts, rowid, text)
+                VALUES ('delete', old.rowid, old.text); END""", postgresql=None),
+        PerDialect(sqlite="INSERT INTO segments_fts (segments_fts) VALUES ('rebuild')",
+                   postgresql=None),
+    )),
+    Migration(7, "privacy: each call's redaction policy and retention", (
+        "ALTER TABLE calls ADD COLUMN redaction TEXT",
+        "ALTER TABLE calls ADD COLUMN retention_days DOUBLE PRECISION",
+        "ALTER TABLE calls ADD COLUMN expires_at {timestamp}",
+        "CREATE INDEX calls_by_expiry ON calls (expires_at)",
+    )),
 )
 
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
@@ -133,7 +177,10 @@ def migrate(connection, dialect: "Dialect", migrations: tuple[Migration, ...] = 
         steps = pending(applied, migrations)
         for migration in steps:
             for statement in migration.statements:
-                dialect.execute(connection, statement.format(timestamp=dialect.timestamp_type))
+                if isinstance(statement, PerDialect):
+                    statement = getattr(statement, dialect.name)
+                if statement:
+                    dialect.execute(connection, statement.format(timestamp=dialect.timestamp_type))
             dialect.execute(connection, "INSERT INTO schema_migrations (version, description, "
                             "applied_at) VALUES (?, ?, CURRENT_TIMESTAMP)",
                             (migration.version, migration.description))
@@ -146,6 +193,7 @@ def migrate(connection, dialect: "Dialect", migrations: tuple[Migration, ...] = 
 class Dialect:
     """How one database runs a migration; see SqliteDialect and PostgresDialect."""
 
+    name = "sqlite"  # which PerDialect statement applies
     timestamp_type = "TEXT"
     # Appended to a SELECT that picks rows to claim; SQLite needs none (one writer at a time).
     skip_locked = ""
@@ -182,6 +230,7 @@ class PostgresDialect(Dialect):
     """psycopg 3: one transaction holding a transaction-scoped advisory lock (released at commit
     or rollback); PostgreSQL's DDL is transactional too."""
 
+    name = "postgresql"
     timestamp_type = "TIMESTAMPTZ"
     skip_locked = "FOR UPDATE SKIP LOCKED"
 

@@ -28,6 +28,9 @@ class PresenceTiming:
     heartbeat_s: float = 2.0
     silent_after_s: float = 10.0  # a bridge without a heartbeat for this long is gone
     registrations_kept_s: float = 86400.0  # shared registrations (FastAGI register) kept this long
+    # a UUID may be continued this long after its call ended (an IVR loop running AudioSocket()
+    # again, a failover through HAProxy), never later: a stored call is not reopened by a stranger
+    continue_within_s: float = 300.0
 
 
 def utc_now() -> datetime:
@@ -42,6 +45,18 @@ def call_state(call: StoredCall, now: datetime, timing: PresenceTiming = Presenc
         return "lost"  # its bridge stopped without ending it, or kept no presence (old release)
     silent_s = (now - call.owner_heartbeat_at).total_seconds()
     return "lost" if silent_s > timing.silent_after_s else "live"
+
+
+def reuse_refusal(call: Optional[StoredCall], now: datetime,
+                  timing: PresenceTiming = PresenceTiming()) -> Optional[str]:
+    """Why a new connection may not continue the stored call of its UUID (None: it may): the
+    call ended longer than `continue_within_s` ago. A call still live on another bridge may be
+    continued: that bridge may have just died (HAProxy fails the call over to this one)."""
+    if call is None or call.ended_at is None:
+        return None
+    if (now - call.ended_at).total_seconds() > timing.continue_within_s:
+        return "its UUID names a call that ended and was stored; a new call needs a new UUID"
+    return None
 
 
 class BridgePresence:

@@ -25,6 +25,7 @@ class CallInfo:
     registration: Registration  # from Registrations (channel may be None)
     dtmf: list[tuple[float, str]] = field(default_factory=list)  # (seconds from call start, digit)
     ended_at: Optional[datetime] = None
+    redaction: str = "pci"  # the policy applied to this call's text and DTMF (redaction.py)
     end_reason: Optional[str] = None  # "hangup", "closed", "idle-timeout", "error: ...", "shutdown", "ivr-final", "ivr-no-input"
 
 
@@ -93,8 +94,9 @@ class ConsoleSink:
     async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
         if event.kind == "partial" and not self.show_partials:
             return
-        self.log.info("call %s %-7s #%d [%7.2fs -> %7.2fs] %s", call.uuid, event.kind,
-                      event.segment_index, event.start_s, event.end_s, event.text.strip())
+        # transcripts are sensitive: DEBUG only, and redacted like everything the sinks get
+        self.log.debug("call %s %-7s #%d [%7.2fs -> %7.2fs] %s", call.uuid, event.kind,
+                       event.segment_index, event.start_s, event.end_s, event.text.strip())
 
     async def call_ended(self, call: CallInfo) -> None:
         ended = call.ended_at.isoformat(timespec="seconds") if call.ended_at else "?"
@@ -122,6 +124,12 @@ class StorageSink:
     async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
         if event.is_final:
             await self._run(self.storage.record_final, call, event)
+
+    async def alert(self, call: CallInfo, alert) -> None:
+        from .search import record_alert
+
+        await self._run(record_alert, self.storage, call.uuid, alert.segment, alert.rule,
+                        alert.matched, alert.start_s, alert.end_s)
 
     async def call_ended(self, call: CallInfo) -> None:
         await self._run(self.storage.record_call_end, call)

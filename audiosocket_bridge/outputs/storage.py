@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
@@ -24,16 +26,20 @@ from .migrations import Dialect, PostgresDialect, SqliteDialect, migrate
 if TYPE_CHECKING:
     from whisper.streaming.types import TranscriptEvent
 
+log = logging.getLogger(__name__)
+
 DEFAULT_STORAGE_URL = "sqlite:///transcripts.db"
 
 _UPSERT_CALL = """
     INSERT INTO calls (uuid, channel, uniqueid, linkedid, peer, started_at, language, sample_rate_hz,
-                       dtmf, bridge_id, grammar)
-    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       dtmf, bridge_id, grammar, redaction, retention_days)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
     ON CONFLICT (uuid) DO UPDATE SET
         channel = excluded.channel, uniqueid = excluded.uniqueid, linkedid = excluded.linkedid,
         peer = excluded.peer, started_at = excluded.started_at, bridge_id = excluded.bridge_id,
-        grammar = COALESCE(excluded.grammar, calls.grammar), ended_at = NULL, end_reason = NULL
+        grammar = COALESCE(excluded.grammar, calls.grammar), ended_at = NULL, end_reason = NULL,
+        redaction = excluded.redaction,
+        retention_days = COALESCE(excluded.retention_days, calls.retention_days), expires_at = NULL
 """
 # Finals never change, so a repeated final (same index) is ignored.
 _INSERT_SEGMENT = """
@@ -45,14 +51,24 @@ _INSERT_SEGMENT = """
 _NEXT_SEGMENT_INDEX = "SELECT COALESCE(MAX(segment_index) + 1, 0) FROM segments WHERE uuid = ?"
 _SET_CALL_LANGUAGE = "UPDATE calls SET language = COALESCE(language, ?) WHERE uuid = ?"
 _END_CALL = """
-    UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ? WHERE uuid = ?
+    UPDATE calls SET ended_at = ?, end_reason = ?, sample_rate_hz = ?, dtmf = ?, expires_at = ?
+    WHERE uuid = ?
 """
-_SELECT_CALL = """
+# Retention (purge_expired): the calls past their own expiry, or ended before the bridge-wide cutoff
+_EXPIRED_BY_CALL = "SELECT uuid FROM calls WHERE expires_at < ? LIMIT ?"
+_EXPIRED_BY_DEFAULT = ("SELECT uuid FROM calls WHERE expires_at IS NULL AND retention_days IS NULL "
+                       "AND ended_at < ? LIMIT ?")
+# children first: a purge cut short leaves a call whole or without some rows, never orphans
+PURGED_TABLES = ("segments", "alerts", "webhook_deliveries", "registrations", "calls")
+PURGE_BATCH = 200
+# What a StoredCall is read from (stored_call()); outputs/search.py selects calls with it too.
+SELECT_CALLS = """
     SELECT c.uuid, c.channel, c.started_at, c.ended_at, c.end_reason, c.language, c.dtmf,
-           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at
-    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id WHERE c.uuid = ?
+           c.bridge_id, c.grammar, b.heartbeat_at, b.stopped_at, c.redaction, c.conversation,
+           c.speaker
+    FROM calls c LEFT JOIN bridges b ON b.bridge_id = c.bridge_id
 """
-_SELECT_LINKED = "SELECT uuid FROM calls WHERE linkedid = ? ORDER BY started_at, uuid"
+_SELECT_CALL = SELECT_CALLS + " WHERE c.uuid = ?"
 _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
@@ -72,6 +88,9 @@ class StoredCall:
     grammar: Optional[str] = None  # the call's IVR grammar, if it had one
     owner_heartbeat_at: Optional[datetime] = None  # that bridge's last sign of life
     owner_stopped_at: Optional[datetime] = None  # set when that bridge shut down cleanly
+    redaction: Optional[str] = None  # the policy its text and DTMF were redacted with
+    conversation: Optional[str] = None  # links the legs of one conversation (dialplan option)
+    speaker: Optional[str] = None  # this leg's talker, e.g. "agent" or "customer"
 
 
 @dataclass(frozen=True)
@@ -186,8 +205,12 @@ class SqlStorage:
             call.uuid, reg.channel, reg.uniqueid, reg.linkedid, call.peer,
             self._timestamp(call.started_at), parse_languages(reg.options.language)[0],
             call.sample_rate_hz,
-            json.dumps(call.dtmf), self.bridge_id, reg.options.grammar,
+            json.dumps(call.dtmf), self.bridge_id, reg.options.grammar, call.redaction,
+            reg.options.retention_days,
         ))
+        if reg.options.conversation or reg.options.speaker:
+            self._execute("UPDATE calls SET conversation = ?, speaker = ? WHERE uuid = ?",
+                          (reg.options.conversation, reg.options.speaker, call.uuid))
 
     def record_final(self, call, event: TranscriptEvent) -> None:
         self._execute(_INSERT_SEGMENT, (
@@ -198,11 +221,30 @@ class SqlStorage:
             self._execute(_SET_CALL_LANGUAGE, (event.language, call.uuid))
 
     def record_call_end(self, call) -> None:
+        days = call.registration.options.retention_days
+        expires = call.ended_at + timedelta(days=days) if days and call.ended_at else None
         self._execute(_END_CALL, (
             self._timestamp(call.ended_at), call.end_reason, call.sample_rate_hz,
-            json.dumps(call.dtmf), call.uuid,
+            json.dumps(call.dtmf), self._timestamp(expires), call.uuid,
         ))
         self._segment_offsets.pop(call.uuid, None)
+
+    # -- retention (outputs/retention.py drives it)
+    def purge_expired(self, now: datetime, default_days: float, batch: int = PURGE_BATCH) -> int:
+        """Delete one batch of calls past their retention, with their segments, webhook rows and
+        registrations; returns how many calls (0: nothing left to purge). Short statements, so
+        live calls' writes wait at most one batch."""
+        uuids = [row[0] for row in self._query(_EXPIRED_BY_CALL, (self._timestamp(now), batch))]
+        if default_days > 0 and len(uuids) < batch:
+            cutoff = now - timedelta(days=default_days)
+            uuids += [row[0] for row in self._query(_EXPIRED_BY_DEFAULT,
+                                                    (self._timestamp(cutoff), batch - len(uuids)))]
+        if not uuids:
+            return 0
+        marks = ", ".join("?" * len(uuids))
+        for table in PURGED_TABLES:
+            self._execute(f"DELETE FROM {table} WHERE uuid IN ({marks})", uuids)
+        return len(uuids)
 
     # -- bridge presence (outputs/presence.py drives these)
     def record_bridge_start(self, address: str, now: datetime) -> None:
@@ -268,24 +310,29 @@ class SqlStorage:
         rows = self._query(_SELECT_CALL, (uuid,))
         if not rows:
             return None
-        uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = rows[0]
-        digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
-        return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
-                          reason, language, digits, bridge, grammar, as_datetime(beat),
-                          as_datetime(stopped))
+        return stored_call(rows[0])
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
         return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
                 for i, s, e, t, lang, lp, words in self._query(_SELECT_SEGMENTS, (uuid,))]
 
-    def linked_calls(self, linkedid: str) -> list[str]:
-        """The UUIDs of the calls (legs) that share ``linkedid``, earliest first."""
-        return [row[0] for row in self._query(_SELECT_LINKED, (linkedid,))]
-
     def transcript_text(self, uuid: str) -> Optional[str]:
         if self.get_call(uuid) is None:
             return None
         return joined_text(s.text for s in self.get_segments(uuid))
+
+
+    def segment_offset(self, uuid: str) -> int:
+        """The stored index of this session's first segment of the call (0 for a new UUID)."""
+        return self._segment_offsets.get(uuid, 0)
+
+
+def stored_call(row: Sequence[Any]) -> StoredCall:
+    uuid_, channel, started, ended, reason, language, dtmf, bridge, grammar, beat, stopped = row[:11]
+    digits = tuple((float(t), str(d)) for t, d in json.loads(dtmf or "[]"))
+    return StoredCall(uuid_, channel, as_datetime(started), as_datetime(ended),
+                      reason, language, digits, bridge, grammar, as_datetime(beat),
+                      as_datetime(stopped), *row[11:14])
 
 
 _SQLITE_BUSY_S = 30.0
@@ -296,6 +343,8 @@ class SqliteStorage(SqlStorage):
         self.path = path
         # Bridges starting at once wait their turn for the migration lock (migrations.py): on a busy
         # machine 8 of them waited more than 5 s ("database is locked").
+        if path != ":memory:":
+            _create_private(path)
         connection = sqlite3.connect(path, timeout=_SQLITE_BUSY_S, check_same_thread=False, isolation_level=None)
         if wal and path != ":memory:":
             connection.execute("PRAGMA journal_mode=WAL")
@@ -306,6 +355,17 @@ class SqliteStorage(SqlStorage):
     @property
     def journal_mode(self) -> str:
         return self._query("PRAGMA journal_mode")[0][0]
+
+
+def _create_private(path: str) -> None:
+    """A new database file is readable by its owner only (SQLite gives its -wal and -shm files
+    the same mode); an existing one readable by others gets a warning, not a change."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        if os.stat(path).st_mode & 0o077:
+            log.warning("transcript database %s is readable by other users (mode %o): "
+                        "chmod 600 it", path, os.stat(path).st_mode & 0o777)
 
 
 class PostgresStorage(SqlStorage):

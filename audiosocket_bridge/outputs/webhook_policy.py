@@ -11,6 +11,8 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Optional
 from urllib.parse import urlparse
 
+from ..logsafe import shown_url
+
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 RETRY_STATUSES = frozenset({408, 429})  # and every 5xx
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -65,15 +67,6 @@ def check_url(url: str) -> str:
     except ValueError as error:
         raise ValueError(f"webhook URL {shown_url(url)!r}: {error}") from None
     return url
-
-
-def shown_url(url: str) -> str:
-    """The URL for logs: its query (where receivers often take a token) and any user:password@
-    hidden."""
-    parsed = urlparse(url)
-    netloc = parsed.netloc.rpartition("@")[2]
-    return parsed._replace(netloc=("***@" if "@" in parsed.netloc else "") + netloc,
-                           query="***" if parsed.query else "", fragment="").geturl()
 
 
 def classify(status: Optional[int]) -> str:

@@ -19,14 +19,16 @@ ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
 
 def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
                       shutdown_deadline_s: float = 10.0, webhook: Optional[WebhookOptions] = None,
-                      bridge_id: Optional[str] = None, **session) -> Bridge:
+                      bridge_id: Optional[str] = None, http_access=None, alerts=(),
+                      ami=None, **session) -> Bridge:
     """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...)."""
     return Bridge(FakeEngine() if engine is None else engine,
                   storage_url=f"sqlite:///{tmp_path}/calls.db", listen=ANY_LOOPBACK_PORT,
                   max_calls=max_calls,
                   session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
                   metrics_listen=ANY_LOOPBACK_PORT if metrics else None, webhook=webhook,
-                  bridge_id=bridge_id)
+                  bridge_id=bridge_id, alerts=alerts, ami=ami,
+                  **({"http_access": http_access} if http_access is not None else {}))
 
 
 def caller(bridge: Bridge, call_uuid: Optional[str] = None) -> AudioSocketClient:

@@ -68,10 +68,13 @@ def environment(url: str, channel: str, uniqueid: str, args: tuple[str, ...]) ->
 async def run_agi(host: str, port: int, url: str, *, args: tuple[str, ...] = (),
                   channel: str = "PJSIP/alice-00000001", uniqueid: str = "1718000000.1",
                   linkedid: str = "1718000000.0", preset: Optional[dict[str, str]] = None,
-                  hangup_first: bool = False, timeout_s: float = 10.0) -> AgiCall:
-    """Run one AGI(agi://...) application call against the server; returns its effects."""
+                  hangup_first: bool = False, timeout_s: float = 10.0,
+                  local_host: Optional[str] = None) -> AgiCall:
+    """Run one AGI(agi://...) application call against the server, from `local_host` (e.g.
+    127.0.0.2) when given; returns its effects."""
     call = AgiCall(variables={"CHANNEL(linkedid)": linkedid, **(preset or {})})
-    reader, writer = await asyncio.open_connection(host, port)
+    local = {"local_addr": (local_host, 0)} if local_host else {}
+    reader, writer = await asyncio.open_connection(host, port, **local)
     try:
         writer.write(("\n".join(environment(url, channel, uniqueid, args)) + "\n\n").encode())
         await writer.drain()

@@ -14,9 +14,10 @@ from audiosocket_bridge.audiosocket.slin import duration_s
 from whisper.streaming.types import StreamOptions, TranscriptEvent
 
 
-def _event(stream_id: str, kind: str, index: int, start_s: float, end_s: float) -> TranscriptEvent:
+def _event(stream_id: str, kind: str, index: int, start_s: float, end_s: float,
+           text: str) -> TranscriptEvent:
     return TranscriptEvent(stream_id=stream_id, kind=kind, segment_index=index,
-                           text=f"segment {index}", start_s=start_s, end_s=end_s, language="en",
+                           text=text, start_s=start_s, end_s=end_s, language="en",
                            avg_logprob=-0.1, no_speech_prob=0.01)
 
 
@@ -50,9 +51,11 @@ class FakeStream:
             return self.engine.submit(lambda: None)
 
     def _emit_final(self, end_s: float) -> None:
-        events = [_event(self.stream_id, "final", self._index, self._segment_start_s, end_s)]
+        text = self.engine.text_of(self._index)
+        events = [_event(self.stream_id, "final", self._index, self._segment_start_s, end_s, text)]
         if self.options.partials:
-            events.insert(0, _event(self.stream_id, "partial", self._index, self._segment_start_s, end_s))
+            events.insert(0, _event(self.stream_id, "partial", self._index, self._segment_start_s,
+                                    end_s, text))
         for event in events:
             self.engine.submit(self.on_event, event)
         self._index += 1
@@ -60,14 +63,20 @@ class FakeStream:
 
 
 class FakeEngine:
-    def __init__(self, final_every_s: float = 1.0, flush_delay_s: float = 0.0) -> None:
+    def __init__(self, final_every_s: float = 1.0, flush_delay_s: float = 0.0,
+                 texts: tuple[str, ...] = ()) -> None:
+        """`texts`: what the finals say, in turn ("segment N" after them)."""
         self.final_every_s = final_every_s
+        self.texts = texts
         self.flush_delay_s = flush_delay_s
         self.streams: dict[str, FakeStream] = {}
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-engine")
 
     def start(self) -> None:
         return None
+
+    def text_of(self, index: int) -> str:
+        return self.texts[index] if index < len(self.texts) else f"segment {index}"
 
     def open_stream(self, stream_id: str, options: StreamOptions, on_event) -> FakeStream:
         stream = FakeStream(self, stream_id, options, on_event)

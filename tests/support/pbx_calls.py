@@ -100,3 +100,23 @@ def texts_of(*names: str) -> str:
 def observe_as_tester(pbx) -> AmiObserver:
     """An AMI session as the tests' own user (read/write all) on a running Asterisk."""
     return AmiObserver(pbx.ami_port, "tester", TESTER_SECRET)
+
+
+def pbx_for_tests(workdir, ami_port: int, global_vars: dict, **kwargs):
+    """An Asterisk (not started) with the project's dialplan, the test dialplan and the tests'
+    AMI user, `global_vars` overriding [globals]; skips (fails in CI) when none can be had."""
+    from ..asterisk_pbx import Asterisk, AsteriskUnavailable, Installation
+
+    try:
+        installation = Installation.find()
+    except AsteriskUnavailable as error:
+        unavailable(error)
+    return Asterisk(installation, workdir / "asterisk", ami_port=ami_port, globals=global_vars,
+                    extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER, **kwargs)
+
+
+def observed(pbx):
+    """The tests' AMI session on `pbx`, for a fixture: yields it, closes it."""
+    observer = observe_as_tester(pbx)
+    yield observer
+    observer.close()

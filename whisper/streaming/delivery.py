@@ -38,7 +38,9 @@ class Delivery:
                 result = self._with_fallback(job, job.result)
                 reason = rejection_reason(result, job.duration_s, guard)
                 if reason is not None:
-                    log.debug("stream %s segment %d: dropped (%s): %r", stream.id, job.segment_index, reason, result.text)
+                    # its words may be a caller's (a card number): their count only, never the text
+                    log.debug("stream %s segment %d: dropped (%s): %d words", stream.id,
+                              job.segment_index, reason, len(result.text.split()))
                     result = replace(result, text="", tokens=[])
                 stream.pop_final()
                 if result.text and result.language_probs:
