@@ -137,6 +137,8 @@ def test_the_command_stores_each_leg_and_skips_what_is_stored(recordings, tmp_pa
         segments_before = {uuid: len(storage.get_segments(uuid)) for uuid in calls.values()}
     finally:
         storage.close()
+    assert cli.main(["search", "password", "--storage", storage_url]) == 0
+    assert calls["call.wav/caller"] in capsys.readouterr().out  # search finds the recording's words
     assert cli.main(["transcribe", files[0], "--storage", storage_url]) == 0
     assert capsys.readouterr().err.splitlines()[-1] == "0 call(s) stored, 2 already stored, 0 recording(s) unreadable"
     storage = open_storage(storage_url)
