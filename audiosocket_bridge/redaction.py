@@ -60,7 +60,7 @@ _NOT_CARD_WORD = re.compile(r"^(order|reference|ref|tracking|confirmation|invoic
 _CODE_WORD = re.compile(r"^(cvv|cvc|cv2|security|code|csc)$")
 _EXPIRY_WORD = re.compile(r"^(expiry|expires|expiration|expire|valid|thru|through)$")
 _MONTHS = re.compile(r"^(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*$")
-_EDGE_PUNCT = "\"'()[]{}«»¿¡.,;:!?"
+_EDGE_PUNCT = "\"'()[]{}«»¿¡.,;:!?-–—/"
 # "4111-1111", "4,539" (Whisper's thousands comma in a group read aloud), and "0.8" or "886.5"
 # (digits misheard as a decimal): every digit of them counts, so a card cannot slip through as one
 _DIGITS = re.compile(r"^\d+(?:[-.,]\d+)*$")
@@ -152,15 +152,14 @@ def find_runs(pieces: Sequence[Piece]) -> list[Run]:
         if piece.word in _REPEAT:
             repeat = _REPEAT[piece.word]
             continue
-        if piece.word in _FILLERS and current is not None:
-            continue
+        if current is not None and (piece.word in _FILLERS or not piece.core):
+            continue  # "uh", or a word of punctuation alone ("-" of "971-0" as timed words split it)
         repeat = 1
         if current is not None:
             runs.append(current)
             current = None
     if current is not None:
-        current.open_end = current.last == len(pieces) - 1 or all(
-            p.word in _FILLERS for p in pieces[current.last + 1:])
+        current.open_end = all(p.word in _FILLERS or not p.core for p in pieces[current.last + 1:])
         runs.append(current)
     return runs
 

@@ -149,3 +149,15 @@ def test_digit_homophones_count_only_among_digits():
     assert texts_of_call([" My card number is 5 0 to 8 1 0 7 3 3 5 0 5 1 8 9 6 8."]) == [
         " My card number is [card]."]
     assert texts_of_call([" I want to go for a walk."]) == [" I want to go for a walk."]
+
+
+def test_a_card_in_timed_words_split_at_punctuation_is_found():
+    """Timed words split where the text does not ("971-0" as " 971" and "-0"; a lone "-")."""
+    groups = [[" 5,", " 6,", " 0,", " 4."], [" 9", " 8", " 0", " 0"], [" 971", "-0"],
+              [" 1,", " 8,", " -", " 5"]]
+    redactor, out = CallRedactor("pci"), []
+    for index, texts in enumerate(groups):
+        words = [Word(t, index * 3.0 + k * 0.3, index * 3.0 + k * 0.3 + 0.2, 0.9)
+                 for k, t in enumerate(texts)]
+        out += redactor.final(final("".join(texts), index, index * 3.0, words), index * 3.0)
+    assert [e.text for e in out] == [" [card].", " [card]", " [card]", " [card]"]
