@@ -21,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
+from whisper.streaming.policy import rejection_reason
 from whisper.streaming.types import TranscriptEvent
 
 from .config import BridgeConfig
@@ -90,15 +91,34 @@ def plan_legs(path: Path, n_channels: int, rate_hz: int, duration_s: float, opti
     return legs
 
 
+@dataclass(frozen=True)
+class _Decoded:
+    """A segment as the live engine's no-speech and loop guards read a decoding result."""
+
+    text: str
+    language: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+    language_probs: None = None
+
+
 def finals(uuid: str, result: dict) -> list[TranscriptEvent]:
-    """A transcription result's spoken segments as the finals of call ``uuid``."""
-    spoken = [s for s in result["segments"] if s["text"].strip()]
+    """A transcription result's segments as the finals of call ``uuid``, less those the live
+    engine's guards would drop (policy.rejection_reason: "you" on silence, ". . ." on line noise,
+    loops), which a whole-window decode keeps."""
+    language = result.get("language") or ""
+    kept = []
+    for segment in result["segments"]:
+        decoded = _Decoded(segment["text"], language, float(segment.get("avg_logprob", 0.0)),
+                           float(segment.get("no_speech_prob", 0.0)), float(segment.get("compression_ratio", 0.0)))
+        if rejection_reason(decoded, float(segment["end"]) - float(segment["start"])) is None:
+            kept.append((segment, decoded))
     return [
         TranscriptEvent(stream_id=uuid, kind="final", segment_index=index, text=segment["text"],
-                        start_s=float(segment["start"]), end_s=float(segment["end"]),
-                        language=result.get("language") or "", avg_logprob=float(segment.get("avg_logprob", 0.0)),
-                        no_speech_prob=float(segment.get("no_speech_prob", 0.0)))
-        for index, segment in enumerate(spoken)
+                        start_s=float(segment["start"]), end_s=float(segment["end"]), language=language,
+                        avg_logprob=decoded.avg_logprob, no_speech_prob=decoded.no_speech_prob)
+        for index, (segment, decoded) in enumerate(kept)
     ]  # fmt: skip
 
 

@@ -87,14 +87,24 @@ def test_more_than_two_channels_and_bad_speakers_are_refused(tmp_path):
         parse_speakers("caller")
 
 
+def segment(start_s: float, text: str, no_speech: float = 0.1, logprob: float = -0.3, ratio: float = 1.0) -> dict:
+    return {"start": start_s, "end": start_s + 1.0, "text": text, "avg_logprob": logprob, "no_speech_prob": no_speech,
+            "compression_ratio": ratio}  # fmt: skip
+
+
 def test_finals_are_the_spoken_segments_numbered_from_zero():
-    result = {"language": "en", "segments": [
-        {"start": 0.0, "end": 1.0, "text": " Hello.", "avg_logprob": -0.2, "no_speech_prob": 0.1},
-        {"start": 1.0, "end": 2.0, "text": " ", "avg_logprob": -1.0, "no_speech_prob": 0.9},
-        {"start": 2.0, "end": 3.5, "text": " Goodbye.", "avg_logprob": -0.3, "no_speech_prob": 0.1}]}
+    result = {"language": "en", "segments": [segment(0.0, " Hello."), segment(1.0, " "), segment(2.0, " Goodbye.")]}
     events = finals("u", result)
     assert [(e.segment_index, e.text, e.start_s, e.is_final) for e in events] == [
         (0, " Hello.", 0.0, True), (1, " Goodbye.", 2.0, True)]  # fmt: skip
+
+
+def test_finals_leave_out_what_the_live_guards_drop():
+    """As tiny.en decodes a silent leg (" you", no-speech 0.94) and line noise (". . .", ratio 22.9)."""
+    result = {"language": "en", "segments": [
+        segment(0.0, " you", no_speech=0.94, logprob=-0.72), segment(1.0, " . . . . . . . .", 0.95, -0.09, 22.9),
+        segment(2.0, " Please enter your password.", no_speech=0.02)]}  # fmt: skip
+    assert [(e.segment_index, e.text) for e in finals("u", result)] == [(0, " Please enter your password.")]
 
 
 # ---------------------------------------------------------------- real recordings
@@ -237,3 +247,18 @@ def test_a_card_number_in_a_recording_is_stored_redacted(tmp_path, capsys):
             storage.close()
     assert re.sub(r"\D", "", texts["off"]) == CARD, texts
     assert "[card]" in texts["pci"] and not re.search(r"\d{4}", re.sub(r"\W", "", texts["pci"])), texts
+
+
+def test_a_silent_leg_is_stored_without_invented_words(tmp_path, capsys):
+    """tiny.en decodes 8 s of silence as " you"; the live engine's guards leave it out here too."""
+    sox("-n", "-r", "8000", "-c", "1", "-b", "16", tmp_path / "silence.wav", "trim", "0", "8")
+    sox("-M", SOUNDS / "agent-pass.wav", tmp_path / "silence.wav", tmp_path / "one-sided.wav")
+    storage_url = f"sqlite:///{tmp_path}/calls.db"
+    assert cli.main(["transcribe", str(tmp_path / "one-sided.wav"), "--storage", storage_url]) == 0
+    calls = stored_calls(capsys.readouterr().err.splitlines())
+    storage = open_storage(storage_url)
+    try:
+        assert NORMALISE(storage.transcript_text(calls["one-sided.wav/caller"])) == PASSWORD
+        assert storage.transcript_text(calls["one-sided.wav/callee"]) == ""
+    finally:
+        storage.close()
