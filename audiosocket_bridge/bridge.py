@@ -1,11 +1,13 @@
 """The bridge, put together in this one place for the command line, the tests and the benchmarks.
 
 Its order matters twice:
-  * the sinks: storage first (a final is durable before anyone else hears of it), then the
-    webhook's (it queues a call once storage has all of it), the console, AMI, the metrics, the
-    caption stream, the phrase alerts (after the sinks they feed, so a final reaches each before
-    its alert), and LiveCalls last: its call_ended() is what the transcript AGI waits for, so it must come
-    once every other sink has the call's last final;
+  * the sinks: storage first (it takes each write into its spool at once and writes it behind
+    the sinks, outputs/durable.py: no sink waits for the database, except for a call's start, up
+    to 2 s, so that the session's segment numbering is known to the sinks after it), then the
+    console, AMI, the metrics, the caption stream, the phrase alerts (after the sinks they feed,
+    so a final reaches each before its alert), and LiveCalls last: its call_ended() and
+    storage's word that the call's end landed are what the transcript AGI waits for. The webhook
+    queues a call once its end has landed in storage (a hook of the storage writer);
   * shutdown: optionally a drain first (/healthz fails so a load balancer sends new calls
     elsewhere, then the server stops accepting and calls in progress may end by themselves), then
     the AudioSocket server ends the calls left and lets them flush their last words, FastAGI and
@@ -31,7 +33,8 @@ from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
 from .access import AllowList, Gate, parse_networks
 from .config import (BridgeConfig, agi_secret, ami_secret, read_secret, split_host_port,
-                     webhook_secret)
+                     storage_password, webhook_secret)
+from .outputs.durable import DurableStorageSink
 from .outputs.live import LiveCalls
 from .outputs.alerts import AlertRule, AlertSink, parse_rules
 from .outputs.caption_routes import CaptionRoutes
@@ -41,9 +44,11 @@ from .outputs.http_auth import HttpAccess
 from .outputs.metrics import DEFAULT_METRICS_PORT, BridgeMetrics
 from .outputs.presence import BridgePresence, PresenceTiming, reuse_refusal, utc_now
 from .outputs.retention import Retention
-from .outputs.sinks import ConsoleSink, Sink, SinkGroup, StorageSink
-from .outputs.storage import DEFAULT_STORAGE_URL, open_storage
-from .outputs.webhook import WebhookSink, WebhookWorker
+from .outputs.sinks import ConsoleSink, Sink, SinkGroup
+from .outputs.spool import Spool, SpoolOptions, default_spool_dir, spool_path
+from .outputs.storage import DEFAULT_STORAGE_URL, sqlite_path
+from .outputs.storage_errors import open_storage_when_up
+from .outputs.webhook import WebhookWorker
 from .outputs.webhook_policy import WebhookOptions
 from .registrations import Registrations
 
@@ -66,16 +71,21 @@ class Bridge:
                  allow: Optional[AllowList] = None, agi_allow: Optional[AllowList] = None,
                  agi_secret: str = "", retention_days: float = 0.0,
                  http_access: HttpAccess = HttpAccess(), http_limits: HttpLimits = HttpLimits(),
-                 alerts: Sequence[AlertRule] = ()) -> None:
-        """`allow`/`agi_allow`: who may connect (default: loopback and the AMI hosts)."""
+                 alerts: Sequence[AlertRule] = (), spool_dir: Optional[str] = None,
+                 spool: SpoolOptions = SpoolOptions(), storage_password: Optional[str] = None,
+                 storage_wait_s: float = 0.0) -> None:
+        """`allow`/`agi_allow`: who may connect (default: loopback and the AMI hosts);
+        `storage_wait_s`: how long to wait for a database not up yet (StorageUnavailable)."""
         self.engine, self.session = engine, session
         self.listen = listen
-        self.storage = open_storage(storage_url, bridge_id=bridge_id or default_bridge_id(listen))
+        bridge_id = bridge_id or default_bridge_id(listen)
+        self.storage = open_storage_when_up(storage_url, bridge_id=bridge_id,
+                                            password=storage_password, wait_s=storage_wait_s)
+        self.presence_storage = _presence_storage(storage_url, self.storage, storage_password)
         self.presence_timing = presence
         self.presence: Optional[BridgePresence] = None  # needs the bound address: made in start()
         self.registrations = Registrations(shared=self.storage)
-        self.live = LiveCalls()
-        self.storage_sink = StorageSink(self.storage)
+        self.live = LiveCalls(track_storage=True)
         ami_servers = [ami] if isinstance(ami, AmiConfig) else list(ami or ())
         trusted = [server.host for server in ami_servers]
         self.gates = (Gate("AudioSocket", allow or AllowList.default(trusted)),
@@ -83,7 +93,11 @@ class Bridge:
         self.retention = Retention(self.storage, retention_days)
         self.ami_sink = AmiRouter(ami_servers, self.registrations) if ami_servers else None
         self.webhook = WebhookWorker(self.storage, webhook) if webhook is not None else None
-        self.webhook_sink = WebhookSink(self.webhook) if self.webhook is not None else None
+        spool_file = spool_path(spool_dir or default_spool_dir(storage_url), bridge_id)
+        self.storage_sink = DurableStorageSink(
+            self.storage, Spool(spool_file, spool),
+            on_call_stored=[self.webhook.call_stored] if self.webhook is not None else [])
+        self.storage_sink.on_stored_loop = self.live.mark_stored
         self.metrics = BridgeMetrics() if metrics_listen is not None else None
         self.captions = (CaptionHub(segment_offset=self.storage.segment_offset)
                          if metrics_listen is not None else None)
@@ -120,7 +134,8 @@ class Bridge:
                    agi_secret=agi_secret(config), retention_days=config.retention_days,
                    http_access=http_access(config),
                    http_limits=HttpLimits(config.http_max_connections),
-                   alerts=parse_rules(config.alert))
+                   alerts=parse_rules(config.alert), spool_dir=config.spool_dir,
+                   storage_password=storage_password(config), storage_wait_s=config.storage_wait)
 
     @property
     def address(self) -> Address:
@@ -143,19 +158,20 @@ class Bridge:
         return self.ami_sink.server_for_agi if self.ami_sink is not None else None
 
     def _sinks_in_order(self) -> list[Sink]:
-        durable = [sink for sink in (self.storage_sink, self.webhook_sink) if sink is not None]
         optional = [sink for sink in (self.ami_sink, self.metrics, self.captions) if sink is not None]
-        return [*durable, ConsoleSink(show_partials=self.session.partials), *optional, self.alerts,
-                self.live]
+        return [self.storage_sink, ConsoleSink(show_partials=self.session.partials), *optional,
+                self.alerts, self.live]
 
     def _side_servers(self) -> list:
         return [server for server in (self.agi_server, self.metrics_server) if server is not None]
 
     async def start(self) -> None:
+        self.storage_sink.start()
         if self.ami_sink is not None:
             self.ami_sink.start()
         await self.server.start()
-        self.presence = BridgePresence(self.storage, "%s:%d" % self.address, self.presence_timing)
+        self.presence = BridgePresence(self.presence_storage, "%s:%d" % self.address,
+                                       self.presence_timing)
         await self.presence.start()  # ends the calls of dead bridges: the webhook queues them
         if self.webhook is not None:
             self.webhook.start()
@@ -194,6 +210,8 @@ class Bridge:
         await self.retention.close()
         if self.presence is not None:
             await self.presence.close()
+        if self.presence_storage is not self.storage:
+            self.presence_storage.close()
         await self.sinks.close()
 
     async def __aenter__(self) -> "Bridge":
@@ -257,6 +275,14 @@ def http_access(config: BridgeConfig) -> HttpAccess:
     no one (neither given)."""
     token = read_secret(None, config.http_token_file) or None
     return HttpAccess(token=token, open_access=config.http_no_auth)
+
+
+def _presence_storage(storage_url: str, storage, password: Optional[str]):
+    """Heartbeats get a connection of their own (outputs/presence.py); an in-memory SQLite
+    database exists only on the one connection."""
+    if storage_url.startswith("sqlite:") and sqlite_path(storage_url) == ":memory:":
+        return storage
+    return open_storage_when_up(storage_url, bridge_id=storage.bridge_id, password=password)
 
 
 def default_bridge_id(listen: Address) -> str:

@@ -16,11 +16,14 @@ from . import config as config_mod
 from . import logsafe
 from .config import BridgeConfig
 from .logsafe import shown_url
+from .outputs.storage_errors import StorageUnavailable
 from .recordings import DEFAULT_SPEAKERS
 
 log = logging.getLogger("audiosocket_bridge")
 
 SECRET_ENV = "AUDIOSOCKET_AMI_SECRET"
+EXIT_BAD_CONFIG = 2  # bad flags or files: restarting will not help (the unit's RestartPreventExitStatus)
+EXIT_STORAGE_UNAVAILABLE = 3  # the database did not open within --storage-wait (same)
 # The engine's scheduler thread gives up the GIL around every torch op and must take it back from
 # the asyncio thread, which handles 50 AudioSocket frames per second per call; at Python's 5 ms
 # switch interval each take-back can wait 5 ms. At 32 calls through the bridge (AMD EPYC, 2 cores)
@@ -40,6 +43,15 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
         help="the decoder's linear layers in int8 on the CPU: about 1.3x faster decoding, about 0.3 "
              "WER points more on tiny.en (default off)")
     add("--storage", metavar="URL", help="sqlite:///transcripts.db (default) or postgresql://...")
+    add("--storage-password-file", metavar="FILE",
+        help="PostgreSQL's password, read from this file (or give PGPASSWORD or PGPASSFILE in the "
+             "environment; never in a URL on the command line)")
+    add("--storage-wait", type=float, metavar="SECONDS",
+        help="at start, keep trying a database that is not reachable yet for this long, then exit "
+             "with status 3 (default 30)")
+    add("--spool-dir", metavar="DIR",
+        help="keep storage writes here while the database is away, to write them once it is "
+             "back (default: $STATE_DIRECTORY, else the SQLite file's folder, else .)")
     add("--log-level", help="DEBUG, INFO (default), WARNING, ERROR")
     add("--max-calls", type=int, help="concurrent calls; more are refused (default 100)")
     add("--max-frame-bytes", type=int, help="largest accepted message payload (default 32768)")
@@ -123,6 +135,7 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("uuid", help="the call's AudioSocket UUID")
     parser.add_argument("--format", choices=("txt", "srt", "vtt", "json"), default="txt")
     parser.add_argument("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    parser.add_argument("--storage-password-file", metavar="FILE", help="PostgreSQL's password file")
     parser.add_argument("--config", metavar="FILE", help="INI file with a [bridge] section")
     parser.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     parser.add_argument("--conversation", action="store_true",
@@ -187,29 +200,40 @@ def load_config(namespace: argparse.Namespace, environ=None) -> BridgeConfig:
 # ---------------------------------------------------------------- export
 
 def run_export(argv: Sequence[str], environ=None) -> int:
-    from .outputs.export import export_call, export_conversation
-    from .outputs.storage import open_storage
+    """A call's export streams to --output or stdout (outputs/export.py)."""
+    from .outputs.export import export_conversation, write_call
+    from .outputs.storage_errors import open_storage_when_up
 
     args = build_export_parser().parse_args(argv)
     settings = load_config(args, environ)
-    storage = open_storage(settings.storage)
+    storage = open_storage_when_up(settings.storage, password=config_mod.storage_password(settings))
     try:
         if args.conversation:
             text = export_conversation(storage, args.uuid, args.format)
+            found = text is not None
+            if found:
+                _write_out(args.output, lambda out: out.write(text))
         else:
-            text = export_call(storage, args.uuid, args.format)
+            found = storage.get_call(args.uuid) is not None
+            if found:
+                _write_out(args.output,
+                           lambda out: write_call(storage, args.uuid, args.format, out))
     finally:
         storage.close()
-    if text is None:
+    if not found:
         what = "conversation" if args.conversation else "call"
         print(f"no stored {what} {args.uuid} in {shown_url(settings.storage)}", file=sys.stderr)
         return 1
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
-        sys.stdout.write(text)
     return 0
+
+
+def _write_out(path: Optional[str], write) -> None:
+    """`write(file)` into the file at `path`, or to stdout."""
+    if path:
+        with open(path, "w", encoding="utf-8") as handle:
+            write(handle)
+    else:
+        write(sys.stdout)
 
 
 # ---------------------------------------------------------------- transcribe
@@ -254,10 +278,11 @@ def build_search_parser(prog: str = "audiosocket-bridge search") -> argparse.Arg
 
 def run_search(argv: Sequence[str], environ=None) -> int:
     from .outputs.search import search
-    from .outputs.storage import open_storage
+    from .outputs.storage_errors import open_storage_when_up
 
     args = build_search_parser().parse_args(argv)
-    storage = open_storage(load_config(args, environ).storage)
+    settings = load_config(args, environ)
+    storage = open_storage_when_up(settings.storage, password=config_mod.storage_password(settings))
     try:
         hits = search(storage, args.words, args.limit)
     finally:
@@ -270,6 +295,14 @@ def run_search(argv: Sequence[str], environ=None) -> int:
 
 
 # ---------------------------------------------------------------- serve
+
+def check_storage(settings: BridgeConfig) -> None:
+    """Opens and closes the storage (waiting up to --storage-wait): StorageUnavailable if not."""
+    from .outputs.storage_errors import open_storage_when_up
+
+    open_storage_when_up(settings.storage, password=config_mod.storage_password(settings),
+                         wait_s=settings.storage_wait).close()
+
 
 def build_engine(settings: BridgeConfig):
     if settings.engine_process:
@@ -322,6 +355,7 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
     log.info("starting with %r", settings)
     _warn_about_visible_secrets(args, settings)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    check_storage(settings)  # before the model loads: a wrong password fails in a second
     engine = build_engine(settings)
     try:
         asyncio.run(serve(settings, engine))
@@ -340,7 +374,8 @@ def _warn_about_visible_secrets(args: argparse.Namespace, settings: BridgeConfig
     if args.storage and "@" in args.storage.partition("://")[2].partition("/")[0] \
             and ":" in args.storage.partition("://")[2].partition("@")[0]:
         log.warning("--storage carries a password on the command line, visible to every local "
-                    "user (ps); use PGPASSFILE or the AUDIOSOCKET_STORAGE environment variable")
+                    "user (ps); use --storage-password-file, PGPASSFILE or the AUDIOSOCKET_STORAGE "
+                    "environment variable")
     if not settings.retention_days:
         log.info("no --retention-days: stored calls are kept until deleted by hand")
 
@@ -357,7 +392,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return run_serve(argv)
     except (ValueError, OSError) as error:
         print(f"audiosocket-bridge: {error}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_CONFIG
+    except StorageUnavailable as error:
+        print(f"audiosocket-bridge: {error}", file=sys.stderr)
+        return EXIT_STORAGE_UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ class BridgeConfig:
     device: Optional[str] = None
     quantize: bool = False  # the decoder's linear layers in int8 (CPU): faster decoding, a little less accurate
     storage: str = DEFAULT_STORAGE_URL
+    storage_password_file: Optional[str] = None  # PostgreSQL's password (else PGPASSWORD/PGPASSFILE)
+    storage_wait: float = 30.0  # at start: how long to wait for a database that is not up yet
     log_level: str = "INFO"
     max_calls: int = 100
     max_frame_bytes: int = 32768
@@ -71,6 +73,9 @@ class BridgeConfig:
     http_no_auth: bool = False  # transcripts over HTTP readable by anyone reaching the port
     http_max_connections: int = 256
     alert: tuple[str, ...] = ()  # phrases, or re:PATTERN, raising alerts (outputs/alerts.py)
+    # storage writes the database cannot take yet are kept here (outputs/spool.py); default:
+    # systemd's StateDirectory, else the SQLite file's folder, else the working directory
+    spool_dir: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.webhook_url:
@@ -193,6 +198,10 @@ def ami_secret(config: BridgeConfig) -> str:
 
 def webhook_secret(config: BridgeConfig) -> str:
     return read_secret(config.webhook_secret, config.webhook_secret_file)
+
+
+def storage_password(config: BridgeConfig) -> Optional[str]:
+    return read_secret(None, config.storage_password_file) or None
 
 
 def agi_secret(config: BridgeConfig) -> str:

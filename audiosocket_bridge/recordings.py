@@ -219,11 +219,14 @@ def recordings_config(settings: BridgeConfig) -> BridgeConfig:
 
 async def transcribe_into_storage(settings: BridgeConfig, options: RecordingOptions, model,
                                   paths: Sequence[Path]) -> Outcome:
-    """``store_recordings`` through the sinks of a bridge built from ``settings`` (never started:
-    its AudioSocket server does not listen), the same chain, in the same order, as its live calls'."""
+    """``store_recordings`` through the sinks of a bridge built from ``settings``, the same chain,
+    in the same order, as its live calls'. Of the bridge's parts only its storage writer runs (as
+    ``Bridge.start`` starts it first; what the database does not take in time is spooled for the
+    next run): no server listens."""
     from .bridge import Bridge
 
     bridge = Bridge.from_config(recordings_config(settings), engine=None)
+    bridge.storage_sink.start()
     try:
         return await store_recordings(paths, options, model, bridge.sinks, bridge.storage)
     finally:

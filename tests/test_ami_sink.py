@@ -10,6 +10,7 @@ import pytest
 from tests.support.builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_info, event, eventually
 from tests.support.fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
+from audiosocket_bridge.asterisk.ami_outbox import Outbox, OutboxItem
 from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink, Backoff
 from audiosocket_bridge.asterisk.ami_client import AmiConnection
 from audiosocket_bridge.asterisk.ami_protocol import AMI_MAX_LINE_BYTES
@@ -129,18 +130,19 @@ def test_an_ami_restart_mid_call_loses_no_final(ami, sink_for):
     assert ami.variables[(CHANNEL_A, "TRANSCRIPT_SEGMENTS")] == "4"
 
 
-def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
-    ami.stop()
-    sink = sink_for(partials=True, max_pending=5)
+def queue_while_down(sink, kinds_and_indexes) -> None:
     call = call_info()
 
     async def burst():
-        for n in range(20):
-            await sink.transcript(call, event("partial", n, f"p{n}"))
-        for n in range(8):
-            await sink.transcript(call, event("final", n, f"f{n}"))
-
+        for kind, n in kinds_and_indexes:
+            await sink.transcript(call, event(kind, n, f"{kind[0]}{n}"))
     asyncio.run(burst())
+
+
+def test_outbox_bound_drops_partials_first_and_counts_them(ami, sink_for):
+    ami.stop()
+    sink = sink_for(partials=True, max_pending=5)
+    queue_while_down(sink, [("partial", n) for n in range(20)] + [("final", n) for n in range(8)])
     stats = sink._outbox.stats
     assert stats.dropped_partials == 20 and stats.finals_over_bound == 3
     assert sink.pending == 8
@@ -263,3 +265,29 @@ def test_the_shipped_eventfilter_keeps_our_own_captions_from_coming_back(ami):
         observer.close()
     finally:
         sink.close_sync()
+
+
+def test_finals_past_the_outbox_bound_drop_the_oldest_counted_and_logged(caplog):
+    dropped = []
+    outbox = Outbox(max_items=2, max_finals=4, on_dropped=dropped.append)
+    for n in range(3):
+        outbox.put(OutboxItem(UUID_A, [{"Action": "UserEvent", "n": str(n)}], final=False, segment=n))
+    with caplog.at_level(logging.WARNING, "audiosocket_bridge.asterisk.ami_outbox"):
+        for n in range(6):
+            outbox.put(OutboxItem(UUID_A, [{"Action": "Setvar", "n": str(n)}], final=True, segment=n))
+    assert outbox.stats.dropped_partials == 3  # partials went first
+    assert [item.actions[0]["n"] for item in dropped] == ["0", "1"]  # then the oldest finals
+    assert outbox.stats.dropped_finals == 2 and len(outbox) == 4
+    assert "dropped the oldest final" in caplog.text
+
+
+def test_close_flushes_every_final_queued_while_ami_was_down(ami, sink_for):
+    ami.stop()
+    sink = sink_for(partials=True, drain_timeout_s=0.3)
+    queue_while_down(sink, [(kind, n) for n in range(1000) for kind in ("partial", "final")])
+    ami.start()
+    assert sink.wait_connected(5)
+    sink.close_sync()  # flushes for as long as Asterisk keeps taking them, not 0.3 s in all
+    finals = {c["Segment"] for c in _captions(ami, UUID_A) if c["Final"] == "1"}
+    assert finals == {str(n) for n in range(1000)}
+    assert sink.outbox_stats.dropped_finals == 0 and sink.pending == 0

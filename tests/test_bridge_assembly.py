@@ -27,7 +27,7 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
         "--alert", "cancel my contract", "--alert", "re:refund(ed)?", "--http-no-auth",
         "--http-max-connections", "9"), FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "AmiRouter", "BridgeMetrics",
                                       "CaptionHub", "AlertSink", "LiveCalls"]
         assert [rule.name for rule in bridge.alerts.rules] == ["cancel my contract", "re:refund(ed)?"]
         assert bridge.alerts.receivers == [bridge.storage_sink, bridge.ami_sink, bridge.captions]
@@ -45,7 +45,7 @@ def test_every_side_on_and_the_sinks_in_their_order(tmp_path):
 def test_only_storage_console_and_live_calls_by_default(tmp_path):
     bridge = Bridge.from_config(config("--storage", f"sqlite:///{tmp_path}/a.db"), FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "ConsoleSink", "AlertSink", "LiveCalls"]
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "AlertSink", "LiveCalls"]
         assert bridge.ami_sink is bridge.agi_server is bridge.metrics_server is bridge.captions is None
         assert (bridge.server.host, bridge.server.port) == ("127.0.0.1", 8300)
         assert bridge.session.registration_wait_s == 0.0  # nothing could register the call
@@ -185,7 +185,7 @@ def test_one_router_with_a_sink_per_server(tmp_path):
         bridge.storage.close()
 
 
-def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(tmp_path):
+def test_the_webhook_queues_calls_storage_has_and_its_secret_from_a_file(tmp_path):
     secret_file = tmp_path / "webhook.secret"
     secret_file.write_text("from-file\n")
     settings = config("--storage", f"sqlite:///{tmp_path}/a.db", "--webhook-url",
@@ -197,8 +197,9 @@ def test_the_webhook_sink_comes_right_after_storage_and_its_secret_from_a_file(t
     assert "from-file" not in repr(options) and webhook_options(config()) is None
     bridge = Bridge.from_config(settings, FakeEngine())
     try:
-        assert sink_names(bridge) == ["StorageSink", "WebhookSink", "ConsoleSink", "BridgeMetrics",
+        assert sink_names(bridge) == ["DurableStorageSink", "ConsoleSink", "BridgeMetrics",
                                       "CaptionHub", "AlertSink", "LiveCalls"]
+        assert bridge.storage_sink.on_call_stored == [bridge.webhook.call_stored]
         assert bridge.metrics.webhook is bridge.webhook
         assert b"audiosocket_webhook_pending 0.0" in bridge.metrics.exposition()
     finally:

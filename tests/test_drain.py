@@ -33,6 +33,7 @@ def test_drain_fails_health_first_then_refuses_new_calls_while_calls_in_progress
             await in_progress.send_silence(0.5)
             await in_progress.finish("hangup")
             await asyncio.wait_for(drain, 5)
+            assert await bridge.live.wait_ended(in_progress.call_uuid, 5)  # and stored
             return [bridge.storage.get_call(c.call_uuid) for c in (in_progress, during_grace)]
 
     calls = run(scenario())

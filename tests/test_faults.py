@@ -3,6 +3,7 @@ disconnects and overload never crash the server, and good calls next to them
 still complete and are stored."""
 import asyncio
 import random
+import sqlite3
 import struct
 import uuid
 
@@ -80,11 +81,11 @@ def test_random_input_never_crashes_the_server(tmp_path):
     run(scenario())
 
 
-def test_failing_storage_is_counted_and_the_call_goes_on(tmp_path):
+def test_a_final_storage_refuses_for_good_is_counted_and_the_call_goes_on(tmp_path):
     async def scenario():
         async with bridge_under_test(tmp_path, metrics=True) as bridge:
-            def broken(call, event):
-                raise OSError("disk on fire")
+            def broken(call, event):  # not a failure that passes: tried again, it would fail again
+                raise sqlite3.IntegrityError("CHECK constraint failed: segments")
             bridge.storage.record_final = broken
             call_uuid = await good_call(bridge, 2.0)
             assert bridge.engine.stream(call_uuid).pushed_s == pytest.approx(2.0)

@@ -67,10 +67,12 @@ def bridges(workdir, database, pbx_port, receiver) -> Iterator[dict[str, BridgeP
     secret_file.write_text(AGI_SECRET)
     webhook = ["--webhook-url", receiver.url, "--webhook-secret", WEBHOOK_SECRET,
                "--agi-secret-file", str(secret_file)]
+    # the test's cluster trusts loopback: no password file (the .ini names the deployed one)
     made = {name: BridgeProcess(workdir / name, ami_port=pbx_port, storage_url=database,
                                 ami_secret=manager_user_setting("transcriber", "secret"),
                                 metrics=True,
-                                extra_args=["--config", str(REPO / "deploy" / f"{name}.ini"), *webhook])
+                                extra_args=["--config", str(REPO / "deploy" / f"{name}.ini"),
+                                            "--storage-password-file=", *webhook])
             for name in ("bridge1", "bridge2")}
     yield made
     for bridge in made.values():

@@ -229,7 +229,9 @@ class FastAgiServer:
         here = self.live_calls.get(uuid) is not None
         if here and not await self.live_calls.wait_ended(uuid, wait_s):
             finals = self.live_calls.finals(uuid)
-            return TranscriptResult("PENDING", joined_text(f.text for f in finals), len(finals))
+            # ended, its writes still waiting for the database: this bridge has all of it
+            status = "OK" if self.live_calls.has_ended(uuid) else "PENDING"
+            return TranscriptResult(status, joined_text(f.text for f in finals), len(finals))
         call = await self._stored_call(uuid, 0.0 if here else wait_s)
         if call is None:
             if here:  # ended, but storage has nothing (e.g. storage failing)

@@ -53,8 +53,10 @@ class AmiConfig:
     action_timeout_s: float = 5.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    max_pending: int = 2000  # outbox bound, enforced on partial captions only
-    drain_timeout_s: float = 5.0  # on close: time to flush what is queued
+    max_pending: int = 2000  # outbox bound, enforced on partial captions first
+    max_finals: int = 20000  # past this the oldest final is dropped (counted, logged)
+    drain_timeout_s: float = 5.0  # on close: the flush of what is queued stops after this long
+    drain_max_s: float = 60.0  # without progress, and in any case after this long
 
 
 class Backoff:
@@ -84,13 +86,13 @@ class AmiSink:
         self.last_error: Optional[str] = None
         self._factory = connection_factory or (lambda: AmiConnection(
             connect_timeout_s=config.connect_timeout_s, action_timeout_s=config.action_timeout_s))
-        self._outbox = Outbox(config.max_pending)
+        self._outbox = Outbox(config.max_pending, config.max_finals, on_dropped=self._sent)
         self._calls: dict[str, CallCaptionState] = {}  # event-loop thread only
         self._unsent_finals: Counter = Counter()  # uuid -> final items queued, not yet sent
         self._unsent_lock = threading.Lock()
         self._stop = threading.Event()
         self._connected = threading.Event()
-        self._drain_deadline = 0.0
+        self._drain_deadline = self._drain_cap = 0.0
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle
@@ -105,6 +107,10 @@ class AmiSink:
     @property
     def pending(self) -> int:
         return len(self._outbox)
+
+    @property
+    def outbox_stats(self):
+        return self._outbox.stats
 
     # -- Sink
     async def call_started(self, call: CallInfo) -> None:
@@ -157,11 +163,16 @@ class AmiSink:
         await asyncio.get_running_loop().run_in_executor(None, self.close_sync)
 
     def close_sync(self) -> None:
-        self._drain_deadline = time.monotonic() + self.config.drain_timeout_s
+        """Flushes the finals queued (partials are dropped) while Asterisk takes them: until none
+        is left, none went out for drain_timeout_s, or drain_max_s have passed."""
+        now = time.monotonic()
+        self._drain_deadline = now + self.config.drain_timeout_s
+        self._drain_cap = now + max(self.config.drain_timeout_s, self.config.drain_max_s)
+        self._outbox.drop_partials()
         self._stop.set()
         self._outbox.wake()
         if self._thread is not None:
-            self._thread.join(self.config.drain_timeout_s + self.config.connect_timeout_s + 2.0)
+            self._thread.join(self._drain_cap - now + self.config.connect_timeout_s + 2.0)
         unsent = self._outbox.finals_pending()
         if unsent:
             log.warning("AMI sink closed with %d final item(s) unsent (transcripts are in storage)",
@@ -255,6 +266,9 @@ class AmiSink:
                 self._outbox.put_back(item)
                 return
             self._sent(item)
+            if self._stop.is_set():  # flushing at close: progress buys more time, up to the cap
+                self._drain_deadline = min(time.monotonic() + self.config.drain_timeout_s,
+                                           self._drain_cap)
 
     def _send_item(self, connection: AmiConnection, item: OutboxItem) -> bool:
         """False if the session failed; `item.next_index` marks where to resume."""
@@ -284,10 +298,12 @@ class AmiSink:
 
     def _log_drop_counts(self) -> None:
         stats = self._outbox.stats
-        if stats.dropped_partials or stats.superseded_partials or stats.finals_over_bound:
+        if (stats.dropped_partials or stats.superseded_partials or stats.finals_over_bound
+                or stats.dropped_finals):
             log.info("AMI outbox: %d partial(s) dropped, %d superseded, %d final(s) over bound, "
-                     "max depth %d", stats.dropped_partials, stats.superseded_partials,
-                     stats.finals_over_bound, stats.max_depth)
+                     "%d final(s) dropped, max depth %d", stats.dropped_partials,
+                     stats.superseded_partials, stats.finals_over_bound, stats.dropped_finals,
+                     stats.max_depth)
 
     # -- listener (AMI event thread)
     def _on_user_event(self, event, _manager) -> None:

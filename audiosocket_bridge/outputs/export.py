@@ -1,16 +1,20 @@
 """A stored call's transcript as TXT, SRT or WebVTT (written by whisper.writers) or as the
 bridge's JSON document (the call, its DTMF digits, and every segment with its words); and a
-conversation (the legs of one bridged call) as one transcript with speakers."""
+conversation (the legs of one bridged call) as one transcript with speakers.
+
+Exports are streamed: write_call() reads the segments a batch at a time
+(SqlStorage.iter_segments) and writes each as it comes, so a long call's export never sits in
+memory whole (the webhook writes it to a temporary file; the CLI to its output)."""
 from __future__ import annotations
 
 import dataclasses
 import io
 import json
-from typing import Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence, TextIO
 
 from whisper.writers import WriteSRT, WriteTXT, WriteVTT
 
-from .storage import StoredCall, StoredSegment, joined_text
+from .storage import StoredCall, StoredSegment
 
 FORMATS = ("txt", "srt", "vtt", "json")
 
@@ -22,72 +26,107 @@ class _WebVttWithHours(WriteVTT):
 _WRITERS = {"txt": WriteTXT, "srt": WriteSRT, "vtt": _WebVttWithHours}
 
 
-def _spoken(segments: Sequence[StoredSegment]) -> list[StoredSegment]:
-    return [s for s in segments if s.text.strip()]
+def _spoken(segments: Iterable[StoredSegment]) -> Iterator[StoredSegment]:
+    return (s for s in segments if s.text.strip())
 
 
-def whisper_result(segments: Sequence[StoredSegment]) -> dict:
+def _whisper_segments(segments: Iterable[StoredSegment]) -> Iterator[dict]:
     """The spoken segments in the shape of whisper's transcribe() result, for its writers; a time
     before the call's start (pre-roll) shows as zero."""
-    spoken = _spoken(segments)
-    return {"text": joined_text(s.text for s in spoken),
-            "segments": [{"start": max(0.0, s.start_s), "end": max(0.0, s.end_s), "text": s.text}
-                         for s in spoken]}
+    return ({"start": max(0.0, s.start_s), "end": max(0.0, s.end_s), "text": s.text}
+            for s in _spoken(segments))
 
 
-def to_text(fmt: str, segments: Sequence[StoredSegment]) -> str:
-    """TXT, SRT or VTT. Whisper's writers end every cue with a blank line; an export has none
-    after its last cue."""
-    result = whisper_result(segments)
+class _WithoutLastBlankLine:
+    """Writes through, one character behind: whisper's writers end every cue with a blank line;
+    an export has none after its last cue."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out, self.held, self.tail = out, "", ""
+
+    def write(self, text: str) -> None:
+        if text:
+            self.out.write(self.held + text[:-1])
+            self.held = text[-1]
+            self.tail = (self.tail + text)[-2:]
+
+    def finish(self, after_cues: bool) -> None:
+        if not (after_cues and self.tail == "\n\n"):
+            self.out.write(self.held)
+
+
+def write_text(fmt: str, segments: Iterable[StoredSegment], out: TextIO) -> None:
+    """TXT, SRT or VTT."""
+    trimmed, cues = _WithoutLastBlankLine(out), [0]
+
+    def counted() -> Iterator[dict]:
+        for segment in _whisper_segments(segments):
+            cues[0] += 1
+            yield segment
+    _WRITERS[fmt](".").write_result({"segments": counted()}, trimmed)
+    trimmed.finish(after_cues=cues[0] > 0)
+
+
+def to_text(fmt: str, segments: Iterable[StoredSegment]) -> str:
     out = io.StringIO()
-    _WRITERS[fmt](".").write_result(result, out)
-    text = out.getvalue()
-    return text[:-1] if result["segments"] and text.endswith("\n\n") else text
+    write_text(fmt, segments, out)
+    return out.getvalue()
 
 
 def _iso(value) -> Optional[str]:
     return value.isoformat() if value else None
 
 
-def to_json(call: StoredCall, segments: Sequence[StoredSegment], alerts: Sequence = ()) -> str:
-    document = {
-        "uuid": call.uuid,
-        "channel": call.channel,
-        "started_at": _iso(call.started_at),
-        "ended_at": _iso(call.ended_at),
-        "end_reason": call.end_reason,
-        "language": call.language,
-        "redaction": call.redaction,
-        "speaker": call.speaker,
-        "conversation": call.conversation,
-        "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf],
-        "segments": [
-            {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),
-             "language": s.language, "avg_logprob": s.avg_logprob,
-             "words": [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
-                        "probability": w.probability} for w in s.words]}
-            for s in segments
-        ],
-        "text": whisper_result(segments)["text"],
-        "alerts": [{"segment": a.segment_index, "rule": a.rule, "matched": a.matched,
-                    "start_s": a.start_s, "end_s": a.end_s} for a in alerts],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+def _segment_document(s: StoredSegment) -> dict:
+    return {"index": s.index, "start_s": s.start_s, "end_s": s.end_s, "text": s.text.strip(),
+            "language": s.language, "avg_logprob": s.avg_logprob,
+            "words": [{"text": w.text, "start_s": w.start_s, "end_s": w.end_s,
+                       "probability": w.probability} for w in s.words]}
 
 
-def export_call(storage, uuid: str, fmt: str) -> Optional[str]:
-    """The call's transcript in `fmt` (one of FORMATS), or None if storage does not know it."""
+def write_json(call: StoredCall, segments: Callable[[], Iterable[StoredSegment]],
+               out: TextIO, alerts: Sequence = ()) -> None:
+    """The JSON document, one segment per line. `segments()` is read twice: the segments, then
+    the joined text."""
+    head = {"uuid": call.uuid, "channel": call.channel, "started_at": _iso(call.started_at),
+            "ended_at": _iso(call.ended_at), "end_reason": call.end_reason,
+            "language": call.language, "redaction": call.redaction, "speaker": call.speaker,
+            "conversation": call.conversation,
+            "dtmf": [{"time_s": t, "digit": d} for t, d in call.dtmf]}
+    out.write(json.dumps(head, ensure_ascii=False)[:-1] + ',\n  "segments": [')
+    for number, segment in enumerate(segments()):
+        out.write(("," if number else "") + "\n    ")
+        out.write(json.dumps(_segment_document(segment), ensure_ascii=False))
+    out.write('\n  ],\n  "text": "')
+    for number, segment in enumerate(_spoken(segments())):
+        out.write((" " if number else "") + json.dumps(segment.text.strip(), ensure_ascii=False)[1:-1])
+    found = [{"segment": a.segment_index, "rule": a.rule, "matched": a.matched,
+              "start_s": a.start_s, "end_s": a.end_s} for a in alerts]
+    out.write('",\n  "alerts": ' + json.dumps(found, ensure_ascii=False) + "\n}\n")
+
+
+def write_call(storage, uuid: str, fmt: str, out: TextIO) -> bool:
+    """Writes the call's transcript in `fmt` (one of FORMATS) to `out`; False if storage does not
+    know the call."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
     call = storage.get_call(uuid)
     if call is None:
-        return None
-    from .search import call_alerts
+        return False
+    if fmt == "json":
+        from .search import call_alerts
 
-    segments = storage.get_segments(uuid)
-    if fmt != "json":
-        return to_text(fmt, segments)
-    return to_json(call, segments, call_alerts(storage, uuid))
+        write_json(call, lambda: storage.iter_segments(uuid), out, call_alerts(storage, uuid))
+    else:
+        write_text(fmt, storage.iter_segments(uuid), out)
+    return True
+
+
+def export_call(storage, uuid: str, fmt: str) -> Optional[str]:
+    """The call's transcript in `fmt` as one string (for what is small), or None if storage does
+    not know it."""
+    out = io.StringIO()
+    return out.getvalue() if write_call(storage, uuid, fmt, out) else None
 
 
 # ------------------------------------------------------------------ conversations

@@ -1,7 +1,8 @@
 """LiveCalls: calls in progress (and recently ended ones), as a Sink.
 
-Put it last in the sink chain: its call_ended() then runs after the storage
-sink has stored the call's last final, which is what wait_ended() promises.
+Put it last in the sink chain. With `track_storage` (the bridge's DurableStorageSink, which
+writes behind the sinks) a call counts as ended for wait_ended() once it has ended and storage
+has told mark_stored() that its last write landed; without, once its call_ended() ran.
 Must be used from the event loop's thread.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections import OrderedDict
+from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 from ..audiosocket.protocol import canonical_uuid
@@ -22,6 +24,7 @@ class _Entry:
         self.call: Optional[CallInfo] = None
         self.finals: list[TranscriptEvent] = []
         self.ended = asyncio.Event()
+        self.stored = asyncio.Event()
         self.ended_at_s = 0.0  # loop time
 
 
@@ -32,8 +35,10 @@ CLEAR_KEPT_S = 300.0
 
 
 class LiveCalls:
-    def __init__(self, keep_ended: int = 1000, clear_kept_s: float = CLEAR_KEPT_S) -> None:
+    def __init__(self, keep_ended: int = 1000, clear_kept_s: float = CLEAR_KEPT_S, *,
+                 track_storage: bool = False) -> None:
         self.keep_ended, self.clear_kept_s = keep_ended, clear_kept_s
+        self.track_storage = track_storage
         self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
 
     def get(self, uuid: str) -> Optional[CallInfo]:
@@ -47,20 +52,37 @@ class LiveCalls:
         entry = self._entries.get(canonical_uuid(uuid))
         return list(entry.finals) if entry else []
 
+    def has_ended(self, uuid: str) -> bool:
+        """The call has ended (its storage writes may still be waiting for the database)."""
+        entry = self._entries.get(canonical_uuid(uuid))
+        return entry is not None and entry.ended.is_set()
+
     async def wait_ended(self, uuid: str, timeout_s: float) -> bool:
         """True once the call has ended and its last final has been stored."""
         entry = self._entry(canonical_uuid(uuid))
+
+        async def ended_and_stored() -> None:
+            await entry.ended.wait()
+            if self.track_storage:
+                await entry.stored.wait()
         try:
-            await asyncio.wait_for(entry.ended.wait(), timeout_s)
+            await asyncio.wait_for(ended_and_stored(), timeout_s)
             return True
         except asyncio.TimeoutError:
             return False
+
+    def mark_stored(self, uuid: str, started_at: datetime) -> None:
+        """Storage has the end of the call's session that started at `started_at`."""
+        entry = self._entries.get(uuid)
+        if entry is not None and entry.call is not None and entry.call.started_at == started_at:
+            entry.stored.set()
 
     # -- Sink
     async def call_started(self, call: CallInfo) -> None:
         entry = self._entry(call.uuid)
         if entry.ended.is_set():  # the same UUID connects again
             entry.ended.clear()
+            entry.stored.clear()
             entry.finals.clear()
         entry.call = call
 

@@ -7,14 +7,17 @@ reads their state at scrape time (engine.stats(), the server's ConnectionStats, 
 outputs/http.py serves them (aiohttp):
 
   GET /metrics   Prometheus text format
-  GET /healthz   200 "ok" if the engine thread is alive and storage answers and the bridge is
-                 not draining (SIGTERM), else 503 with the failed check(s): a load balancer's
-                 health check (deploy/haproxy.cfg) then sends new calls elsewhere
+  GET /healthz   200 "ok" if the engine thread is alive, storage answers, no more than the
+                 spool's bound of storage writes wait for the database, the spool's disk takes
+                 a write, and the bridge is not draining (SIGTERM), else 503 with the failed
+                 check(s): a load balancer's health check (deploy/haproxy.cfg) then sends new
+                 calls elsewhere. BridgeMetrics.health() is the one place that decides.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Optional
 
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 DEFAULT_METRICS_PORT = 9300
 LATENCY_BUCKETS_S = (0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 30.0)
 STORAGE_PING_TIMEOUT_S = 2.0
+DISK_PROBE_BYTES = 4096
 
 
 def _reason_label(reason: Optional[str]) -> str:
@@ -98,6 +102,9 @@ class BridgeMetrics:
                 problems.append(f"storage did not answer within {STORAGE_PING_TIMEOUT_S:g} s")
             except Exception as error:  # noqa: BLE001 - any failure means unhealthy
                 problems.append(f"storage: {error}")
+        spool = getattr(self.storage_sink, "spool", None)
+        if spool is not None:
+            problems.extend(await _spool_problems(spool))
         return (not problems, "; ".join(problems) or "ok")
 
     # -- Sink
@@ -119,6 +126,33 @@ class BridgeMetrics:
         return None
 
 
+async def _spool_problems(spool) -> list[str]:
+    problems = []
+    if spool.pending > spool.options.unhealthy_records:
+        problems.append(f"storage: {spool.pending} writes wait for the database "
+                        f"(more than {spool.options.unhealthy_records})")
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, probe_disk, spool.path.parent)
+    except OSError as error:
+        problems.append(f"spool disk: {error.strerror or error}")
+    return problems
+
+
+def probe_disk(directory) -> None:
+    """Raises OSError unless `directory` takes a small write to disk (a full disk fails)."""
+    path = os.path.join(directory, f".healthz-probe-{os.getpid()}")
+    try:
+        with open(path, "wb") as probe:
+            probe.write(b"\0" * DISK_PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
+    finally:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 class _StateCollector:
     """Reads the watched objects at scrape time."""
 
@@ -133,8 +167,7 @@ class _StateCollector:
         if m.server is not None:
             yield from self._server(m.server)
         if m.storage_sink is not None:
-            yield CounterMetricFamily("audiosocket_storage_errors", "Failed storage writes",
-                                      value=getattr(m.storage_sink, "errors", 0))
+            yield from self._storage(m.storage_sink)
         if m.ami_sink is not None:
             yield from self._ami(m.ami_sink)
         if m.webhook is not None:
@@ -159,17 +192,40 @@ class _StateCollector:
         yield refused
 
     @staticmethod
+    def _storage(sink):
+        yield CounterMetricFamily("audiosocket_storage_errors", "Storage writes refused for "
+                                  "good (skipped)", value=sink.errors)
+        spool = getattr(sink, "spool", None)
+        if spool is None:
+            return
+        yield GaugeMetricFamily("audiosocket_storage_available", "0 while storage writes fail "
+                                "(they are kept and tried again)", value=float(sink.available))
+        yield GaugeMetricFamily("audiosocket_storage_spooled", "Storage writes waiting for the "
+                                "database (memory and spool file)", value=spool.pending)
+        yield GaugeMetricFamily("audiosocket_storage_spool_file_bytes", "Size of the spool file",
+                                value=spool.file_bytes)
+        yield CounterMetricFamily("audiosocket_storage_spool_dropped", "Storage writes lost: "
+                                  "memory and spool file both full", value=spool.dropped)
+
+    @staticmethod
     def _ami(router):
         """Per AMI server (label `server`): the AmiRouter's sinks."""
         connected = GaugeMetricFamily("audiosocket_ami_connected",
                                       "1 while the AMI session is up", labels=["server"])
         pending = GaugeMetricFamily("audiosocket_ami_pending", "AMI items queued, not yet sent",
                                     labels=["server"])
+        dropped = CounterMetricFamily("audiosocket_ami_dropped", "AMI items dropped from the "
+                                      "outbox (partials first; finals only past its bound)",
+                                      labels=["server", "kind"])
         for name, sink in router.servers.items():
             connected.add_metric([name], 1.0 if sink.state == "connected" else 0.0)
             pending.add_metric([name], sink.pending)
+            stats = sink.outbox_stats
+            dropped.add_metric([name, "partial"], stats.dropped_partials)
+            dropped.add_metric([name, "final"], stats.dropped_finals)
         yield connected
         yield pending
+        yield dropped
 
     @staticmethod
     def _webhook(worker):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -62,7 +63,9 @@ def reuse_refusal(call: Optional[StoredCall], now: datetime,
 class BridgePresence:
     """Keeps this bridge's row in `bridges` fresh and ends the calls of bridges that died.
 
-    Storage calls are blocking; they run in the default executor, off the event loop.
+    Storage calls are blocking; they run in a thread of their own, off the event loop, and the
+    bridge gives presence a database connection of its own: a heartbeat never waits behind a
+    transcript write or a query stalled on a database that is away.
     """
 
     def __init__(self, storage, address: str, timing: PresenceTiming = PresenceTiming(), *,
@@ -71,6 +74,7 @@ class BridgePresence:
         self._clock = clock
         self.draining = False
         self._task: Optional[asyncio.Task] = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="presence")
 
     async def start(self) -> None:
         now = self._clock()
@@ -94,16 +98,26 @@ class BridgePresence:
             await self._run(self.storage.record_bridge_stop, self._clock())
         except Exception:  # noqa: BLE001 - storage may be down at shutdown; others will notice
             log.warning("could not record this bridge's stop in storage", exc_info=True)
+        self._executor.shutdown(wait=False)
 
     async def _beat(self) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self.timing.heartbeat_s)
             now = self._clock()
             try:
                 await self._run(self.storage.record_heartbeat, now, draining=self.draining)
                 await self._sweep(now)
-            except Exception:  # noqa: BLE001 - keep beating; /healthz reports the storage
-                log.warning("presence heartbeat failed", exc_info=True)
+            except Exception as error:  # noqa: BLE001 - keep beating; /healthz reports storage
+                # once per outage: a database away for an hour is not 1800 tracebacks
+                log.log(logging.DEBUG if failing else logging.WARNING,
+                        "presence heartbeat failed: %s: %s", type(error).__name__,
+                        " ".join(str(error).split())[:300])
+                failing = True
+                continue
+            if failing:
+                log.warning("presence heartbeat written again")
+            failing = False
 
     async def _sweep(self, now: datetime) -> None:
         silent_since = now - timedelta(seconds=self.timing.silent_after_s)
@@ -111,7 +125,6 @@ class BridgePresence:
         await self._run(self.storage.forget_registrations,
                         now - timedelta(seconds=self.timing.registrations_kept_s))
 
-    @staticmethod
-    async def _run(function, *args, **kwargs) -> None:
+    async def _run(self, function, *args, **kwargs) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, lambda: function(*args, **kwargs))
+        await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))

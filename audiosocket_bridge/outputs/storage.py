@@ -15,7 +15,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 from urllib.parse import unquote, urlparse
 
 from whisper.language import parse_languages
@@ -73,6 +73,10 @@ _SELECT_SEGMENTS = """
     SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
     WHERE uuid = ? ORDER BY segment_index
 """
+_SELECT_SEGMENTS_AFTER = """
+    SELECT segment_index, start_s, end_s, text, language, avg_logprob, words FROM segments
+    WHERE uuid = ? AND segment_index > ? ORDER BY segment_index LIMIT ?
+"""
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,12 @@ def as_datetime(value: Any) -> Optional[datetime]:
 
 def _words_json(event: TranscriptEvent) -> str:
     return json.dumps([[w.text, w.start_s, w.end_s, w.probability] for w in event.words])
+
+
+def _stored_segment(row: tuple) -> StoredSegment:
+    index, start, end, text, language, avg_logprob, words = row
+    return StoredSegment(int(index), float(start), float(end), text, language, avg_logprob,
+                         _stored_words(words))
 
 
 def _stored_words(text: Optional[str]) -> tuple[StoredWord, ...]:
@@ -229,6 +239,11 @@ class SqlStorage:
         ))
         self._segment_offsets.pop(call.uuid, None)
 
+    # -- for the durable writer (outputs/durable.py): a call's segment numbering, carried with the
+    # writes it spools, so a replay numbers them as the first try would have (segment_offset)
+    def resume_segment_offset(self, uuid: str, offset: int) -> None:
+        self._segment_offsets[uuid] = offset
+
     # -- retention (outputs/retention.py drives it)
     def purge_expired(self, now: datetime, default_days: float, batch: int = PURGE_BATCH) -> int:
         """Delete one batch of calls past their retention, with their segments, webhook rows and
@@ -313,8 +328,17 @@ class SqlStorage:
         return stored_call(rows[0])
 
     def get_segments(self, uuid: str) -> list[StoredSegment]:
-        return [StoredSegment(int(i), float(s), float(e), t, lang, lp, _stored_words(words))
-                for i, s, e, t, lang, lp, words in self._query(_SELECT_SEGMENTS, (uuid,))]
+        return [_stored_segment(row) for row in self._query(_SELECT_SEGMENTS, (uuid,))]
+
+    def iter_segments(self, uuid: str, batch: int = 500) -> Iterator[StoredSegment]:
+        """The call's segments in order, `batch` rows read at a time (exports of long calls)."""
+        after = -1
+        while True:
+            rows = self._query(_SELECT_SEGMENTS_AFTER, (uuid, after, batch))
+            yield from (_stored_segment(row) for row in rows)
+            if len(rows) < batch:
+                return
+            after = int(rows[-1][0])
 
     def transcript_text(self, uuid: str) -> Optional[str]:
         if self.get_call(uuid) is None:
@@ -374,13 +398,22 @@ class PostgresStorage(SqlStorage):
     statements fail (the storage sink counts and logs them)."""
 
     def __init__(self, url: str, *, bridge_id: Optional[str] = None,
-                 connect_timeout_s: float = 5.0) -> None:
+                 connect_timeout_s: float = 5.0, statement_timeout_s: float = 5.0,
+                 password: Optional[str] = None) -> None:
+        """`password`: when not in the URL, PGPASSWORD or PGPASSFILE (libpq reads those)."""
         import psycopg  # optional dependency, only for postgresql:// URLs
 
-        self._connect = lambda: psycopg.connect(url, autocommit=True,
-                                                connect_timeout=max(1, round(connect_timeout_s)))
+        timeouts = postgres_timeouts(connect_timeout_s)
+        if password:
+            timeouts["password"] = password
+        self._connect = lambda: psycopg.connect(
+            url, autocommit=True, options=f"-c statement_timeout={round(statement_timeout_s * 1000)}",
+            **timeouts)
         self._broken = (psycopg.OperationalError, psycopg.InterfaceError)
-        super().__init__(self._connect(), PostgresDialect(), bridge_id)
+        # no statement timeout while migrating: it may wait for another bridge's migration
+        super().__init__(psycopg.connect(url, autocommit=True, **timeouts), PostgresDialect(),
+                         bridge_id)
+        self._execute(f"SET statement_timeout = {round(statement_timeout_s * 1000)}")
 
     def _timestamp(self, value: Optional[datetime]) -> Any:
         return value
@@ -402,6 +435,13 @@ class PostgresStorage(SqlStorage):
             return run(self._connection, sql, tuple(params))
 
 
+def postgres_timeouts(connect_timeout_s: float) -> dict:
+    """libpq settings that bound how long a dead server or network holds a statement: the
+    connection attempt, and TCP keepalives that notice a silent peer within ~11 s."""
+    return {"connect_timeout": max(1, round(connect_timeout_s)), "keepalives": 1,
+            "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3}
+
+
 def sqlite_path(url: str) -> str:
     """'sqlite:///rel.db' -> 'rel.db', 'sqlite:////abs/x.db' -> '/abs/x.db'."""
     rest = url[len("sqlite://"):]
@@ -410,12 +450,13 @@ def sqlite_path(url: str) -> str:
     return unquote(rest) or ":memory:"
 
 
-def open_storage(url: str = DEFAULT_STORAGE_URL, *, bridge_id: Optional[str] = None) -> SqlStorage:
+def open_storage(url: str = DEFAULT_STORAGE_URL, *, bridge_id: Optional[str] = None,
+                 password: Optional[str] = None) -> SqlStorage:
     """Opens (and migrates, see outputs/migrations.py) the store; `bridge_id` names the bridge
-    that writes through it."""
+    that writes through it; `password` is PostgreSQL's (--storage-password-file)."""
     scheme = urlparse(url).scheme.split("+")[0]
     if scheme == "sqlite":
         return SqliteStorage(sqlite_path(url), bridge_id=bridge_id)
     if scheme in ("postgresql", "postgres"):
-        return PostgresStorage(url, bridge_id=bridge_id)
+        return PostgresStorage(url, bridge_id=bridge_id, password=password)
     raise ValueError(f"unsupported storage URL scheme {scheme!r} (use sqlite:/// or postgresql://)")

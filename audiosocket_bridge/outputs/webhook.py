@@ -1,10 +1,10 @@
 """The post-call webhook (``--webhook-url``): each ended call's JSON transcript POSTed once its
 call has ended, from a durable queue in the database (outputs/webhook_queue.py).
 
-WebhookSink queues the call when it ends (placed after the StorageSink, so the transcript is
-complete in storage). WebhookWorker, an asyncio task, also queues the calls that ended without
-the sink hearing of it (ended by the presence sweep because their bridge died, or while the
-queue could not be written), claims due deliveries, POSTs them (webhook_sender.py, in threads)
+The storage writer queues a call once its end has landed in storage, so its transcript there is
+complete (WebhookWorker.call_stored, a DurableStorageSink hook: outputs/durable.py). The worker,
+an asyncio task, also queues the calls that ended without that (ended by the presence sweep
+because their bridge died), claims due deliveries, POSTs them (webhook_sender.py, in threads)
 and writes each outcome as webhook_policy.judge() says. Delivery is at least once: a bridge that
 dies after the receiver answered but before the outcome is written leaves a lease that expires,
 and the call is POSTed again with the same Idempotency-Key.
@@ -12,27 +12,38 @@ and the call is POSTed again with the same Idempotency-Key.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import random
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import BinaryIO, Callable, Optional
 
-from .export import export_call
+from .export import write_call
 from .presence import utc_now
-from .sinks import CallInfo
 from .webhook_policy import (DELIVERED, FAILED, PostResult, Verdict, WebhookOptions, judge,
                              shown_url)
 from .webhook_queue import Claimed, WebhookQueue
 from .webhook_sender import post, request_headers
 
-if TYPE_CHECKING:
-    from whisper.streaming.types import TranscriptEvent
-
 log = logging.getLogger(__name__)
 
-Sender = Callable[[str, bytes, dict, float], PostResult]  # (url, body, headers, timeout_s)
+Sender = Callable[[str, BinaryIO, dict, float], PostResult]  # (url, body, headers, timeout_s)
+BODY_IN_MEMORY_BYTES = 1 << 20  # a longer export is written to a temporary file, not kept in memory
+
+
+def export_json(storage, call_uuid: str, body: BinaryIO) -> bool:
+    """The call's JSON document into `body` (UTF-8), left at its start; False if not stored."""
+    text = io.TextIOWrapper(body, encoding="utf-8", newline="\n")
+    try:
+        found = write_call(storage, call_uuid, "json", text)
+        text.flush()
+    finally:
+        text.detach()
+    body.seek(0)
+    return found
 
 
 class WebhookWorker:
@@ -53,8 +64,19 @@ class WebhookWorker:
         self._stopping = False
         self._next_reconcile_s = 0.0  # on the loop's clock
         self._task: Optional[asyncio.Task] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    def call_stored(self, call_uuid: str) -> None:
+        """The call's end is in storage: queue its delivery. Blocking (the storage writer's
+        thread); raises when the queue cannot be written (the writer tries again)."""
+        self.queue.enqueue(call_uuid, self._clock())
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.wake)
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._run(), name="webhook-worker")
         log.info("webhook: POSTing each ended call to %s (%s)", shown_url(self.options.url),
                  "signed" if self.options.secret else "NOT signed: no --webhook-secret")
@@ -116,18 +138,18 @@ class WebhookWorker:
                 log.warning("webhook: a delivery failed on storage", exc_info=outcome)
 
     async def _deliver(self, claimed: Claimed) -> None:
-        document = await self._blocking(export_call, self.storage, claimed.uuid, "json")
         attempt = claimed.attempts + 1
-        if document is None:
-            verdict = Verdict(FAILED, error="the call is not in storage")
-        else:
-            body = document.encode("utf-8")
-            headers = request_headers(claimed.uuid, body, self.options.secret)
-            result = await self._blocking(self._sender, self.options.url, body, headers,
-                                          self.options.timeout_s)
-            now = self._clock()
-            age_s = (now - claimed.created_at).total_seconds()
-            verdict = judge(result, attempt, age_s, self.options, now, self._draw)
+        with tempfile.SpooledTemporaryFile(max_size=BODY_IN_MEMORY_BYTES) as body:
+            if not await self._blocking(export_json, self.storage, claimed.uuid, body):
+                verdict = Verdict(FAILED, error="the call is not in storage")
+            else:
+                headers = await self._blocking(request_headers, claimed.uuid, body,
+                                               self.options.secret)
+                result = await self._blocking(self._sender, self.options.url, body, headers,
+                                              self.options.timeout_s)
+                now = self._clock()
+                age_s = (now - claimed.created_at).total_seconds()
+                verdict = judge(result, attempt, age_s, self.options, now, self._draw)
         if await self._blocking(self.queue.finish, claimed, verdict, self._clock()):
             self._count(claimed.uuid, attempt, verdict)
 
@@ -146,31 +168,3 @@ class WebhookWorker:
 
     async def _blocking(self, function, *args):
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
-
-class WebhookSink:
-    """Queues a call's delivery when it ends; put it after the StorageSink."""
-
-    def __init__(self, worker: WebhookWorker, clock: Callable[[], datetime] = utc_now) -> None:
-        self.worker, self._clock = worker, clock
-        self.errors = 0  # enqueues that failed (the worker's reconcile queues those calls later)
-
-    async def call_started(self, call: CallInfo) -> None:
-        return None
-
-    async def transcript(self, call: CallInfo, event: TranscriptEvent) -> None:
-        return None
-
-    async def call_ended(self, call: CallInfo) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(None, self.worker.queue.enqueue, call.uuid, self._clock())
-        except Exception:  # noqa: BLE001 - reconciled later from the calls table
-            self.errors += 1
-            log.warning("webhook: could not queue call %s now; it will be queued later",
-                        call.uuid, exc_info=True)
-            return
-        self.worker.wake()
-
-    async def close(self) -> None:
-        return None

@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional, Union
 from urllib.parse import urlparse
 
 from ..logsafe import shown_url
@@ -98,9 +98,18 @@ def next_delay_s(backoff: Backoff, failures: int, asked_s: Optional[float],
     return max(backoff.delay_s(failures, draw), asked_s or 0.0)
 
 
-def signature(secret: str, body: bytes) -> str:
-    """The X-Transcript-Signature value: 'sha256=' and the hex HMAC-SHA256 of the body."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+def signature(secret: str, body: Union[bytes, BinaryIO]) -> str:
+    """The X-Transcript-Signature value: 'sha256=' and the hex HMAC-SHA256 of the body (bytes,
+    or a binary file read in chunks from its start and left there)."""
+    mac = hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+    if isinstance(body, bytes):
+        mac.update(body)
+    else:
+        body.seek(0)
+        for chunk in iter(lambda: body.read(65536), b""):
+            mac.update(chunk)
+        body.seek(0)
+    return "sha256=" + mac.hexdigest()
 
 
 @dataclass(frozen=True)

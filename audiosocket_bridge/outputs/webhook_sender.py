@@ -5,9 +5,10 @@ Redirects are not followed: urllib would turn a redirected POST into a GET witho
 from __future__ import annotations
 
 import http.client
+import io
 import urllib.error
 import urllib.request
-from typing import Optional
+from typing import BinaryIO, Optional, Union
 
 from .webhook_policy import PostResult, signature
 
@@ -22,16 +23,28 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def request_headers(call_uuid: str, body: bytes, secret: str) -> dict[str, str]:
+def request_headers(call_uuid: str, body: Union[bytes, BinaryIO], secret: str) -> dict[str, str]:
+    """The POST's headers. A body in a file (at its start, and left there) is read in chunks for
+    its signature and length."""
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT,
                "Idempotency-Key": call_uuid, "X-Transcript-Call": call_uuid}
+    if not isinstance(body, bytes):
+        headers["Content-Length"] = str(_length(body))
     if secret:
         headers["X-Transcript-Signature"] = signature(secret, body)
     return headers
 
 
-def post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> PostResult:
-    """POST the body; the answer's status, or status None with why no answer came."""
+def _length(body: BinaryIO) -> int:
+    size = body.seek(0, io.SEEK_END)
+    body.seek(0)
+    return size
+
+
+def post(url: str, body: Union[bytes, BinaryIO], headers: dict[str, str],
+         timeout_s: float) -> PostResult:
+    """POST the body (a file: sent as it is read, with request_headers' Content-Length); the
+    answer's status, or status None with why no answer came."""
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with _OPENER.open(request, timeout=timeout_s) as response:

@@ -9,6 +9,8 @@ import pytest
 
 from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.bridge import Bridge
+from audiosocket_bridge.outputs.presence import PresenceTiming
+from audiosocket_bridge.outputs.spool import SpoolOptions
 from audiosocket_bridge.outputs.webhook_policy import WebhookOptions
 
 from .audiosocket_client import AudioSocketClient
@@ -20,14 +22,18 @@ ANY_LOOPBACK_PORT = ("127.0.0.1", 0)
 def bridge_under_test(tmp_path: Path, engine=None, *, max_calls: int = 10, metrics: bool = False,
                       shutdown_deadline_s: float = 10.0, webhook: Optional[WebhookOptions] = None,
                       bridge_id: Optional[str] = None, http_access=None, alerts=(),
-                      ami=None, **session) -> Bridge:
-    """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...)."""
+                      ami=None, storage_url: Optional[str] = None,
+                      spool: SpoolOptions = SpoolOptions(),
+                      presence: PresenceTiming = PresenceTiming(), **session) -> Bridge:
+    """`session` holds SessionSettings fields (idle_timeout_s=..., raw=..., ...). Storage: SQLite in
+    `tmp_path` unless `storage_url`; the storage spool in `tmp_path`."""
     return Bridge(FakeEngine() if engine is None else engine,
-                  storage_url=f"sqlite:///{tmp_path}/calls.db", listen=ANY_LOOPBACK_PORT,
+                  storage_url=storage_url or f"sqlite:///{tmp_path}/calls.db",
+                  spool_dir=str(tmp_path), spool=spool, listen=ANY_LOOPBACK_PORT,
                   max_calls=max_calls,
                   session=SessionSettings(shutdown_deadline_s=shutdown_deadline_s, **session),
                   metrics_listen=ANY_LOOPBACK_PORT if metrics else None, webhook=webhook,
-                  bridge_id=bridge_id, alerts=alerts, ami=ami,
+                  bridge_id=bridge_id, alerts=alerts, ami=ami, presence=presence,
                   **({"http_access": http_access} if http_access is not None else {}))
 
 

@@ -17,7 +17,9 @@
     scheduler        what runs when, on an injected clock
     engine           StreamingEngine: the scheduler on its own thread
     process          EngineProcess: the engine in a child process, same interface
-    pool             EnginePool: several engine processes (one per core), same interface
+    pool             EnginePool: several engine processes (one per core), same interface,
+                     supervised: dead or hung workers replaced
+    failover         PoolStream: a pool's stream, opened again elsewhere when its worker dies
     sim              feeding recordings, deterministically or in real time
 
 Names load their modules on first use, so ``whisper.streaming.types`` imports without torch.

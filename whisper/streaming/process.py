@@ -15,7 +15,13 @@ child process (spawned, so no state is inherited) and speaks to it over one pipe
 
 Events reach the stream's callback on the parent's reader thread, as they reach it on the
 scheduler thread in process; a stream's close() future resolves after its last event. If the
-child dies, is_alive() turns false and every open stream's close() fails.
+child dies, is_alive() turns false, every open stream's close() fails with EngineDied and audio
+pushed from then on is dropped. `silent_s()` says how long the child has sent nothing: it sends
+stats every `_STATS_S` even when idle, so a long silence means it hangs (EnginePool kills it).
+
+Backpressure: audio waiting to be piped to the child is capped at OUTGOING_CAP_S seconds per
+open stream (a child that stops reading fills the pipe); past that a push is dropped and counted
+in the stats' audio_dropped_s.
 
 This module imports no torch: the parent need not load it at all.
 """
@@ -26,7 +32,8 @@ import multiprocessing
 import sys
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from .options import EngineOptions, check_stream_options
@@ -36,12 +43,18 @@ log = logging.getLogger(__name__)
 
 _FLUSH_S = 0.02
 _STATS_S = 0.5
+OUTGOING_CAP_S = 10.0
+_CAP_BYTES_PER_S = 32000  # 16-bit at 16 kHz, the highest rate a call sends
 _EMPTY_STATS = EngineStats(active_streams=0, queued_audio_s=0.0, lag_s=0.0, behind=False, partials_skipped=0,
                            finals_emitted=0, partials_emitted=0, audio_dropped_s=0.0)  # fmt: skip
 
 
 class EngineGone(RuntimeError):
     """The engine's process ended while streams were open."""
+
+
+class EngineDied(EngineGone):
+    """The engine's process ended without being stopped (killed, crashed)."""
 
 
 class RemoteStream:
@@ -72,6 +85,10 @@ class EngineProcess:
         self.multilingual = False
         self._streams: Dict[str, RemoteStream] = {}
         self._outgoing: List[tuple] = []
+        self._outgoing_bytes = 0  # audio in _outgoing
+        self.dropped_audio_s = 0.0  # pushes dropped: outgoing full, or the child gone
+        self._gone = False  # the child ended: nothing is sent any more
+        self._last_heard_s = time.monotonic()
         self._lock = threading.Condition()
         self._stats = _EMPTY_STATS
         self._stopping = False
@@ -97,6 +114,7 @@ class EngineProcess:
         except EOFError:
             raise EngineGone(f"the engine process exited while starting ({self._process.exitcode})") from None
         assert kind == "ready"
+        self._last_heard_s = time.monotonic()
         for target, name in ((self._send_loop, "engine-sender"), (self._receive_loop, "engine-receiver")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -104,11 +122,23 @@ class EngineProcess:
         log.info("streaming engine running in process %d", self._process.pid)
 
     def is_alive(self) -> bool:
-        return (self._process is not None and self._process.is_alive()
+        return (not self._gone and self._process is not None and self._process.is_alive()
                 and all(thread.is_alive() for thread in self._threads))
 
     def stats(self) -> EngineStats:
-        return self._stats
+        stats = self._stats
+        if self.dropped_audio_s:
+            stats = replace(stats, audio_dropped_s=stats.audio_dropped_s + self.dropped_audio_s)
+        return stats
+
+    def silent_s(self) -> float:
+        """Seconds since the child last sent anything (it sends stats every _STATS_S)."""
+        return time.monotonic() - self._last_heard_s
+
+    def kill(self) -> None:
+        """Ends a child that hangs: its streams then fail with EngineDied."""
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
 
     def open_stream(self, stream_id: str, options: StreamOptions = StreamOptions(),
                     on_event: Optional[EventCallback] = None) -> RemoteStream:  # fmt: skip
@@ -144,9 +174,20 @@ class EngineProcess:
     # -- parent side of the pipe
     def _send(self, item: tuple) -> None:
         with self._lock:
+            if item[0] == "push":
+                if self._gone or not self._room_for(len(item[3])):
+                    self.dropped_audio_s += len(item[3]) / 2 / item[2]
+                    return
+                self._outgoing_bytes += len(item[3])
+            elif self._gone:
+                return
             self._outgoing.append(item)
             if len(self._outgoing) == 1:
                 self._lock.notify_all()
+
+    def _room_for(self, size: int) -> bool:
+        cap = OUTGOING_CAP_S * _CAP_BYTES_PER_S * max(1, len(self._streams))
+        return self._outgoing_bytes + size <= cap
 
     def _send_loop(self) -> None:
         while True:
@@ -156,6 +197,7 @@ class EngineProcess:
                 if self._stopping:
                     return
                 batch, self._outgoing = _joined(self._outgoing), []
+                self._outgoing_bytes = 0
             try:
                 self._connection.send(batch)
             except (OSError, EOFError, BrokenPipeError):
@@ -167,11 +209,13 @@ class EngineProcess:
                 self._lock.wait_for(lambda: self._stopping, timeout=self.flush_s)
 
     def _receive_loop(self) -> None:
+        stopped = False
         while True:
             try:
                 message = self._connection.recv()
             except (EOFError, OSError):
                 break
+            self._last_heard_s = time.monotonic()
             kind = message[0]
             if kind == "event":
                 self._deliver(message[1])
@@ -180,8 +224,24 @@ class EngineProcess:
             elif kind == "stats":
                 self._stats = message[1]
             elif kind == "stopped":
+                stopped = True
                 break
-        self._fail_open_streams("the engine process ended")
+        with self._lock:
+            self._gone = True
+            self._outgoing, self._outgoing_bytes = [], 0  # nobody will read it: free it
+        if stopped or self._stopping:
+            self._fail_open_streams("the engine process ended")
+        else:
+            log.error("the engine process %s ended unexpectedly (exit code %s)",
+                      self._process.pid if self._process else "?", self._exit_code())
+            self._fail_open_streams("the engine process died", EngineDied)
+
+    def _exit_code(self):
+        process = self._process
+        if process is None:
+            return None
+        process.join(1)
+        return process.exitcode
 
     def _deliver(self, event) -> None:
         stream = self._streams.get(event.stream_id)
@@ -202,24 +262,27 @@ class EngineProcess:
         else:
             stream.close_future.set_result(None)
 
-    def _fail_open_streams(self, why: str) -> None:
+    def _fail_open_streams(self, why: str, error=EngineGone) -> None:
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
         for stream in streams:
             if not stream.close_future.done():
-                stream.close_future.set_exception(EngineGone(why))
+                stream.close_future.set_exception(error(why))
 
 
 def _joined(items: List[tuple]) -> List[tuple]:
-    """Consecutive pushes of one stream at one rate as one push."""
-    joined: List[tuple] = []
+    """Consecutive pushes of one stream at one rate as one push (linear: each run's audio is
+    joined once)."""
+    runs: List[list] = []  # [item, chunks]: chunks of a push run, None for other items
     for item in items:
-        last = joined[-1] if joined else None
-        if item[0] == "push" and last is not None and last[0] == "push" and last[1:3] == item[1:3]:
-            joined[-1] = ("push", item[1], item[2], last[3] + item[3])
+        last = runs[-1] if runs else None
+        if (item[0] == "push" and last is not None and last[1] is not None
+                and last[0][1:3] == item[1:3]):
+            last[1].append(item[3])
         else:
-            joined.append(item)
-    return joined
+            runs.append([item, [item[3]] if item[0] == "push" else None])
+    return [item if chunks is None or len(chunks) == 1 else ("push", item[1], item[2], b"".join(chunks))
+            for item, chunks in runs]
 
 
 # -- the child process
