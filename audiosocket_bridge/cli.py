@@ -1,4 +1,4 @@
-"""`audiosocket-bridge`: run the bridge, or export a stored call's transcript.
+"""`audiosocket-bridge`: run the bridge, export a stored call's transcript, or store recorded calls.
 
 Heavy imports (torch, the model) happen inside functions so --help is fast.
 """
@@ -17,6 +17,7 @@ from . import logsafe
 from .config import BridgeConfig
 from .logsafe import shown_url
 from .outputs.storage_errors import StorageUnavailable
+from .recordings import DEFAULT_SPEAKERS
 
 log = logging.getLogger("audiosocket_bridge")
 
@@ -142,11 +143,37 @@ def _export_parser(parser: argparse.ArgumentParser) -> None:
                              "transcript, each cue labelled with its speaker")
 
 
+def _transcribe_parser(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("files", nargs="+", metavar="FILE", help="recordings: WAV, FLAC, MP3, Ogg, .sln, .sln16, .ulaw, .alaw, .gsm ...")
+    add("--uuid", help="the call's UUID (one file only; default: derived from the file's contents)")
+    add("--linkedid", help="the call's linkedid, and a stereo recording's conversation id (one file only; "
+                           "default: the file name if it is an Asterisk id such as 1733590000.42, else for a "
+                           "stereo recording its UUID)")
+    add("--redact", choices=("off", "pci", "pii"), help="redaction policy, as the bridge's (default pci)")
+    add("--speakers", default=",".join(DEFAULT_SPEAKERS),
+        help="labels of a stereo recording's left and right channels (default %(default)s)")
+    add("--batch-size", type=int, default=8, help="legs decoded together (default %(default)s)")
+    add("--storage", metavar="URL", help="storage URL (default sqlite:///transcripts.db)")
+    add("--config", metavar="FILE", help="INI file with a [bridge] section (storage, webhook, model ...)")
+    add("--model", help="Whisper model name (default tiny.en)")
+    add("--language", help="spoken language (default: the model's / detected)")
+    add("--device", help="torch device, e.g. cpu or cuda (default: automatic)")
+
+
+def build_transcribe_parser(prog: str = "audiosocket-bridge transcribe") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=(
+        "Transcribe recorded calls into the bridge's storage, as calls (a stereo recording as two legs)."))
+    _transcribe_parser(parser)
+    return parser
+
+
 def build_parser(prog: str = "audiosocket-bridge") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog, description="Transcribe live Asterisk calls streamed over AudioSocket.",
         epilog="Subcommands: `%(prog)s export UUID --format srt` writes a stored transcript; "
-               "`%(prog)s search WORDS` finds stored calls by what was said. "
+               "`%(prog)s search WORDS` finds stored calls by what was said; "
+               "`%(prog)s transcribe FILE...` stores recorded calls. "
                "Every setting can also come from AUDIOSOCKET_<NAME> environment variables "
                "(e.g. AUDIOSOCKET_MAX_CALLS) or the --config file; flags win over the "
                "environment, which wins over the file.")
@@ -207,6 +234,34 @@ def _write_out(path: Optional[str], write) -> None:
             write(handle)
     else:
         write(sys.stdout)
+
+
+# ---------------------------------------------------------------- transcribe
+
+def run_transcribe(argv: Sequence[str], environ=None) -> int:
+    from pathlib import Path
+
+    from .recordings import RecordingOptions, parse_speakers, transcribe_into_storage
+
+    args = build_transcribe_parser().parse_args(argv)
+    if (args.uuid or args.linkedid) and len(args.files) > 1:
+        raise ValueError("--uuid and --linkedid name one recording's call: give one FILE with them")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, not {args.batch_size}")
+    settings = load_config(args, environ)
+    language = settings.language
+    if language and "|" in language:
+        raise ValueError(f"recordings take one --language, not a list to detect among ({language!r})")
+    options = RecordingOptions(uuid=args.uuid, linkedid=args.linkedid, speakers=parse_speakers(args.speakers),
+                               language=language, redact=settings.redact, batch_size=args.batch_size)  # fmt: skip
+    import whisper
+
+    device = {"device": settings.device} if settings.device else {}
+    model = whisper.load_model(settings.model, quantize=settings.quantize, **device)
+    outcome = asyncio.run(transcribe_into_storage(settings, options, model, [Path(f) for f in args.files]))
+    print(f"{outcome.stored} call(s) stored, {outcome.skipped} already stored, {outcome.failed} recording(s) "
+          f"unreadable", file=sys.stderr)  # fmt: skip
+    return 1 if outcome.failed else 0
 
 
 # ---------------------------------------------------------------- search
@@ -330,6 +385,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if argv[:1] == ["export"]:
             return run_export(argv[1:])
+        if argv[:1] == ["transcribe"]:
+            return run_transcribe(argv[1:])
         if argv[:1] == ["search"]:
             return run_search(argv[1:])
         return run_serve(argv)

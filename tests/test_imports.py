@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
     "import audiosocket_bridge.outputs.export",
     "import whisper.language, audiosocket_bridge.ami_servers, audiosocket_bridge.config",
     "import audiosocket_bridge.outputs.webhook",
+    "from whisper.normalizers import EnglishTextNormalizer, BasicTextNormalizer",
+    "import audiosocket_bridge.cli, audiosocket_bridge.recordings",
 ])  # fmt: skip
 def test_pure_modules_do_not_import_torch(statement):
     check = f"{statement}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"

@@ -1,9 +1,11 @@
 """Word alignment pieces: DTW against a plain dynamic programme, the median filter, punctuation merging."""
 import numpy as np
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from whisper.timing import WordTiming, dtw, dtw_cost, median_filter, merge_punctuations
+from whisper.timing import (WordTiming, dtw, dtw_cost, dtw_cost_torch, dtw_cpu, dtw_cuda, median_filter,
+                            merge_punctuations)
 
 
 def plain_dtw_cost(x: np.ndarray) -> np.ndarray:
@@ -53,3 +55,19 @@ def test_punctuation_joins_its_word():
     assert [w.word for w in merged] == [' " Hello,', ' world."']
     assert [w.start for w in merged] == [1, 3]
     assert merged[0].tokens == [2, 6, 1]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 12), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_dtw_on_a_device_finds_the_same_path(rows, cols, seed):
+    """``dtw_cuda`` (openai-whisper's name; here torch on any device) against the numpy closed form."""
+    x = np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32)
+    np.testing.assert_allclose(dtw_cost_torch(torch.from_numpy(x)).numpy(), dtw_cost(x.astype(np.float64)), rtol=1e-9, atol=1e-9)
+    assert (dtw_cuda(torch.from_numpy(x)) == dtw_cpu(x)).all()
+
+
+def test_median_filter_keeps_a_tensor_a_tensor():
+    x = torch.from_numpy(np.random.default_rng(2).normal(size=(3, 4, 50)).astype(np.float32))
+    filtered = median_filter(x, 5)
+    assert torch.is_tensor(filtered) and filtered.shape == x.shape
+    np.testing.assert_allclose(filtered.numpy(), median_filter(x.numpy(), 5), rtol=1e-6)

@@ -60,3 +60,18 @@ def test_split_to_word_tokens_keeps_punctuation_apart():
     words, pieces = ENGLISH.split_to_word_tokens(tokens)
     assert words == [" Hello", ",", " world", "."]
     assert sum(pieces, []) == tokens
+
+
+def test_split_tokens_on_unicode_keeps_characters_whole():
+    text = " déjà vu 🦜 鬱"  # the parrot is three byte-level tokens, 鬱 two
+    tokens = MULTILINGUAL.encode(text)
+    words, pieces = MULTILINGUAL.split_tokens_on_unicode(tokens)
+    assert words == [" déjà", " vu", " 🦜", " ", "鬱"]
+    assert sum(pieces, []) == tokens and [len(p) for p in pieces] == [1, 1, 3, 1, 2]
+
+
+def test_split_tokens_on_unicode_gives_an_invalid_byte_its_own_word():
+    stray = MULTILINGUAL.encoding.encode_single_token(bytes([0x80]))  # a continuation byte with no lead byte
+    tokens = MULTILINGUAL.encode(" a") + [stray] + MULTILINGUAL.encode("鬱")
+    words, pieces = MULTILINGUAL.split_tokens_on_unicode(tokens)
+    assert words == [" a", "\ufffd", "鬱"] and pieces[1] == [stray]

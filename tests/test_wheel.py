@@ -112,6 +112,7 @@ def source_modules() -> List[str]:
 def test_wheel_holds_every_module_and_the_vocabularies_inside_the_package(installed):
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     assert {f"whisper/assets/{name}.tiktoken" for name in VOCABULARIES} <= names
+    assert "whisper/normalizers/english_spelling.json" in names
     assert {f"audiosocket_bridge/web/{name}" for name in ("index.html", "app.js", "style.css",
                                                          "caption-stream.schema.json")} <= names
     assert set(source_modules()) - names == set()  # a subpackage missing from setup.cfg's list shows here

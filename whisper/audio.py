@@ -1,10 +1,10 @@
-"""Audio input: WAV loading, resampling to 16 kHz, and Whisper's log-mel spectrogram."""
+"""Audio input: reading audio files, resampling to 16 kHz, and Whisper's log-mel spectrogram."""
 from __future__ import annotations
 
 import functools
 import wave
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ N_FRAMES = N_SAMPLES // HOP_LENGTH  # 3000 mel frames in a 30 s chunk
 N_SAMPLES_PER_TOKEN = HOP_LENGTH * 2  # the encoder's conv stride halves the frame rate
 FRAMES_PER_SECOND = SAMPLE_RATE_HZ // HOP_LENGTH  # 100 mel frames per second
 TOKENS_PER_SECOND = SAMPLE_RATE_HZ // N_SAMPLES_PER_TOKEN  # 50 audio positions per second
+SAMPLE_RATE, CHUNK_LENGTH = SAMPLE_RATE_HZ, CHUNK_LENGTH_S  # openai-whisper's names
 
 SUPPORTED_RATES_HZ = (8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000)
 
@@ -29,23 +30,72 @@ class AudioError(ValueError):
     """Raised for audio the engine cannot use: unreadable, empty, or of an unsupported format."""
 
 
+# Headerless formats Asterisk records, by file extension: (sample rate, libsndfile subtype).
+RAW_FORMATS = {
+    **{ext: (8000, "PCM_16") for ext in ("sln", "slin", "raw")},
+    **{f"sln{khz}": (int(khz) * 1000 if khz != "44" else 44100, "PCM_16") for khz in ("12", "16", "24", "32", "44", "48", "96", "192")},
+    **{ext: (8000, "ULAW") for ext in ("ulaw", "ul", "ulw", "mu", "pcm")},  # as Asterisk's format_pcm names them
+    **{ext: (8000, "ALAW") for ext in ("alaw", "al", "alw")},
+    "gsm": (8000, "GSM610"),
+}  # fmt: skip
+
+
 def load_audio(path: Union[str, Path], sr: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Read a PCM WAV file as mono float32 in [-1, 1], resampled to ``sr``."""
+    """Read an audio file as mono float32 in [-1, 1], resampled to ``sr`` (see ``read_audio``)."""
+    samples, rate_hz = read_audio(path)
+    mono = samples[:, 0] if samples.shape[1] == 1 else samples.mean(axis=1)
+    return resample(mono, rate_hz, sr)
+
+
+def read_audio(path: Union[str, Path]) -> Tuple[np.ndarray, int]:
+    """(samples as float32 (frames, channels), sample rate in Hz) of an audio file.
+
+    Plain PCM WAV is read with the standard library; everything else (FLAC, MP3, Ogg Vorbis/Opus,
+    WAV in other encodings, and Asterisk's headerless recordings by extension: .sln/.slin (8 kHz),
+    .sln16 etc., .ulaw/.pcm, .alaw, .gsm) with libsndfile through ``soundfile``. What neither
+    reads is an ``AudioError`` of one line.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    raw = RAW_FORMATS.get(path.suffix.lower().lstrip("."))
+    samples, rate_hz = (None, 0) if raw else _read_pcm_wav(path)
+    if samples is None:
+        samples, rate_hz = _read_with_libsndfile(path, raw)
+    if samples.size == 0:
+        raise AudioError(f"{path}: the file holds no audio samples")
+    return samples, rate_hz
+
+
+def _read_pcm_wav(path: Path) -> Tuple[Optional[np.ndarray], int]:
+    """The standard library's reading of a plain PCM WAV file, or (None, 0) for any other file."""
     try:
         with wave.open(str(path), "rb") as wav:
             n_channels, sample_width, rate_hz = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
             raw = wav.readframes(wav.getnframes())
-    except FileNotFoundError:
-        raise
-    except (wave.Error, EOFError, RuntimeError) as exc:  # wave raises a bare RuntimeError on bad chunk sizes
-        raise AudioError(f"{path}: not a readable PCM WAV file ({exc})") from exc
+    except (wave.Error, EOFError, RuntimeError):  # not RIFF/WAVE, another encoding, or bad chunk sizes
+        return None, 0
     samples = pcm_to_float(raw, sample_width, path)
-    if n_channels > 1:
-        samples = samples[: len(samples) // n_channels * n_channels].reshape(-1, n_channels).mean(axis=1)
-    if samples.size == 0:
-        raise AudioError(f"{path}: the file holds no audio samples")
-    return resample(samples, rate_hz, sr)
+    return samples[: len(samples) // n_channels * n_channels].reshape(-1, n_channels), rate_hz
+
+
+def _read_with_libsndfile(path: Path, raw: Optional[Tuple[int, str]]) -> Tuple[np.ndarray, int]:
+    try:
+        import soundfile
+    except (ImportError, OSError) as exc:  # OSError: the binding is there, libsndfile is not
+        raise AudioError(f"{path}: only plain PCM WAV can be read without soundfile/libsndfile "
+                         f"(pip install soundfile): {exc}") from exc  # fmt: skip
+    options = {}
+    if raw is not None:
+        options = dict(format="RAW", samplerate=raw[0], channels=1, subtype=raw[1], endian="LITTLE")
+    try:
+        samples, rate_hz = soundfile.read(str(path), dtype="float32", always_2d=True, **options)
+    except (RuntimeError, ValueError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        detail = " ".join(str(exc).split())
+        if "does not exist" in detail:  # libsndfile's words when no format of its own matches the file
+            detail = "libsndfile recognises no audio format in it"
+        raise AudioError(f"{path}: not a readable audio file ({detail})") from exc
+    return samples, int(rate_hz)
 
 
 def pcm_to_float(raw: bytes, sample_width: int, source: object = "audio") -> np.ndarray:
@@ -72,7 +122,13 @@ def int16_to_float(pcm: bytes) -> np.ndarray:
 
 
 def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
-    """Band-limited resampling with a Kaiser-windowed sinc filter (no extra dependency)."""
+    """Band-limited resampling with a Kaiser-windowed sinc filter (no extra dependency).
+
+    Output k sits at input time k * down / up: its base sample k * down // up and its phase
+    (k * down) % up. Few phases (8 -> 16 kHz has 2, 48 -> 16 kHz 1): the outputs r, r + up, ...
+    share one kernel at input steps of ``down``, one strided convolution per phase. Many phases
+    (22.05 -> 16 kHz has 320): each block of outputs gathers its windows and kernels.
+    """
     samples = np.asarray(samples, dtype=np.float32)
     if from_hz == to_hz or samples.size == 0:
         return samples
@@ -80,18 +136,39 @@ def resample(samples: np.ndarray, from_hz: int, to_hz: int = SAMPLE_RATE_HZ) -> 
         raise AudioError(f"invalid sample rate: {from_hz} Hz -> {to_hz} Hz")
     up, down = _reduced_ratio(to_hz, from_hz)
     kernels, half = _sinc_kernels(up, down)  # (up, 2*half): one kernel per fractional phase
-    padded = torch.from_numpy(np.pad(samples, (half, half)))
-    windows = padded.unfold(0, 2 * half, 1)  # windows[i] covers input samples i-half+1 .. i+half
+    padded = torch.from_numpy(np.pad(samples, (half, half)))  # padded[i + half] is input sample i
     n_out = (samples.size * up + down - 1) // down
+    with torch.inference_mode():
+        if up <= _MAX_CONVOLVED_PHASES:
+            return _resample_by_phase(padded, kernels, half, up, down, n_out).numpy()
+        return _resample_by_block(padded, kernels, half, up, down, n_out).numpy()
+
+
+_MAX_CONVOLVED_PHASES = 160  # 44.1 -> 16 kHz; above, a convolution per phase costs more than gathering
+_RESAMPLE_BLOCK = 1 << 15
+
+
+def _resample_by_phase(padded: torch.Tensor, kernels: torch.Tensor, half: int, up: int, down: int,
+                       n_out: int) -> torch.Tensor:
+    out = torch.empty(n_out)
+    for first in range(min(up, n_out)):
+        count = len(range(first, n_out, up))
+        start = (first * down) // up + 1  # the window of output k is padded[base(k) + 1 :][: 2 * half]
+        span = padded[start : start + (count - 1) * down + 2 * half]
+        kernel = kernels[(first * down) % up].view(1, 1, -1)
+        out[first::up] = F.conv1d(span.view(1, 1, -1), kernel, stride=down).view(-1)[:count]
+    return out
+
+
+def _resample_by_block(padded: torch.Tensor, kernels: torch.Tensor, half: int, up: int, down: int,
+                       n_out: int) -> torch.Tensor:
+    windows = padded.unfold(0, 2 * half, 1)  # windows[i] covers input samples i-half+1 .. i+half
     out = torch.empty(n_out)
     for block_start in range(0, n_out, _RESAMPLE_BLOCK):
         k = torch.arange(block_start, min(n_out, block_start + _RESAMPLE_BLOCK))
-        base, phase = (k * down) // up, (k * down) % up  # output k sits at input time base + phase/up
+        base, phase = (k * down) // up, (k * down) % up
         out[k] = (windows[base + 1] * kernels[phase]).sum(dim=1)
-    return out.numpy()
-
-
-_RESAMPLE_BLOCK = 1 << 15
+    return out
 
 
 def _reduced_ratio(a: int, b: int) -> tuple[int, int]:

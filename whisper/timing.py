@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
 SENTENCE_END_MARKS = ".。!！?？"
+ArrayLike = TypeVar("ArrayLike", np.ndarray, Tensor)
 MAX_MEDIAN_WORD_S = 0.7  # cap on the "typical word" duration used to clip implausibly long words
 
 
@@ -36,13 +37,18 @@ class WordTiming:
     probability: float
 
 
-def median_filter(x: np.ndarray, width: int) -> np.ndarray:
-    """Median over a sliding window of odd ``width`` along the last axis, reflecting at the edges."""
+def median_filter(x: ArrayLike, width: int) -> ArrayLike:
+    """Median over a sliding window of odd ``width`` along the last axis, reflecting at the edges;
+    a tensor stays a tensor on its device, an array stays an array."""
     if width % 2 == 0:
         raise ValueError(f"median filter width must be odd, got {width}")
     half = width // 2
     if width <= 1 or x.shape[-1] <= half:  # reflection needs more samples than half the window
         return x
+    if torch.is_tensor(x):
+        flat = x.reshape(-1, 1, x.shape[-1])  # reflect padding wants (batch, channels, time)
+        padded = torch.nn.functional.pad(flat, (half, half), mode="reflect").reshape(*x.shape[:-1], -1)
+        return padded.unfold(-1, width, 1).median(dim=-1).values
     padding = [(0, 0)] * (x.ndim - 1) + [(half, half)]
     windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, padding, mode="reflect"), width, axis=-1)
     return np.median(windows, axis=-1)
@@ -65,16 +71,48 @@ def dtw_cost(x: np.ndarray) -> np.ndarray:
     return cost
 
 
-def dtw(x: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """The cheapest monotonic path through cost matrix ``x``: (row indices, column indices)."""
-    cost = dtw_cost(np.asarray(x, dtype=np.float64))
-    i, j = x.shape
+def dtw_cost_torch(x: Tensor) -> Tensor:
+    """``dtw_cost`` on the tensor's own device, one anti-diagonal (cells with i + j = d) at a time:
+    each cell there needs only cells of the two diagonals before it."""
+    n_rows, n_cols = x.shape
+    cost = torch.full((n_rows + 1, n_cols + 1), float("inf"), dtype=torch.float64, device=x.device)
+    cost[0, 0] = 0.0
+    x = x.to(torch.float64)
+    rows_all = torch.arange(1, n_rows + 1, device=x.device)
+    for d in range(2, n_rows + n_cols + 1):
+        i = rows_all[max(1, d - n_cols) - 1 : min(n_rows, d - 1)]
+        j = d - i
+        best = torch.minimum(torch.minimum(cost[i - 1, j - 1], cost[i - 1, j]), cost[i, j - 1])
+        cost[i, j] = x[i - 1, j - 1] + best
+    return cost
+
+
+def dtw(x: ArrayLike) -> np.ndarray:
+    """The cheapest monotonic path through cost matrix ``x``: a (2, path length) array of row and
+    column indices (``rows, cols = dtw(x)``). A tensor on a GPU is solved there."""
+    if torch.is_tensor(x) and x.device.type != "cpu":
+        return dtw_cuda(x)
+    if torch.is_tensor(x):
+        x = x.numpy()
+    return dtw_cpu(x)
+
+
+def dtw_cpu(x: np.ndarray) -> np.ndarray:
+    return _backtrace(dtw_cost(np.asarray(x, dtype=np.float64)))
+
+
+def dtw_cuda(x: Tensor) -> np.ndarray:
+    """``dtw_cpu`` with the cost computed on ``x``'s device (named as in openai-whisper; any device works)."""
+    return _backtrace(dtw_cost_torch(x).cpu().numpy())
+
+
+def _backtrace(cost: np.ndarray) -> np.ndarray:
+    i, j = cost.shape[0] - 1, cost.shape[1] - 1
     path = []
     while i > 0 or j > 0:
         path.append((i - 1, j - 1))
         i, j = _previous_cell(cost, i, j)
-    rows, cols = np.array(path[::-1]).T
-    return rows, cols
+    return np.array(path[::-1]).T
 
 
 def _previous_cell(cost: np.ndarray, i: int, j: int) -> Tuple[int, int]:

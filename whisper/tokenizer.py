@@ -218,23 +218,32 @@ class Tokenizer:
         return tuple(sorted(result))
 
     def split_to_word_tokens(self, tokens: List[int]) -> Tuple[List[str], List[List[int]]]:
+        """Words and the tokens of each: at spaces, or at character ends for languages written without them."""
         if self.language in {"zh", "ja", "th", "lo", "my", "yue"}:
-            return self._split_on_unicode(tokens)
-        return self._split_on_spaces(tokens)
+            return self.split_tokens_on_unicode(tokens)
+        return self.split_tokens_on_spaces(tokens)
 
-    def _split_on_unicode(self, tokens: List[int]) -> Tuple[List[str], List[List[int]]]:
-        words, word_tokens, current = [], [], []
+    def split_tokens_on_unicode(self, tokens: List[int]) -> Tuple[List[str], List[List[int]]]:
+        """Tokens grouped so that each group decodes to whole characters.
+
+        A token ending inside a multi-byte character is grouped with the tokens that complete it;
+        a byte sequence that is invalid in the whole text stays a group of its own ("\ufffd").
+        """
+        full_text = self.decode_with_timestamps(tokens)
+        words, word_tokens, current, offset = [], [], [], 0
         for token in tokens:
             current.append(token)
             decoded = self.decode_with_timestamps(current)
-            if "\ufffd" not in decoded:
+            if "\ufffd" not in decoded or decoded == full_text[offset : offset + len(decoded)]:
                 words.append(decoded)
                 word_tokens.append(current)
-                current = []
+                current, offset = [], offset + len(decoded)
         return words, word_tokens
 
-    def _split_on_spaces(self, tokens: List[int]) -> Tuple[List[str], List[List[int]]]:
-        subwords, subword_tokens = self._split_on_unicode(tokens)
+    def split_tokens_on_spaces(self, tokens: List[int]) -> Tuple[List[str], List[List[int]]]:
+        """Whole-character groups joined into words: a word starts at a space, a punctuation mark
+        or a special token."""
+        subwords, subword_tokens = self.split_tokens_on_unicode(tokens)
         words, word_tokens = [], []
         for subword, pieces in zip(subwords, subword_tokens):
             special = pieces[0] >= self.eot
