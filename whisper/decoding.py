@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.distributions import Categorical
 
 from .audio import CHUNK_LENGTH_S, N_FRAMES
+from .loops import LoopFilter, LoopRule, cut_loops
 from .text_metrics import compression_ratio
 from .tokenizer import Tokenizer, get_tokenizer
 
@@ -42,6 +43,9 @@ class DecodingOptions:
     # Sampling (temperature > 0) draws from a generator seeded with this, so the same audio and
     # options give the same text whatever ran before in the process; None: torch's global generator.
     seed: Optional[int] = 0
+    # Loops ("9, 9, 9, ..." until the token budget runs out) are stopped as they grow and cut to
+    # their first copy (whisper.loops); None: decoded as the model likes.
+    loop_rule: Optional[LoopRule] = LoopRule()
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class DecodingResult:
     # weights (1, heads, rows, positions) of every decoded position, and each text token's probability.
     cross_attention: Optional[List[Tensor]] = None
     token_probs: Optional[List[float]] = None
+    loops: Tuple[str, ...] = ()  # the text of each loop cut out of the tokens (whisper.loops)
 
 
 class LogitFilter:
@@ -393,8 +398,10 @@ class DecodingTask:
                 max_initial = round(self.options.max_initial_timestamp / precision_s)
             last_index = None if n_audio_frames >= N_FRAMES else n_audio_frames // 2
             filters.append(ApplyTimestampRules(self.tokenizer, self.sample_begin, max_initial, last_index))
-        if self.options.grammar is not None:  # last: whatever the others leave, the grammar narrows
+        if self.options.grammar is not None:  # whatever the others leave, the grammar narrows
             filters.append(self.options.grammar.logit_filter(self.tokenizer, self.sample_begin))
+        if self.options.loop_rule is not None:  # last: it only forbids, and never leaves a row nothing
+            filters.append(LoopFilter(self.options.loop_rule, self.tokenizer, self.sample_begin))
         return filters
 
     def _languages(self, features: Tensor, priors: Optional[Sequence[Mapping[str, float]]]
@@ -432,6 +439,8 @@ class DecodingTask:
         return results
 
     def _with_alignment(self, row: int, result: DecodingResult, layers: List[Tensor]) -> DecodingResult:
+        if result.loops:  # tokens were cut out: the recorded positions no longer match them
+            return result
         n_rows = self.sample_begin + len(result.tokens)  # up to the position that predicted eot
         weights = [layer[row : row + 1, :, :n_rows] for layer in layers]
         probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
@@ -517,15 +526,20 @@ class DecodingTask:
         for i in range(n_audio):
             texts = [self._text_tokens(seq) for seq in candidates[i]]
             best = rank_by_likelihood(texts, scores[i], self.options.length_penalty)
-            best_tokens = texts[best]
+            best_tokens, loops = self._without_loops(texts[best])
             text = self.tokenizer.decode(best_tokens).strip()
             results.append(DecodingResult(
                 audio_features=features[i], language=languages[i],
                 language_probs=language_probs[i] if language_probs else None, tokens=best_tokens, text=text,
-                avg_logprob=scores[i][best] / (len(best_tokens) + 1), no_speech_prob=no_speech[i],
-                temperature=self.options.temperature, compression_ratio=compression_ratio(text),
+                avg_logprob=scores[i][best] / (len(texts[best]) + 1), no_speech_prob=no_speech[i],
+                temperature=self.options.temperature, compression_ratio=compression_ratio(text), loops=loops,
             ))  # fmt: skip
         return results
+
+    def _without_loops(self, tokens: List[int]) -> Tuple[List[int], Tuple[str, ...]]:
+        if self.options.loop_rule is None:
+            return tokens, ()
+        return cut_loops(tokens, self.options.loop_rule, self.tokenizer)
 
     def _text_tokens(self, sequence: Tensor) -> List[int]:
         sampled = sequence[self.sample_begin :].tolist()
