@@ -18,6 +18,7 @@ from .tokenizer import Tokenizer, get_tokenizer
 
 if TYPE_CHECKING:
     from .grammar import Grammar
+    from .vocabulary import Vocabulary
     from .model import DecoderCache, Whisper
 
 
@@ -40,6 +41,7 @@ class DecodingOptions:
     max_initial_timestamp: Optional[float] = 1.0
     fp16: bool = True  # ignored on the CPU, where we always compute in float32
     grammar: Optional["Grammar"] = None  # whisper.grammar: only answers it allows (no timestamps)
+    vocabulary: Optional["Vocabulary"] = None  # whisper.vocabulary: phrases boosted while decoded
     # Sampling (temperature > 0) draws from a generator seeded with this, so the same audio and
     # options give the same text whatever ran before in the process; None: torch's global generator.
     seed: Optional[int] = 0
@@ -391,6 +393,8 @@ class DecodingTask:
             filters.append(SuppressBlank(self.tokenizer, self.sample_begin))
         if self.options.suppress_tokens:
             filters.append(SuppressTokens(self._suppress_tokens()))
+        if self.options.vocabulary is not None:  # on what the model may write, before rules narrow it
+            filters.append(self.options.vocabulary.logit_filter(self.tokenizer, self.sample_begin))
         if not self.options.without_timestamps:
             precision_s = CHUNK_LENGTH_S / self.model.dims.n_audio_ctx  # 0.02 s per position
             max_initial = None
