@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol
 
 from whisper.grammar import parse_grammar
+from whisper.vocabulary import parse_vocabulary
 from whisper.language import check_languages
 
 from .audiosocket.protocol import canonical_uuid
@@ -36,12 +37,14 @@ class CallOptions:
     no_input_timeout_s: Optional[float] = None  # ivr only
     speaker: Optional[str] = None  # label of this stream's talker, e.g. "caller" or "agent" (two-party captions)
     grammar: Optional[str] = None  # IVR grammar (whisper.grammar): "digits:4-10", "yesno", "choices:a|b"
+    vocabulary: Optional[str] = None  # custom vocabulary (whisper.vocabulary): "Zorblax|Okonkwo"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker, grammar. Raises ValueError for an unknown mode or grammar or a malformed value."""
+        speaker, grammar, vocabulary. Raises ValueError for an unknown mode or grammar, a bad
+        vocabulary or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
@@ -51,7 +54,8 @@ class CallOptions:
                    partials=parse_bool(lower.get("partials")), mode=mode,
                    no_input_timeout_s=parse_float(lower.get("noinputtimeout")),
                    speaker=blank_to_none(lower.get("speaker")),
-                   grammar=_grammar(lower.get("grammar")))
+                   grammar=_grammar(lower.get("grammar")),
+                   vocabulary=_vocabulary(lower.get("vocabulary")))
 
 
 def _languages(text: Optional[str]) -> Optional[str]:
@@ -63,6 +67,13 @@ def _grammar(spec: Optional[str]) -> Optional[str]:
     spec = blank_to_none(spec)
     if spec is not None:
         parse_grammar(spec)  # refused at registration, with the rule, not later in the engine
+    return spec
+
+
+def _vocabulary(spec: Optional[str]) -> Optional[str]:
+    spec = blank_to_none(spec)
+    if spec is not None:
+        parse_vocabulary(spec)  # refused at registration, with the rule, not later in the engine
     return spec
 
 
@@ -91,6 +102,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
         no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
         speaker=pick(opts_old.speaker, opts_new.speaker),
         grammar=pick(opts_old.grammar, opts_new.grammar),
+        vocabulary=pick(opts_old.vocabulary, opts_new.vocabulary),
     )
     return Registration(
         uuid=old.uuid,
