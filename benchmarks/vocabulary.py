@@ -3,6 +3,7 @@ sentences by espeak-ng voices) with and without ``DecodingOptions.vocabulary``, 
 vocabulary costs on speech that does not contain them (WER on Asterisk's English prompts).
 
     python -m benchmarks.vocabulary [--voices en-us en-gb+f3] [--prompts 40] [--model tiny.en]
+                                    [--bonus 4.0] [--margin 6.0]
 
 Each sentence is one window decoded greedily (``transcribe_batch``, as the engine decodes an
 utterance); a phrase counts as recalled when the transcript contains it, case and punctuation
@@ -59,9 +60,11 @@ def main() -> None:
     parser.add_argument("--voices", nargs="+", default=["en-us", "en-gb+f3"])
     parser.add_argument("--prompts", type=int, default=40)
     parser.add_argument("--model", default="tiny.en")
+    parser.add_argument("--bonus", type=float, default=Vocabulary.bonus_logit, help="Vocabulary.bonus_logit")
+    parser.add_argument("--margin", type=float, default=Vocabulary.margin, help="Vocabulary.margin")
     args = parser.parse_args()
     model = whisper.load_model(args.model)
-    vocabulary = Vocabulary(PRODUCTS + SURNAMES)
+    vocabulary = Vocabulary(PRODUCTS + SURNAMES, args.bonus, args.margin)
     print(f"CPU: {cpu_description()}; model {args.model}; {len(PRODUCTS + SURNAMES)} phrases x "
           f"{len(SENTENCES)} sentences per voice; bonus {vocabulary.bonus_logit}, margin {vocabulary.margin}")
     print(f"{'voice':<12} {'recall, none':>13} {'recall, vocabulary':>19}")

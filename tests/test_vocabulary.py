@@ -67,3 +67,43 @@ def test_the_bridge_sets_a_vocabulary_by_flag_environment_or_file_and_a_call_rep
     assert stream_options(SessionSettings(), CallOptions()).vocabulary is None
     with pytest.raises(ValueError, match="vocabulary"):
         CallOptions.from_fields({"vocabulary": "a" * 100})
+
+
+@pytest.fixture(scope="module")
+def order_calls():
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    from benchmarks.vocabulary import PRODUCTS, SENTENCES, SURNAMES
+    from tests.support.voices import espeak
+
+    return [(phrase, espeak("en-us", SENTENCES[0].format(phrase))) for phrase in PRODUCTS + SURNAMES]
+
+
+def test_listed_names_are_recalled_more_often_and_other_speech_is_unchanged(tiny_model, order_calls):
+    from benchmarks.vocabulary import PRODUCTS, SURNAMES, recall
+    from tests.support.prompts import english_prompts
+    from whisper.transcribe import transcribe_batch
+
+    vocabulary = Vocabulary(PRODUCTS + SURNAMES)
+    assert recall(tiny_model, order_calls, vocabulary) >= recall(tiny_model, order_calls, None) + 0.2
+    prompts = [p.path for p in english_prompts()[::40][:10]]
+    plain = [r["text"] for r in transcribe_batch(tiny_model, prompts, without_timestamps=True)]
+    biased = [r["text"] for r in transcribe_batch(tiny_model, prompts, without_timestamps=True, vocabulary=vocabulary)]
+    assert sum(a == b for a, b in zip(plain, biased)) >= 9, list(zip(plain, biased))
+    assert not any(p.lower() in text.lower() for p in PRODUCTS + SURNAMES for text in biased)
+
+
+def test_a_stream_with_a_vocabulary_writes_the_listed_name(tiny_model, order_calls):
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+    from whisper.streaming.types import StreamOptions
+
+    phrase, pcm = next((p, pcm) for p, pcm in order_calls if p == "Quentara")
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    finals = {}
+    for vocabulary in (None, "Zorblax|Quentara|Okonkwo"):
+        events = simulate(engine, pcm, 8000, StreamOptions(partials=False, vocabulary=vocabulary))
+        finals[vocabulary] = " ".join(e.text for e in events if e.is_final)
+    assert phrase not in finals[None] and phrase in finals["Zorblax|Quentara|Okonkwo"], finals

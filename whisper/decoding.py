@@ -1,6 +1,7 @@
 """Decoding one 30 s (or shorter) window: options, logit filters, greedy and beam search, language ID."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -15,6 +16,8 @@ from .audio import CHUNK_LENGTH_S, N_FRAMES
 from .loops import LoopFilter, LoopRule, cut_loops
 from .text_metrics import compression_ratio
 from .tokenizer import Tokenizer, get_tokenizer
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .grammar import Grammar
@@ -543,7 +546,10 @@ class DecodingTask:
     def _without_loops(self, tokens: List[int]) -> Tuple[List[int], Tuple[str, ...]]:
         if self.options.loop_rule is None:
             return tokens, ()
-        return cut_loops(tokens, self.options.loop_rule, self.tokenizer)
+        kept, loops = cut_loops(tokens, self.options.loop_rule, self.tokenizer)
+        if loops:  # counted by benchmarks.telephone_accuracy; the text itself only at DEBUG
+            log.debug("cut %d loop(s) out of a decode: %r", len(loops), loops)
+        return kept, loops
 
     def _text_tokens(self, sequence: Tensor) -> List[int]:
         sampled = sequence[self.sample_begin :].tolist()

@@ -27,8 +27,8 @@ MAX_PHRASE_CHARS = 60
 @dataclass(frozen=True)
 class Vocabulary:
     phrases: Tuple[str, ...]
-    bonus_logit: float = 2.0  # added to a token that starts or continues a phrase ...
-    margin: float = 3.0  # ... whose log-probability is within this of the best token's
+    bonus_logit: float = 4.0  # added to a token that starts or continues a phrase ...
+    margin: float = 6.0  # ... whose log-probability is within this of the best token's
 
     def __post_init__(self) -> None:
         if not self.phrases or any(not p.strip() for p in self.phrases):
