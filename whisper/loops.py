@@ -78,8 +78,15 @@ def _text_digits(text: str) -> Optional[str]:
     return "".join(digits) if all(d.isdigit() for d in digits) else None
 
 
+_TOKEN_DIGITS: Dict[str, Dict[int, Optional[str]]] = {}
+
+
 def _token_digits(token: int, tokenizer: "Tokenizer") -> Optional[str]:
-    return _text_digits(tokenizer.decode([token])) if token < tokenizer.eot else None
+    """The digits a token writes ("" for punctuation, None for other words or a special token)."""
+    known = _TOKEN_DIGITS.setdefault(tokenizer.encoding.name, {})
+    if token not in known:
+        known[token] = _text_digits(tokenizer.decode([token])) if token < tokenizer.eot else None
+    return known[token]
 
 
 def _run_length(tokens: Sequence[int], start: int, period: int) -> int:

@@ -91,16 +91,13 @@ class VocabularyBias:
     def apply(self, logits: "Tensor", tokens: "Tensor") -> None:
         import torch
 
+        best = logits.max(dim=-1).values  # a log-probability's distance to the best is its logit's
         for row in range(tokens.shape[0]):
             sampled = tokens[row, self.sample_begin :].tolist()
             if sampled and sampled[-1] >= self.tokenizer.eot:
                 continue
-            boosted = self.continuations(sampled)
-            if not boosted:
-                continue
-            logprobs = torch.log_softmax(logits[row].float(), dim=-1)
-            index = torch.tensor(boosted, device=logits.device)
-            close = index[logprobs[index] >= logprobs.max() - self.vocabulary.margin]
+            index = torch.tensor(self.continuations(sampled), dtype=torch.long, device=logits.device)
+            close = index[logits[row, index] >= best[row] - self.vocabulary.margin]
             logits[row, close] += self.vocabulary.bonus_logit
 
     def candidates(self) -> None:
