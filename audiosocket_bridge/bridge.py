@@ -230,7 +230,7 @@ def session_settings(config: BridgeConfig) -> SessionSettings:
     return SessionSettings(
         max_frame_bytes=config.max_frame_bytes, idle_timeout_s=config.idle_timeout,
         raw=config.raw, partials=config.partials,
-        language=check_languages(config.language),
+        language=check_languages(config.language), vocabulary=config.vocabulary,
         registration_wait_s=(config.registration_wait if config.ami_host or config.ami_servers
                              else 0.0),
         keepalive_s=config.keepalive, shutdown_deadline_s=config.shutdown_deadline,

@@ -38,6 +38,9 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--model", help="Whisper model name (default tiny.en)")
     add("--language", help="default spoken language, or several to detect among (es|en); "
                             "default: the model's / detected")
+    add("--vocabulary", metavar="PHRASES",
+        help="custom vocabulary boosted in every call, phrases separated by | (Zorblax|Okonkwo); "
+             "a call's own Vocabulary replaces it")
     add("--device", help="torch device, e.g. cpu or cuda (default: automatic)")
     add("--quantize", action="store_true", default=None,
         help="the decoder's linear layers in int8 on the CPU: about 1.3x faster decoding, about 0.3 "

@@ -8,6 +8,8 @@ import configparser
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
+from whisper.vocabulary import parse_vocabulary
+
 from .ami_servers import (SECTION_PREFIX, AmiServerSettings, merge_servers, parse_server_list,
                           section_server)
 from .outputs.storage import DEFAULT_STORAGE_URL
@@ -26,6 +28,7 @@ class BridgeConfig:
     listen: str = "127.0.0.1:8300"
     model: str = "tiny.en"
     language: Optional[str] = None
+    vocabulary: Optional[str] = None  # phrases boosted in every call (whisper.vocabulary): "Zorblax|Okonkwo"
     device: Optional[str] = None
     quantize: bool = False  # the decoder's linear layers in int8 (CPU): faster decoding, a little less accurate
     storage: str = DEFAULT_STORAGE_URL
@@ -87,6 +90,8 @@ class BridgeConfig:
         if self.alert:
             from .outputs.alerts import parse_rules
             parse_rules(self.alert)
+        if self.vocabulary:
+            parse_vocabulary(self.vocabulary)  # a bad one is refused at start, with the rule
 
     def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Protocol
 
 from whisper.grammar import parse_grammar
+from whisper.vocabulary import parse_vocabulary
 from whisper.language import check_languages
 
 from .audiosocket.protocol import canonical_uuid
@@ -39,22 +40,24 @@ class CallOptions:
     grammar: Optional[str] = None  # IVR grammar (whisper.grammar): "digits:4-10", "yesno", "choices:a|b"
     redact: Optional[str] = None  # redaction.py policy: off | pci | pii; None: the bridge default
     retention_days: Optional[float] = None  # this call is deleted this long after it ended
-
-    def __repr__(self) -> str:  # a prompt may name customers: its length only
-        shown = dataclasses.asdict(self)
-        if self.prompt is not None:
-            shown["prompt"] = f"<{len(self.prompt)} chars>"
-        return "CallOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None) + ")"
     conversation: Optional[str] = None  # links the legs of one conversation, e.g. ${CHANNEL(linkedid)}
     alerts: Optional[str] = None  # phrases raising a TranscriptAlert when a final says them: "a|b"
+    vocabulary: Optional[str] = None  # custom vocabulary (whisper.vocabulary): "Zorblax|Okonkwo"
+
+    def __repr__(self) -> str:  # a prompt and a vocabulary may name customers: their lengths only
+        shown = dataclasses.asdict(self)
+        for name in ("prompt", "vocabulary"):
+            if shown[name] is not None:
+                shown[name] = f"<{len(shown[name])} chars>"
+        return "CallOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None) + ")"
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
-        speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), redact
-        (off|pci|pii), retention (days). Raises ValueError for an unknown mode, grammar, alert or
-        policy, a prompt over MAX_PROMPT_CHARS or a malformed value."""
+        speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), vocabulary,
+        redact (off|pci|pii), retention (days). Raises ValueError for an unknown mode, grammar,
+        alert or policy, a bad vocabulary, a prompt over MAX_PROMPT_CHARS or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
@@ -67,6 +70,7 @@ class CallOptions:
                    grammar=_grammar(lower.get("grammar")),
                    conversation=_bounded("conversation", lower.get("conversation"), MAX_SPEAKER_CHARS),
                    alerts=_alerts(lower.get("alerts") or lower.get("alert")),
+                   vocabulary=_vocabulary(lower.get("vocabulary")),
                    redact=_policy(lower.get("redact")),
                    retention_days=_retention(lower.get("retention") or lower.get("retentiondays")))
 
@@ -115,6 +119,13 @@ def _grammar(spec: Optional[str]) -> Optional[str]:
     return spec
 
 
+def _vocabulary(spec: Optional[str]) -> Optional[str]:
+    spec = blank_to_none(spec)
+    if spec is not None:
+        parse_vocabulary(spec)  # refused at registration, with the rule, not later in the engine
+    return spec
+
+
 @dataclass(frozen=True)
 class Registration:
     uuid: str
@@ -144,6 +155,7 @@ def _merge(old: Registration, new: Registration) -> Registration:
         retention_days=pick(opts_old.retention_days, opts_new.retention_days),
         conversation=pick(opts_old.conversation, opts_new.conversation),
         alerts=pick(opts_old.alerts, opts_new.alerts),
+        vocabulary=pick(opts_old.vocabulary, opts_new.vocabulary),
     )
     return Registration(
         uuid=old.uuid,

@@ -11,7 +11,8 @@ fed the call as 20 ms frames with partials on, as the bridge runs it (determinis
 events a real-time call gets from an infinitely fast model), offline is ``model.transcribe()`` of
 the same audio (its text in numerals if it is digit words only, as the engine writes an
 utterance). The digit error rate is the edit distance between
-the digits said and the digits written, over the digits said.
+the digits said and the digits written, over the digits said; "loops cut" counts the loops
+(whisper.loops) cut out of all the decodes of the three runs, fallbacks and partials included.
 
 ``--voices`` reads the strings in other voices and languages with the multilingual ``base``:
 Asterisk's core voices and three held-out speakers from other Debian prompt packages
@@ -20,6 +21,7 @@ Asterisk's core voices and three held-out speakers from other Debian prompt pack
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -66,6 +68,29 @@ def offline(model, pcm: bytes, language: Optional[str] = None) -> str:
     return digits_as_numerals(model.transcribe(audio, temperature=0.0, language=language)["text"], language or "en")
 
 
+class LoopCounter(logging.Handler):
+    """Counts the loops cut out of decodes (whisper.decoding logs each decode that had some)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+        self._logger = logging.getLogger("whisper.decoding")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.msg.startswith("cut "):
+            self.count += int(record.args[0])
+
+    def __enter__(self) -> "LoopCounter":
+        self._level = self._logger.level
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
 def digit_error_rate(calls: List[Tuple[str, bytes]], transcribe: Callable[[bytes], str]) -> float:
     errors = sum(word_edit_distance(list(said), list(written_digits(transcribe(pcm)))) for said, pcm in calls)
     return errors / sum(len(said) for said, _ in calls)
@@ -85,11 +110,13 @@ def voice_rates(model, engine: StreamingEngine, voice: str, args: argparse.Names
     rng = random.Random(args.seed)
     calls = [digit_call(rng, recordings, args.digits) for _ in range(args.strings)]
     grammar = digits_grammar(args.digits)
-    return {
-        "offline": digit_error_rate(calls, lambda pcm: offline(model, pcm, language)),
-        "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm, language=language)),
-        "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar, language)),
-    }
+    with LoopCounter() as loops:
+        return {
+            "offline": digit_error_rate(calls, lambda pcm: offline(model, pcm, language)),
+            "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm, language=language)),
+            "live, grammar": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar, language)),
+            "loops": loops.count,
+        }
 
 
 def digits_grammar(lengths: Tuple[int, int]) -> str:
@@ -124,13 +151,15 @@ def main() -> None:
     print(f"CPU: {cpu_description()}; model {args.model}; {len(calls)} digit strings, "
           f"{sum(len(d) for d, _ in calls)} digits")
     grammar = digits_grammar(args.digits)
-    rates = {
-        "offline transcribe()": digit_error_rate(calls, lambda pcm: offline(model, pcm)),
-        "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm)),
-        f"live, grammar {grammar}": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar)),
-    }
+    with LoopCounter() as loops:
+        rates = {
+            "offline transcribe()": digit_error_rate(calls, lambda pcm: offline(model, pcm)),
+            "live, free": digit_error_rate(calls, lambda pcm: live(engine, pcm)),
+            f"live, grammar {grammar}": digit_error_rate(calls, lambda pcm: live(engine, pcm, grammar)),
+        }
     for name, rate in rates.items():
         print(f"  digit error rate, {name:<28} {rate:6.1%}")
+    print(f"  loops cut out of decodes (all three): {loops.count}")
     words = non_speech_words(engine)
     print(f"  words on 14 non-speech sounds: {words['finals']} in finals, {words['partials']} in partials")
     print("  other voices and languages: --voices; multilingual prompts: benchmarks.multilingual")
@@ -140,14 +169,15 @@ def main_voices(args: argparse.Namespace) -> None:
     models: Dict[str, object] = {}
     print(f"CPU: {cpu_description()}; {args.strings} digit strings of {args.digits[0]}-{args.digits[1]} digits "
           f"per voice, seed {args.seed}; digit error rate, the call's language given")
-    print(f"{'voice':<16} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} {'live, grammar':>14}")
+    print(f"{'voice':<16} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} {'live, grammar':>14} "
+          f"{'loops cut':>9}")
     for voice in args.voices:
         name = "base" if args.model.endswith(".en") and voice_language(voice) != "en" else args.model
         if name not in models:
             models[name] = whisper.load_model(name)
         rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, args)
         print(f"{voice:<16} {name:<8} {'yes' if voice not in CORE else 'no':>8} {rates['offline']:>8.1%} "
-              f"{rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%}", flush=True)
+              f"{rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%} {rates['loops']:>9}", flush=True)
 
 
 if __name__ == "__main__":

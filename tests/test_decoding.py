@@ -129,20 +129,23 @@ def test_sampling_repeats_whatever_ran_before(tiny_model):
 
 
 def test_fallback_raises_the_temperature_on_repetitive_text(tiny_model, monkeypatch):
-    calls = []
+    calls, results = [], []
     module = sys.modules["whisper.transcribe"]
     real_decode = module.decode
 
     def counting_decode(model, mel, options):
         calls.append(options.temperature)
-        return real_decode(model, mel, options)
+        results.append(real_decode(model, mel, options))
+        return results[-1]
 
     monkeypatch.setattr(module, "decode", counting_decode)
     mel = window_mel("agent-pass")
     forced = FallbackPolicy((0.0, 0.5, 1.0), compression_ratio_threshold=0.01)
     options = whisper.DecodingOptions(beam_size=2, sample_len=24)  # hot samples can ramble: keep them short
     result = decode_with_fallback(tiny_model, mel, options, forced)
-    assert calls == [0.0, 0.5, 1.0] and result.temperature == 1.0
+    assert calls == [0.0, 0.5, 1.0]
+    # none is reliable: the likeliest is kept, not the last, hottest sample
+    assert result is max(results, key=lambda r: r.avg_logprob)
     calls.clear()
     result = decode_with_fallback(tiny_model, mel, options, FallbackPolicy((0.0, 0.5, 1.0)))
     assert calls == [0.0] and result.temperature == 0.0

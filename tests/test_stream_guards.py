@@ -116,3 +116,12 @@ def test_retry_hotter_stops_at_the_first_reliable_result():
     tried.clear()
     first = result("Please enter your password.")
     assert retry_hotter(decode_at, (0.2, 0.5), needs_fallback, first) is first and tried == []
+
+
+def test_a_loop_cut_while_decoding_is_decoded_again_and_only_a_loop_of_words_drops_the_result():
+    digits = replace(result("1-8-2-9-0-4-3"), loops=("-3-3-3-3-3-3-3-3-3",))
+    words = replace(result("Please hold."), loops=(" Thank you. Thank you. Thank you. Thank you.",))
+    assert needs_fallback(digits) and needs_fallback(words)
+    assert rejection_reason(digits, 5.0) is None
+    assert rejection_reason(words, 5.0) == "repetitive (a loop of words cut while decoding)"
+    assert FallbackPolicy().likeliest([digits, result("1 8 2 9", avg_logprob=-1.2)]).text == "1 8 2 9"

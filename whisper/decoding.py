@@ -1,6 +1,7 @@
 """Decoding one 30 s (or shorter) window: options, logit filters, greedy and beam search, language ID."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -12,11 +13,15 @@ from torch import Tensor
 from torch.distributions import Categorical
 
 from .audio import CHUNK_LENGTH_S, N_FRAMES
+from .loops import LoopFilter, LoopRule, cut_loops
 from .text_metrics import compression_ratio
 from .tokenizer import Tokenizer, get_tokenizer
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     from .grammar import Grammar
+    from .vocabulary import Vocabulary
     from .model import DecoderCache, Whisper
 
 
@@ -39,9 +44,13 @@ class DecodingOptions:
     max_initial_timestamp: Optional[float] = 1.0
     fp16: bool = True  # ignored on the CPU, where we always compute in float32
     grammar: Optional["Grammar"] = None  # whisper.grammar: only answers it allows (no timestamps)
+    vocabulary: Optional["Vocabulary"] = None  # whisper.vocabulary: phrases boosted while decoded
     # Sampling (temperature > 0) draws from a generator seeded with this, so the same audio and
     # options give the same text whatever ran before in the process; None: torch's global generator.
     seed: Optional[int] = 0
+    # Loops ("9, 9, 9, ..." until the token budget runs out) are stopped as they grow and cut to
+    # their first copy (whisper.loops); None: decoded as the model likes.
+    loop_rule: Optional[LoopRule] = LoopRule()
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class DecodingResult:
     # weights (1, heads, rows, positions) of every decoded position, and each text token's probability.
     cross_attention: Optional[List[Tensor]] = None
     token_probs: Optional[List[float]] = None
+    loops: Tuple[str, ...] = ()  # the text of each loop cut out of the tokens (whisper.loops)
 
 
 class LogitFilter:
@@ -386,6 +396,8 @@ class DecodingTask:
             filters.append(SuppressBlank(self.tokenizer, self.sample_begin))
         if self.options.suppress_tokens:
             filters.append(SuppressTokens(self._suppress_tokens()))
+        if self.options.vocabulary is not None:  # on what the model may write, before rules narrow it
+            filters.append(self.options.vocabulary.logit_filter(self.tokenizer, self.sample_begin))
         if not self.options.without_timestamps:
             precision_s = CHUNK_LENGTH_S / self.model.dims.n_audio_ctx  # 0.02 s per position
             max_initial = None
@@ -393,8 +405,10 @@ class DecodingTask:
                 max_initial = round(self.options.max_initial_timestamp / precision_s)
             last_index = None if n_audio_frames >= N_FRAMES else n_audio_frames // 2
             filters.append(ApplyTimestampRules(self.tokenizer, self.sample_begin, max_initial, last_index))
-        if self.options.grammar is not None:  # last: whatever the others leave, the grammar narrows
+        if self.options.grammar is not None:  # whatever the others leave, the grammar narrows
             filters.append(self.options.grammar.logit_filter(self.tokenizer, self.sample_begin))
+        if self.options.loop_rule is not None:  # last: it only forbids, and never leaves a row nothing
+            filters.append(LoopFilter(self.options.loop_rule, self.tokenizer, self.sample_begin))
         return filters
 
     def _languages(self, features: Tensor, priors: Optional[Sequence[Mapping[str, float]]]
@@ -432,6 +446,8 @@ class DecodingTask:
         return results
 
     def _with_alignment(self, row: int, result: DecodingResult, layers: List[Tensor]) -> DecodingResult:
+        if result.loops:  # tokens were cut out: the recorded positions no longer match them
+            return result
         n_rows = self.sample_begin + len(result.tokens)  # up to the position that predicted eot
         weights = [layer[row : row + 1, :, :n_rows] for layer in layers]
         probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
@@ -517,15 +533,23 @@ class DecodingTask:
         for i in range(n_audio):
             texts = [self._text_tokens(seq) for seq in candidates[i]]
             best = rank_by_likelihood(texts, scores[i], self.options.length_penalty)
-            best_tokens = texts[best]
+            best_tokens, loops = self._without_loops(texts[best])
             text = self.tokenizer.decode(best_tokens).strip()
             results.append(DecodingResult(
                 audio_features=features[i], language=languages[i],
                 language_probs=language_probs[i] if language_probs else None, tokens=best_tokens, text=text,
-                avg_logprob=scores[i][best] / (len(best_tokens) + 1), no_speech_prob=no_speech[i],
-                temperature=self.options.temperature, compression_ratio=compression_ratio(text),
+                avg_logprob=scores[i][best] / (len(texts[best]) + 1), no_speech_prob=no_speech[i],
+                temperature=self.options.temperature, compression_ratio=compression_ratio(text), loops=loops,
             ))  # fmt: skip
         return results
+
+    def _without_loops(self, tokens: List[int]) -> Tuple[List[int], Tuple[str, ...]]:
+        if self.options.loop_rule is None:
+            return tokens, ()
+        kept, loops = cut_loops(tokens, self.options.loop_rule, self.tokenizer)
+        if loops:  # counted by benchmarks.telephone_accuracy; the text itself only at DEBUG
+            log.debug("cut %d loop(s) out of a decode: %r", len(loops), loops)
+        return kept, loops
 
     def _text_tokens(self, sequence: Tensor) -> List[int]:
         sampled = sequence[self.sample_begin :].tolist()

@@ -33,9 +33,16 @@ def _at_temperature(options: DecodingOptions, temperature: float) -> DecodingOpt
 
 def decode_with_fallback(model: "Whisper", mel: Tensor, options: DecodingOptions,
                          policy: FallbackPolicy) -> DecodingResult:  # fmt: skip
-    """Decode at each temperature in turn until the result is neither repetitive nor unlikely."""
-    return retry_hotter(lambda temperature: decode(model, mel, _at_temperature(options, temperature)),
-                        policy.temperatures, policy.needs_fallback)  # fmt: skip
+    """Decode at each temperature in turn until the result is neither repetitive nor unlikely; if
+    none is, the likeliest of them that is not repetitive (policy.likeliest)."""
+    tried: List[DecodingResult] = []
+
+    def decode_at(temperature: float) -> DecodingResult:
+        tried.append(decode(model, mel, _at_temperature(options, temperature)))
+        return tried[-1]
+
+    result = retry_hotter(decode_at, policy.temperatures, policy.needs_fallback)
+    return result if not policy.needs_fallback(result) else policy.likeliest(tried)
 
 
 def parse_clip_timestamps(clip_timestamps: Union[str, Sequence[float]], content_frames: int) -> List[Tuple[int, int]]:

@@ -12,6 +12,7 @@ class SessionSettings:
     raw: bool = False  # --raw: bare 16 kHz slin, no AudioSocket framing
     language: Optional[str] = None  # --language; a call's own Language wins
     partials: bool = True  # --partials; a call's own Partials wins
+    vocabulary: Optional[str] = None  # --vocabulary; a call's own Vocabulary wins
     registration_wait_s: float = 0.0  # --registration-wait, when AMI is on
     # --keepalive: app_audiosocket hangs the channel up after 2 s without media either way (a
     # ChanSpy leg nobody talks on, hold, silence suppression); 20 ms of silence back to Asterisk

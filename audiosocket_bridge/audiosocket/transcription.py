@@ -33,6 +33,7 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
         initial_prompt=options.prompt,
         partials=settings.partials if options.partials is None else options.partials,
         grammar=options.grammar,
+        vocabulary=options.vocabulary or settings.vocabulary,
     )
 
 

@@ -88,12 +88,18 @@ def _unpacked(package: str) -> Path:
     return target
 
 
+def espeak(voice: str, text: str) -> bytes:
+    """espeak-ng's ``voice`` (``en-us``, ``en-gb+f3``, ...) saying ``text``, 8 kHz slin."""
+    return _espeak(voice, text)
+
+
 def _espeak(voice: str, digit: str) -> bytes:
     """espeak-ng saying ``digit`` (as a word: it reads a numeral the same way), 8 kHz slin."""
     with tempfile.TemporaryDirectory() as folder:
         wav = Path(folder) / "digit.wav"
         try:
-            subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), digit], check=True, capture_output=True)
+            subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav), "--", digit], check=True,
+                           capture_output=True)
         except (OSError, subprocess.CalledProcessError) as error:
             raise SystemExit(f"espeak-ng could not speak with voice {voice!r} ({error})") from error
         return _as_slin(wav)

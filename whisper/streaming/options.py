@@ -37,7 +37,8 @@ class EngineOptions:
 
 
 def check_stream_options(options: StreamOptions, multilingual: bool) -> None:
-    """Languages and grammar are refused when the stream is opened, not later in the scheduler thread."""
+    """Languages, grammar and vocabulary are refused when the stream is opened, not later in the
+    scheduler thread."""
     asked = [options.language] if options.language is not None else list(options.language_candidates)
     require_known(asked)
     if not multilingual and any(code != "en" for code in asked):
@@ -46,3 +47,7 @@ def check_stream_options(options: StreamOptions, multilingual: bool) -> None:
         from ..grammar import parse_grammar
 
         parse_grammar(options.grammar)
+    if options.vocabulary is not None:
+        from ..vocabulary import parse_vocabulary
+
+        parse_vocabulary(options.vocabulary)

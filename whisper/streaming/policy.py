@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
+from ..loops import writes_digits
 from ..numbers import digits_as_numerals, is_digit_string, is_digit_word
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -25,6 +26,7 @@ class Decoded(Protocol):
     no_speech_prob: float
     compression_ratio: float
     language_probs: Optional[Mapping[str, float]]  # None where the language was not detected
+    loops: Tuple[str, ...]  # the loops cut out while decoding (whisper.loops)
 
 
 ResultT = TypeVar("ResultT", bound=Decoded)
@@ -39,9 +41,13 @@ class FallbackPolicy:
     logprob_threshold: Optional[float] = -1.0
     no_speech_threshold: Optional[float] = 0.6
 
-    def repetitive(self, result: Decoded) -> bool:
+    def too_compressible(self, result: Decoded) -> bool:
         threshold = self.compression_ratio_threshold
         return threshold is not None and result.compression_ratio > threshold
+
+    def repetitive(self, result: Decoded) -> bool:
+        """Too compressible, or a loop was cut out of it while decoding (worth decoding hotter)."""
+        return bool(result.loops) or self.too_compressible(result)
 
     def unlikely(self, result: Decoded) -> bool:
         return self.logprob_threshold is not None and result.avg_logprob < self.logprob_threshold
@@ -58,6 +64,13 @@ class FallbackPolicy:
         if self.unlikely(result) and self.may_be_silence(result):
             return False  # silence: a hotter decode will not help
         return self.repetitive(result) or self.unlikely(result)
+
+    def likeliest(self, results: Sequence[ResultT]) -> ResultT:
+        """Of decodes none of which is reliable, the one to keep: those that are not repetitive
+        first, then the likeliest (not the last, hottest sample: on a window where greedy decoding
+        looped, the loop cut, the samples at 0.2 to 1.0 were no better, "six, five, seven, niron,
+        seven." for 2865707)."""
+        return max(results, key=lambda r: (not self.repetitive(r), r.avg_logprob))
 
 
 def retry_hotter(decode_at: Callable[[float], ResultT], temperatures: Sequence[float],
@@ -167,7 +180,9 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "no speech (short text)"
     if _doubtful(result, options.doubtful_no_speech, options):
         return "no speech (doubtful text)"
-    if policy.repetitive(result):
+    if any(not writes_digits(unit) for unit in result.loops):
+        return "repetitive (a loop of words cut while decoding)"
+    if policy.too_compressible(result):
         return "repetitive (compression ratio)"
     loop_words = _words(result)
     if _repeats(loop_words, options.max_repeats, result.language):

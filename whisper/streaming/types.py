@@ -23,6 +23,9 @@ class StreamOptions:
     # An IVR grammar (whisper.grammar.parse_grammar: "digits:4-10", "yesno", "choices:a|b"): every
     # decode is constrained to it and the text is its canonical answer ("4711"), or empty.
     grammar: Optional[str] = None
+    # A custom vocabulary (whisper.vocabulary.parse_vocabulary: "Zorblax|Quentara Pro|Okonkwo"): its
+    # phrases are boosted while decoded, within a bound (they are not forced).
+    vocabulary: Optional[str] = None
     # Silence that ends an utterance, if not the engine's (EndpointOptions.trailing_silence_s):
     # longer for digit strings, which callers read in groups with pauses.
     trailing_silence_s: Optional[float] = None

@@ -12,6 +12,7 @@ import torch
 from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_window
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
 from ..grammar import Grammar, parse_grammar
+from ..vocabulary import parse_vocabulary
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
                       merge_punctuations)  # fmt: skip
 from ..tokenizer import get_tokenizer
@@ -33,7 +34,8 @@ def _decoding_options(job: Job, temperature: float) -> DecodingOptions:
     return DecodingOptions(task=options.task, language=language, temperature=temperature,
                            language_candidates=() if language else options.language_candidates,
                            prompt=prompt or None, without_timestamps=True,
-                           grammar=None if options.grammar is None else parse_grammar(options.grammar))  # fmt: skip
+                           grammar=None if options.grammar is None else parse_grammar(options.grammar),
+                           vocabulary=None if options.vocabulary is None else parse_vocabulary(options.vocabulary))  # fmt: skip
 
 
 def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingResult:
