@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 
 from tests.support.ami_observer import AmiObserver
-from tests.support.pbx_calls import PlacedCall, observed, pbx_for_tests, place_call, texts_of
+from tests.support.pbx_calls import PlacedCall, observed, pbx_for_tests, place_call, running, texts_of
 from tests.asterisk_pbx import Asterisk, manager_user_setting
 from tests.support.bridge_process import BridgeProcess
 from tests.support.ports import free_port
@@ -47,28 +47,14 @@ def pbx_port() -> int:
 @pytest.fixture(scope="module")
 def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
     asterisk = pbx_for_tests(workdir, pbx_port, {"TRANSCRIBER": bridge.transcriber,
-                                            "FASTAGI": bridge.fastagi},
+                                                 "FASTAGI": bridge.fastagi},
                         substitutions={TWO_PARTY_DIAL: "Dial(Local/${EXTEN:1}@test-callee/n,30,"})
-    asterisk.start()
-    bridge.start()
-    yield asterisk
-    bridge.stop()
-    asterisk.stop()
+    yield from running(asterisk, bridge)
 
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
     yield from observed(pbx)
-
-
-def stored_segments(bridge: BridgeProcess, uuid: str):
-    from audiosocket_bridge.outputs.storage import open_storage
-
-    storage = open_storage(bridge.storage_url)
-    try:
-        return storage.get_call(uuid), storage.get_segments(uuid)
-    finally:
-        storage.close()
 
 
 def test_ami_user_has_least_rights(pbx, ami):
@@ -93,7 +79,7 @@ def test_audiosocket_app_transcript_on_the_channel_and_captions(pbx, ami, bridge
     assert call.ami.index_of(live) < call.ami.index_of(status)
     finals = call.captions(uuid)
     assert finals and all(m.get("Channel") == call.channel for m in finals)
-    stored, segments = stored_segments(bridge, uuid)
+    stored, segments = bridge.stored(uuid)
     assert stored.channel == call.channel and len(segments) >= len(names) - 1
     assert "Reached timeout" not in pbx.log_text()
 
@@ -114,7 +100,7 @@ def test_dtmf_digits_reach_the_bridge(pbx, ami, bridge):
     call = place_call(ami, "transcribe-caller", "600", "wait:1^dtmf:12#9^play:vm-goodbye^wait:1")
     uuid = call.wait_var("ID", 20).get("Value")
     call.wait_var("TRANSCRIPT_STATUS", 60)
-    stored, _ = stored_segments(bridge, uuid)
+    stored, _ = bridge.stored(uuid)
     assert "".join(digit for _, digit in stored.dtmf) == "12#9"
 
 
@@ -191,7 +177,7 @@ def test_two_party_captions_one_stream_per_speaker(pbx, ami, bridge):
         by_speaker.setdefault(event.get("Speaker"), []).append(event.get("Text"))
         legs.add(event.get("Uuid"))
     # both legs stored as one conversation: the caller's linkedid (Conversation: ${CHANNEL(linkedid)})
-    stored = [stored_segments(bridge, uuid)[0] for uuid in sorted(legs)]
+    stored = [bridge.stored(uuid)[0] for uuid in sorted(legs)]
     assert {c.speaker for c in stored} == {"caller", "callee"}
     assert len({c.conversation for c in stored}) == 1 and stored[0].conversation, stored
     assert set(by_speaker) == {"caller", "callee"}, by_speaker
@@ -212,7 +198,7 @@ def test_ami_session_kicked_mid_call_loses_no_final(pbx, ami, bridge):
     assert len(fds) == 1, connected
     pbx.cli(f"manager kick session {fds[0]}")
     call.wait_var("TRANSCRIPT_STATUS", 60)
-    _, segments = stored_segments(bridge, uuid)
+    _, segments = bridge.stored(uuid)
     bridge.wait_for_log("AMI connected", 10)
     ami.wait_for(lambda m: m.event == "UserEvent" and m.get("UserEvent") == "TranscriptEnd"
                  and m.get("Uuid") == uuid, 20, call.mark)

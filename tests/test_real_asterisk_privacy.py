@@ -18,7 +18,7 @@ import pytest
 from tests.asterisk_pbx import REPO, Asterisk, manager_user_setting
 from tests.support.ami_observer import AmiObserver
 from tests.support.bridge_process import BridgeProcess
-from tests.support.pbx_calls import observed, place_call, pbx_for_tests
+from tests.support.pbx_calls import observed, pbx_for_tests, place_call, running
 from tests.support.ports import free_port
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -68,27 +68,13 @@ def bridge(workdir, pbx_port, receiver) -> Iterator[BridgeProcess]:
 @pytest.fixture(scope="module")
 def pbx(workdir, pbx_port, bridge) -> Iterator[Asterisk]:
     asterisk = pbx_for_tests(workdir, pbx_port, {"TRANSCRIBER": bridge.transcriber,
-                                            "FASTAGI": bridge.fastagi})
-    asterisk.start()
-    bridge.start()
-    yield asterisk
-    bridge.stop()
-    asterisk.stop()
+                                                 "FASTAGI": bridge.fastagi})
+    yield from running(asterisk, bridge)
 
 
 @pytest.fixture(scope="module")
 def ami(pbx) -> Iterator[AmiObserver]:
     yield from observed(pbx)
-
-
-def stored(bridge: BridgeProcess, uuid: str):
-    from audiosocket_bridge.outputs.storage import open_storage
-
-    storage = open_storage(bridge.storage_url)
-    try:
-        return storage.get_call(uuid), storage.get_segments(uuid)
-    finally:
-        storage.close()
 
 
 def export(bridge: BridgeProcess, uuid: str, fmt: str) -> str:
@@ -109,7 +95,7 @@ def test_a_card_number_read_in_groups_is_nowhere_but_redacted(pbx, ami, bridge, 
     call = place_call(ami, "transcribe-caller", "600", script, AUDIOSOCKET_AGI_SECRET=AGI_SECRET)
     uuid = call.wait_var("ID", 20).get("Value")
     assert call.wait_var("TRANSCRIPT_STATUS", 90).get("Value") == "OK"  # h extension, with the secret
-    record, segments = stored(bridge, uuid)
+    record, segments = bridge.stored(uuid)
     texts = [s.text for s in segments]
     assert record.redaction == "pci" and any("[card]" in t for t in texts), texts
     assert not any(FOUR_DIGITS.search(t) for t in texts), texts
@@ -149,7 +135,7 @@ def test_the_card_ivr_gets_the_number_on_its_channel_only(pbx, ami, bridge):
     assert heard.isdigit() and SequenceMatcher(None, heard, CARD).ratio() > 0.9, heard
     live = [m.get("Value") for m in call.var_sets("TRANSCRIPT")]
     assert heard in live  # set over AMI before AudioSocket() returned, and by the transcript AGI
-    _, segments = stored(bridge, uuid)
+    _, segments = bridge.stored(uuid)
     assert segments and any("[card]" in s.text for s in segments)
     assert not any(FOUR_DIGITS.search(s.text) for s in segments), [s.text for s in segments]
     assert not any(FOUR_DIGITS.search(c.get("Text")) for c in call.captions(uuid))

@@ -60,6 +60,16 @@ class BridgeProcess:
             self.wait_for_log("AMI connected", timeout_s)
         return self
 
+    def stored(self, uuid: str):
+        """(StoredCall or None, its segments) from the bridge's storage."""
+        from audiosocket_bridge.outputs.storage import open_storage
+
+        storage = open_storage(self.storage_url)
+        try:
+            return storage.get_call(uuid), storage.get_segments(uuid)
+        finally:
+            storage.close()
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 

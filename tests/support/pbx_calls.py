@@ -115,6 +115,16 @@ def pbx_for_tests(workdir, ami_port: int, global_vars: dict, **kwargs):
                     extra_dialplan=TEST_DIALPLAN, extra_manager=TESTER_USER, **kwargs)
 
 
+def running(pbx, bridge):
+    """For a fixture: the PBX started, then the bridge (it logs in to the PBX's AMI); yields the
+    PBX, stops both."""
+    pbx.start()
+    bridge.start()
+    yield pbx
+    bridge.stop()
+    pbx.stop()
+
+
 def observed(pbx):
     """The tests' AMI session on `pbx`, for a fixture: yields it, closes it."""
     observer = observe_as_tester(pbx)
