@@ -127,7 +127,28 @@ def digits_of(piece: Piece, previous_digit: bool) -> Optional[str]:
     word = piece.word
     if word in _HOMOPHONES:
         return _HOMOPHONES[word] if previous_digit else None
-    return _DIGIT_WORDS.get(word)
+    if word in _DIGIT_WORDS:
+        return _DIGIT_WORDS[word]
+    return _misspelt_digit(word) if previous_digit else None
+
+
+def _misspelt_digit(word: str) -> Optional[str]:
+    """A digit word one letter off ("nuebe" for "nueve"), taken only among digits."""
+    if len(word) < 4:
+        return None
+    for known, digit in _DIGIT_WORDS.items():
+        if len(known) >= 4 and _one_edit_apart(word, known):
+            return digit
+    return None
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) == 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
 
 
 @dataclass

@@ -176,3 +176,10 @@ def test_thirteen_digits_or_more_are_a_card_unless_a_word_says_otherwise():
 
 def test_a_partial_hides_a_number_half_written_as_a_word():
     assert CallRedactor("pci").partial(partial(" The current in 5.963A")).text == " The current in [number]"
+
+
+def test_a_digit_word_misspelt_among_digits_still_counts():
+    """base wrote Asterisk's Spanish "nueve" as "Nuebe"; the next final read the rest."""
+    assert texts_of_call([" Seis Nuebe Cinco Nuebe", " 1, 2, 2, 9, 0, 0, 1, 6, 4, 0, 7"]) == [
+        " [card]", " [card]"]
+    assert texts_of_call([" Nuebe casas."]) == [" Nuebe casas."]
