@@ -101,6 +101,7 @@ class _Decoded:
     no_speech_prob: float
     compression_ratio: float
     language_probs: None = None
+    loops: tuple = ()  # transcribe() cut its loops while decoding; a segment keeps none
 
 
 def finals(uuid: str, result: dict) -> list[TranscriptEvent]:

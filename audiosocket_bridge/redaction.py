@@ -284,6 +284,7 @@ def _spoken_email_end(pieces: Sequence[Piece], at: int) -> Optional[int]:
 # ---------------------------------------------------------------- one call's redaction
 
 MAX_HELD = 8  # finals held together at most (a card read in many small groups)
+MAX_HOLD_S = 30.0  # a hold that partials of more digits keep extending ends after this anyway
 
 
 class CallRedactor:
@@ -294,8 +295,12 @@ class CallRedactor:
                  hold_s: float = HOLD_S) -> None:
         self.policy, self.ivr, self.hold_s = check_policy(policy), ivr, hold_s
         self._held: list[tuple[TranscriptEvent, list[Piece]]] = []
-        self._held_since_s: Optional[float] = None
+        self._held_since_s: Optional[float] = None  # the hold runs hold_s from here
+        self._held_first_s = 0.0  # when the first final now held came
         self._card_open = False  # the last final released ended inside a card number
+        # digits the last final released ended with, not (yet) a card: the next final's leading
+        # digits are judged with them (a hold that timed out while the caller read on)
+        self._carry = ""
         self._after_card_until_s = float("-inf")  # stream time: a code or expiry may follow
 
     @property
@@ -322,7 +327,7 @@ class CallRedactor:
         runs = find_runs(chain)
         if runs and self._may_go_on(chain, runs[-1]) and len(self._held) < MAX_HELD:
             if self._held_since_s is None:
-                self._held_since_s = now_s
+                self._held_since_s = self._held_first_s = now_s
             return []
         return self._release(chain, runs)
 
@@ -333,14 +338,20 @@ class CallRedactor:
         chain = [p for _, held in self._held for p in held]
         return self._release(chain, find_runs(chain))
 
-    def partial(self, event: TranscriptEvent) -> TranscriptEvent:
+    def partial(self, event: TranscriptEvent, now_s: Optional[float] = None) -> TranscriptEvent:
+        """The partial as it may be shown. One that goes on with digits while finals are held
+        (the caller still reading the number) extends their hold, up to MAX_HOLD_S in all."""
         if self.policy == "off":
             return event
         pieces = pieces_of(event)
-        continuing = self._card_open or bool(self._held)
+        continuing = self._card_open or bool(self._held) or bool(self._carry)
         after_card = event.start_s <= self._after_card_until_s
         spans: dict[tuple[int, int], str] = {}
-        for run in find_runs(pieces):
+        runs = find_runs(pieces)
+        if (self._held and now_s is not None and runs and runs[0].first == 0
+                and now_s - self._held_first_s < MAX_HOLD_S):
+            self._held_since_s = max(self._held_since_s, now_s)
+        for run in runs:
             if (len(run.digits) >= PARTIAL_MIN or (continuing and run.first == 0)
                     or (after_card and len(run.digits) >= 3)):
                 spans[(run.first, run.last)] = "[number]"
@@ -351,13 +362,18 @@ class CallRedactor:
     # -- internals
     def _may_go_on(self, chain: Sequence[Piece], run: Run) -> bool:
         """Hold: the chain ends in a run that could still grow into a card number."""
-        if not run.open_end or not PARTIAL_MIN <= len(run.digits) < CARD_MAX:
+        digits = self._digits(run)
+        if not run.open_end or not PARTIAL_MIN <= len(digits) < CARD_MAX:
             return False
         card_word, other_word = _context(chain, run.first)
         if other_word and not card_word:
             return False  # "order 1234 5678", "my phone is 555 1234": passed on at once
         continuing = self._card_open and run.first == 0
-        return not continuing and not is_card(run.digits, card_word, other_word)
+        return not continuing and not is_card(digits, card_word, other_word)
+
+    def _digits(self, run: Run) -> str:
+        """A run's digits, with those carried from the last final when it starts this chain."""
+        return self._carry + run.digits if run.first == 0 else run.digits
 
     def _ivr_final(self, event: TranscriptEvent, pieces: list[Piece]) -> TranscriptEvent:
         spans: dict[tuple[int, int], str] = {}
@@ -378,8 +394,17 @@ class CallRedactor:
             released.append(rebuilt(event, replace_spans(pieces, spans)) if spans else event)
             offset += len(pieces)
         self._card_open = bool(runs) and runs[-1].open_end and labels.get(runs[-1].last, ("",))[0] == "[card]"
+        self._carry = self._carried(chain, runs[-1]) if runs and not self._card_open else ""
         self._held, self._held_since_s = [], None
         return released
+
+    def _carried(self, chain: list[Piece], run: Run) -> str:
+        """What a released chain's last run leaves for the next final: its digits, when it is
+        open and not after a word such as "order" or "phone"."""
+        card_word, other_word = _context(chain, run.first)
+        if not run.open_end or (other_word and not card_word):
+            return ""
+        return self._digits(run)[-CARD_MAX:]
 
     def _labels(self, chain: list[Piece], runs: list[Run]) -> dict[int, tuple[str, int]]:
         """piece index -> (label, span number) for every piece to replace."""
@@ -399,7 +424,7 @@ class CallRedactor:
 
     def _run_label(self, chain: list[Piece], run: Run) -> Optional[str]:
         card_word, other_word = _context(chain, run.first)
-        if (self._card_open and run.first == 0) or is_card(run.digits, card_word, other_word):
+        if (self._card_open and run.first == 0) or is_card(self._digits(run), card_word, other_word):
             self._after_card_until_s = chain[run.last].end_s + AFTER_CARD_S
             return "[card]"
         if chain[run.first].start_s <= self._after_card_until_s and 3 <= len(run.digits) <= 4:

@@ -114,7 +114,7 @@ def outputs(engine: StreamingEngine, item: Item, language: Optional[str]) -> tup
         if event.is_final:
             finals += [e.text for e in redactor.final(event, event.end_s)]
         else:
-            partials.append(redactor.partial(event).text)
+            partials.append(redactor.partial(event, event.end_s).text)
     finals += [e.text for e in redactor.flush()]
     return finals, partials
 

@@ -55,7 +55,7 @@ def test_real_short_answers_are_kept(engine, name, text):
 class Result:
     def __init__(self, text: str, no_speech_prob: float, avg_logprob: float = -0.6):
         self.text, self.no_speech_prob, self.avg_logprob, self.compression_ratio = text, no_speech_prob, avg_logprob, 1.0
-        self.language, self.language_probs = "en", None
+        self.language, self.language_probs, self.loops = "en", None, ()
 
 
 def test_stock_phrases_need_the_model_to_doubt_speech():

@@ -183,3 +183,22 @@ def test_a_digit_word_misspelt_among_digits_still_counts():
     assert texts_of_call([" Seis Nuebe Cinco Nuebe", " 1, 2, 2, 9, 0, 0, 1, 6, 4, 0, 7"]) == [
         " [card]", " [card]"]
     assert texts_of_call([" Nuebe casas."]) == [" Nuebe casas."]
+
+
+def test_partials_of_more_digits_extend_the_hold_and_a_timed_out_hold_carries_its_digits():
+    redactor = CallRedactor("pci", hold_s=6.0)
+    assert redactor.final(final(" 4, 5, 3, 9"), 3.0) == []
+    redactor.partial(partial(" 1, 4, 8", 5.0), 8.0)  # the caller reads on: held 6 s from now
+    assert not redactor.due(12.0) and redactor.due(14.0)
+    out = redactor.final(final(" 1, 4, 8, 8, 0, 3, 4, 3, 6, 4, 6, 7", 1, 5.0), 13.0)
+    assert [e.text for e in out] == [" [card]", " [card]"]
+
+    late = CallRedactor("pci", hold_s=6.0)  # no partials: the hold times out, its digits carry
+    late.final(final(" 4, 5, 3, 9"), 3.0)
+    assert [e.text for e in late.flush()] == [" 4, 5, 3, 9"]
+    out = late.final(final(" 1, 4, 8, 8, 0, 3, 4, 3, 6, 4, 6, 7", 1, 9.0), 20.0)
+    assert [e.text for e in out] == [" [card]"]
+    order = CallRedactor("pci")  # an order number's digits are not carried
+    order.final(final(" Order 1234 5678"), 0.0)
+    assert order.final(final(" 9012 3456 7", 1), 3.0) == []  # held: it may be a card's start
+    assert [e.text for e in order.flush()] == [" 9012 3456 7"]

@@ -180,7 +180,7 @@ class Transcription:
             if event.is_final:
                 await self._deliver(self._redactor.final(event, loop.time()))
             else:
-                await self._deliver([self._redactor.partial(event)])
+                await self._deliver([self._redactor.partial(event, loop.time())])
         await self._deliver(self._redactor.flush())
 
     async def _deliver(self, events) -> None:
