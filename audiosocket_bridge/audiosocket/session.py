@@ -98,9 +98,10 @@ class Session:
                 self._end("closed", "connection closed by peer")
                 return False
             self.stats.received_bytes += len(data)
+            read_s = asyncio.get_running_loop().time()  # once per read, as before, not per frame
             for frame in self.decoder.feed(data):
                 # the idle timeout counts whole messages: a byte now and then keeps nothing open
-                self._last_read_s = asyncio.get_running_loop().time()
+                self._last_read_s = read_s
                 self.stats.count_frame(frame)
                 if not self._apply(frame):
                     return False
