@@ -71,7 +71,7 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--ami-secret-file", metavar="FILE", help="read the AMI secret from this file")
     add("--ami", action="append", metavar="NAME=HOST[:PORT]",
         help="one more Asterisk server by name (repeatable; credentials in an [ami NAME] "
-             "section of --config or AUDIOSOCKET_AMI_SECRET_<NAME>; see README)")
+             "section of --config or AUDIOSOCKET_AMI_SECRET_<NAME>; see docs/deployment.rst)")
     add("--agi-listen", metavar="HOST:PORT", help="serve FastAGI on this address")
     add("--metrics-listen", metavar="HOST:PORT",
         help="serve Prometheus /metrics and /healthz over HTTP here (default: off)")
@@ -132,6 +132,11 @@ def _serve_parser(parser: argparse.ArgumentParser) -> None:
     add("--retention-days", type=float, metavar="DAYS",
         help="delete calls ended longer ago than this, with their segments and webhook rows "
              "(default 0: keep forever); a call's own Retention wins")
+    add("--engine-option", action="append", dest="engine_options", metavar="NAME=VALUE",
+        help="set one of the engine's options, e.g. endpoint.trailing_silence_s=0.8 (repeatable; "
+             "also an [engine] section of --config, or AUDIOSOCKET_ENGINE_OPTIONS=A=1;B=2)")
+    add("--list-engine-options", action="store_true",
+        help="print every engine option with its value after the configuration, and exit")
 
 
 def _export_parser(parser: argparse.ArgumentParser) -> None:
@@ -314,17 +319,17 @@ def build_engine(settings: BridgeConfig):
         workers, threads = plan_workers(settings.engine_workers, settings.device, usable_cores(),
                                         nvidia_gpu_present())  # fmt: skip
         engine = EnginePool(settings.model, workers, device=settings.device, threads=threads,
-                            quantize=settings.quantize)
+                            quantize=settings.quantize, options=config_mod.engine_options(settings))
         engine.start()
         return engine
     if settings.engine_workers > 1:
         raise ValueError("--engine-workers above 1 needs the engine process (drop --no-engine-process)")
     import whisper
-    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming import StreamingEngine
 
     device = {"device": settings.device} if settings.device else {}
     model = whisper.load_model(settings.model, quantize=settings.quantize, **device)
-    engine = StreamingEngine(model, EngineOptions())
+    engine = StreamingEngine(model, config_mod.engine_options(settings))
     engine.start()
     return engine
 
@@ -354,6 +359,8 @@ def _install_signal_handlers(stop: asyncio.Event) -> None:
 def run_serve(argv: Sequence[str], environ=None) -> int:
     args = build_parser().parse_args(argv)
     settings = load_config(args, environ)
+    if args.list_engine_options:
+        return _list_engine_options(settings)
     logsafe.install(settings.log_level)
     log.info("starting with %r", settings)
     _warn_about_visible_secrets(args, settings)
@@ -364,6 +371,16 @@ def run_serve(argv: Sequence[str], environ=None) -> int:
         asyncio.run(serve(settings, engine))
     finally:
         engine.stop()
+    return 0
+
+
+def _list_engine_options(settings: BridgeConfig) -> int:
+    from whisper.streaming.options import option_defaults
+
+    for name, value in option_defaults(config_mod.engine_options(settings)).items():
+        shown = ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value) \
+            if isinstance(value, tuple) else value
+        print(f"{name}={shown}")
     return 0
 
 

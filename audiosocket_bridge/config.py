@@ -8,6 +8,7 @@ import configparser
 from dataclasses import dataclass, fields
 from typing import Any, Mapping, Optional
 
+from whisper.streaming.options import EngineOptions, parse_settings, with_options
 from whisper.vocabulary import parse_vocabulary
 
 from .ami_servers import (SECTION_PREFIX, AmiServerSettings, merge_servers, parse_server_list,
@@ -21,6 +22,7 @@ from .values import parse_bool
 
 ENV_PREFIX = "AUDIOSOCKET_"
 FILE_SECTION = "bridge"
+ENGINE_SECTION = "engine"  # [engine]: one dotted engine option a key (whisper.streaming.options)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,9 @@ class BridgeConfig:
     # storage writes the database cannot take yet are kept here (outputs/spool.py); default:
     # systemd's StateDirectory, else the SQLite file's folder, else the working directory
     spool_dir: Optional[str] = None
+    # the engine's options as NAME=VALUE ("endpoint.trailing_silence_s=0.8"), in the order of their
+    # sources: the [engine] section, AUDIOSOCKET_ENGINE_OPTIONS, --engine-option; the last one wins
+    engine_options: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.webhook_url:
@@ -92,6 +97,7 @@ class BridgeConfig:
             parse_rules(self.alert)
         if self.vocabulary:
             parse_vocabulary(self.vocabulary)  # a bad one is refused at start, with the rule
+        engine_options(self)  # an unknown or bad engine option is refused at start
 
     def __repr__(self) -> str:  # secrets must never reach a log
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -102,6 +108,10 @@ class BridgeConfig:
             if shown[name]:
                 shown[name] = shown_url(shown[name])
         return "BridgeConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+
+def engine_options(config: BridgeConfig) -> EngineOptions:
+    return with_options(EngineOptions(), parse_settings(config.engine_options))
 
 
 _DERIVED = {"ami_servers"}
@@ -132,6 +142,8 @@ def parse_value(name: str, text: str) -> Any:
         return value
     if kind is tuple and name == "alert":  # one rule a line (a pattern may hold any character)
         return tuple(line.strip() for line in text.splitlines() if line.strip())
+    if kind is tuple and name == "engine_options":  # NAME=VALUE;NAME=VALUE or one a line
+        return tuple(part.strip() for part in text.replace("\n", ";").split(";") if part.strip())
     if kind is tuple:
         return parse_server_list(text)
     return kind(text.strip())
@@ -159,6 +171,13 @@ def servers_from_file(parser: configparser.ConfigParser, path: str) -> list[AmiS
             if name.startswith(SECTION_PREFIX)]
 
 
+def engine_from_file(parser: configparser.ConfigParser) -> tuple[str, ...]:
+    """The ``[engine]`` section, as NAME=VALUE entries."""
+    if not parser.has_section(ENGINE_SECTION):
+        return ()
+    return tuple(f"{key}={value}" for key, value in parser.items(ENGINE_SECTION))
+
+
 def from_file(parser: configparser.ConfigParser, path: str) -> dict[str, Any]:
     """The ``[bridge]`` section."""
     if not parser.has_section(FILE_SECTION):
@@ -177,12 +196,16 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str],
     """Merge the sources; `flags` holds only options given on the command line."""
     merged: dict[str, Any] = {}
     sections: list[AmiServerSettings] = []
+    engine: tuple[str, ...] = ()  # every source's entries, not the last source's alone
     if config_file:
         parser = _read_ini(config_file)
         merged.update(from_file(parser, config_file))
         sections = servers_from_file(parser, config_file)
-    merged.update(from_env(environ))
-    merged.update({k: v for k, v in flags.items() if v is not None})
+        engine = engine_from_file(parser) + tuple(merged.get("engine_options", ()))
+    for source in (from_env(environ), {k: v for k, v in flags.items() if v is not None}):
+        engine += tuple(source.get("engine_options", ()))
+        merged.update(source)
+    merged["engine_options"] = engine
     merged["ami"] = tuple(merged.get("ami", ()))
     merged["alert"] = tuple(merged.get("alert", ()))
     merged["ami_servers"] = merge_servers(sections, merged.get("ami", ()), environ)

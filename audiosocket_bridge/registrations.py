@@ -43,6 +43,9 @@ class CallOptions:
     conversation: Optional[str] = None  # links the legs of one conversation, e.g. ${CHANNEL(linkedid)}
     alerts: Optional[str] = None  # phrases raising a TranscriptAlert when a final says them: "a|b"
     vocabulary: Optional[str] = None  # custom vocabulary (whisper.vocabulary): "Zorblax|Okonkwo"
+    # silence that ends this call's utterances (a slow talker, a noisy line); None: the grammar's,
+    # else the engine's endpoint.trailing_silence_s
+    end_silence_s: Optional[float] = None
 
     def __repr__(self) -> str:  # a prompt and a vocabulary may name customers: their lengths only
         shown = dataclasses.asdict(self)
@@ -52,11 +55,18 @@ class CallOptions:
         return "CallOptions(" + ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None) + ")"
 
     @classmethod
+    def from_stored(cls, stored: Mapping[str, object]) -> "CallOptions":
+        """From its stored JSON; a field a newer bridge stored and this one lacks is left out (a
+        rolling upgrade runs both on one database)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in stored.items() if k in known})
+
+    @classmethod
     def from_fields(cls, fields: Mapping[str, str]) -> "CallOptions":
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
         speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), vocabulary,
-        redact (off|pci|pii), retention (days). Raises ValueError for an unknown mode, grammar,
+        redact (off|pci|pii), retention (days), endsilence or end_silence (seconds). Raises ValueError for an unknown mode, grammar,
         alert or policy, a bad vocabulary, a prompt over MAX_PROMPT_CHARS or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
@@ -72,7 +82,8 @@ class CallOptions:
                    alerts=_alerts(lower.get("alerts") or lower.get("alert")),
                    vocabulary=_vocabulary(lower.get("vocabulary")),
                    redact=_policy(lower.get("redact")),
-                   retention_days=_retention(lower.get("retention") or lower.get("retentiondays")))
+                   retention_days=_retention(lower.get("retention") or lower.get("retentiondays")),
+                   end_silence_s=_end_silence(lower.get("endsilence")))
 
 
 MAX_PROMPT_CHARS = 1000  # Whisper's prompt holds 223 tokens; more is cut by the decoder anyway
@@ -96,6 +107,16 @@ def _retention(text: Optional[str]) -> Optional[float]:
     if days is not None and not days > 0:
         raise ValueError(f"retention must be a number of days above 0, got {text!r}")
     return days
+
+
+MIN_END_SILENCE_S, MAX_END_SILENCE_S = 0.2, 5.0
+
+
+def _end_silence(text: Optional[str]) -> Optional[float]:
+    seconds = parse_float(text)
+    if seconds is not None and not MIN_END_SILENCE_S <= seconds <= MAX_END_SILENCE_S:
+        raise ValueError(f"end silence must be {MIN_END_SILENCE_S:g} to {MAX_END_SILENCE_S:g} seconds, got {text!r}")
+    return seconds
 
 
 def _languages(text: Optional[str]) -> Optional[str]:
@@ -142,21 +163,11 @@ def _merge(old: Registration, new: Registration) -> Registration:
         return a if b is None else b
 
     opts_old, opts_new = old.options, new.options
+    merged = {f.name: pick(getattr(opts_old, f.name), getattr(opts_new, f.name))
+              for f in dataclasses.fields(CallOptions) if f.name != "mode"}
     default_mode = CallOptions().mode
-    options = CallOptions(
-        language=pick(opts_old.language, opts_new.language),
-        prompt=pick(opts_old.prompt, opts_new.prompt),
-        partials=pick(opts_old.partials, opts_new.partials),
-        mode=opts_new.mode if opts_new.mode != default_mode else opts_old.mode,
-        no_input_timeout_s=pick(opts_old.no_input_timeout_s, opts_new.no_input_timeout_s),
-        speaker=pick(opts_old.speaker, opts_new.speaker),
-        grammar=pick(opts_old.grammar, opts_new.grammar),
-        redact=pick(opts_old.redact, opts_new.redact),
-        retention_days=pick(opts_old.retention_days, opts_new.retention_days),
-        conversation=pick(opts_old.conversation, opts_new.conversation),
-        alerts=pick(opts_old.alerts, opts_new.alerts),
-        vocabulary=pick(opts_old.vocabulary, opts_new.vocabulary),
-    )
+    mode = opts_new.mode if opts_new.mode != default_mode else opts_old.mode
+    options = CallOptions(mode=mode, **merged)
     return Registration(
         uuid=old.uuid,
         channel=pick(old.channel, new.channel),

@@ -93,7 +93,7 @@ def test_the_unit_does_not_restart_on_the_exits_that_restarting_cannot_fix():
 
 def test_deploy_files_and_the_readme_name_deploy_files_that_exist():
     texts = [path.read_text(encoding="utf-8") for path in (REPO / "deploy").iterdir()]
-    texts.append((REPO / "README.rst").read_text(encoding="utf-8"))
+    texts += [path.read_text(encoding="utf-8") for path in [REPO / "README.rst", *(REPO / "docs").iterdir()]]
     named = {m for text in texts for m in re.findall(r"deploy/[\w@.-]+\w", text)}
     assert "deploy/haproxy.cfg" in named
     assert [n for n in sorted(named) if not (REPO / n).exists()] == []

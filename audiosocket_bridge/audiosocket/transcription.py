@@ -34,6 +34,7 @@ def stream_options(settings: SessionSettings, options: CallOptions) -> StreamOpt
         partials=settings.partials if options.partials is None else options.partials,
         grammar=options.grammar,
         vocabulary=options.vocabulary or settings.vocabulary,
+        trailing_silence_s=options.end_silence_s,
     )
 
 

@@ -1,8 +1,7 @@
 """The caption stream's core (no sockets): a Sink that turns calls and transcripts into JSON-ready
 messages and fans them out to subscribers, each with a bounded queue.
 
-Messages (their JSON schema: audiosocket_bridge/web/caption-stream.schema.json; README "Live
-captions"):
+Messages (their JSON schema: audiosocket_bridge/web/caption-stream.schema.json; docs/captions.rst):
   call_started  {type, call, channel, speaker, conversation, started_at}
   partial       {type, call, segment, start_s, end_s, text}            may still change
   final         {type, call, segment, start_s, end_s, text, language, words: [{text, start_s,

@@ -4,7 +4,7 @@ Default deny: with neither a token (``--http-token-file``) nor ``--http-no-auth`
 request is refused. With a token a request must carry it, as ``Authorization: Bearer TOKEN`` or
 (for a browser's WebSocket and download links, which cannot set headers) ``?token=TOKEN``;
 compared in constant time. Behind a reverse proxy that does the call centre's own login, the proxy
-adds the header (README "Live captions").
+adds the header (docs/captions.rst).
 """
 from __future__ import annotations
 

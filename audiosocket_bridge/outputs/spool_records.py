@@ -63,7 +63,7 @@ def call_of(start: dict) -> CallInfo:
     """The CallInfo a start record was taken from (as storage needs it)."""
     reg = start["registration"]
     registration = Registration(start["uuid"], reg["channel"], reg["uniqueid"], reg["linkedid"],
-                                CallOptions(**reg["options"]), reg["server"])
+                                CallOptions.from_stored(reg["options"]), reg["server"])
     return CallInfo(uuid=start["uuid"], peer=start["peer"],
                     started_at=datetime.fromisoformat(start["started_at"]),
                     sample_rate_hz=start["sample_rate_hz"], registration=registration,

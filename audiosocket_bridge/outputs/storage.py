@@ -297,7 +297,7 @@ class SqlStorage:
         if not rows:
             return None
         uuid_, channel, uniqueid, linkedid, options, server = rows[0]
-        return Registration(uuid_, channel, uniqueid, linkedid, CallOptions(**json.loads(options)),
+        return Registration(uuid_, channel, uniqueid, linkedid, CallOptions.from_stored(json.loads(options)),
                             server)
 
     def forget_registrations(self, older_than: datetime) -> None:
