@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
 from audiosocket_bridge.audiosocket import slin
-from tests.support.prompts import Prompt, english_prompts, resample_pcm
+from audiosocket_bridge.testing.prompts import Prompt, english_prompts, resample_pcm
 from whisper.evaluation import english_wer, normalize_english, word_edit_distance
 
 PAUSE_S = 1.2  # silence after each prompt

@@ -4,7 +4,7 @@ language evidence, queued finals), without the model.
     python -m benchmarks.call_memory [--calls 200] [--utterances 10]
 
 N streams play their prompts (8 kHz, 1.2 s pauses, 100 ms per step, interleaved as live calls
-are) on one engine whose decoder is instant (tests/support/fake_decoder.py), so the figure is the
+are) on one engine whose decoder is instant (audiosocket_bridge/testing/fake_decoder.py), so the figure is the
 per-call state alone: the model's weights and a batch's working memory are shared by all calls
 and bounded by ``EngineOptions.max_batch``, not by the number of calls. Reported: RSS growth while
 N calls are open, divided by N (the first run in the process), and the growth left after a
@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import gc
 
-from tests.support.fake_decoder import FakeDecoder, ManualClock
+from audiosocket_bridge.testing.fake_decoder import FakeDecoder, ManualClock
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.types import StreamOptions
 

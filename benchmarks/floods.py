@@ -27,9 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.support.audiosocket_client import AudioSocketClient, message
-from tests.support.ports import free_port, wait_listening
-from tests.support.prompts import prompt
+from audiosocket_bridge.testing.audiosocket_client import AudioSocketClient, message
+from audiosocket_bridge.testing.ports import free_port, wait_listening
+from audiosocket_bridge.testing.prompts import prompt
 
 from ._common import cpu_description, process_rss_mib
 

@@ -10,7 +10,7 @@ clock -- Asterisk English prompts, a different set per call, each followed by a 
 finally a plain socket close (caller hangs up).
 
 Finals are observed where Asterisk would see them: the bridge's AMI sink logs in to a fake AMI
-server (tests/support/recording_ami.py) and sends `UserEvent: Transcript` actions; those with
+server (audiosocket_bridge/testing/recording_ami.py) and sends `UserEvent: Transcript` actions; those with
 `Final: 1` are timestamped as they arrive. Final latency of an utterance = arrival of the last
 final that overlaps its speech (by Start/End, > 0.1 s) minus the time the utterance's last frame
 was sent. A call is complete when its `UserEvent: TranscriptEnd` arrives (the bridge sends it
@@ -41,9 +41,9 @@ from audiosocket_bridge.audiosocket import slin
 from audiosocket_bridge.audiosocket.slin import FRAME_MS
 from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.bridge import Bridge
-from tests.support.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
-from tests.support.fake_ami import transcriber
-from tests.support.recording_ami import AmiFinal, RecordingAmi
+from audiosocket_bridge.testing.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
+from audiosocket_bridge.testing.fake_ami import transcriber
+from audiosocket_bridge.testing.recording_ami import AmiFinal, RecordingAmi
 
 from ._common import PAUSE_S, cpu_description, pick_prompts, stream_audio, word_errors
 

@@ -28,7 +28,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from tests.support.prompts import Prompt, language_prompts
+from audiosocket_bridge.testing.prompts import Prompt, language_prompts
 from whisper.audio import load_audio
 from whisper.evaluation import word_error_rate
 from whisper.grammar import normalise

@@ -21,7 +21,7 @@ from typing import Callable, List, Sequence
 import torch
 
 import whisper
-from tests.support.prompts import Prompt, english_prompts
+from audiosocket_bridge.testing.prompts import Prompt, english_prompts
 from whisper.audio import SAMPLE_RATE_HZ, load_audio
 from whisper.evaluation import english_wer
 from whisper.transcribe import transcribe, transcribe_batch

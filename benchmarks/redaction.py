@@ -26,7 +26,7 @@ from typing import Dict, List, NamedTuple, Optional
 
 import whisper
 from audiosocket_bridge.redaction import CallRedactor, luhn_valid
-from tests.support.voices import RATE_HZ, _as_slin, digit_recordings, voice_language
+from audiosocket_bridge.testing.voices import RATE_HZ, _as_slin, digit_recordings, voice_language
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
 from whisper.streaming.types import StreamOptions

@@ -4,7 +4,7 @@
     python -m benchmarks.soak --calls 8 --minutes 3
 
 Everything is on 127.0.0.1: the bridge (tiny.en, SQLite in a temp dir, AMI sink), the fake AMI
-(tests/support/recording_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process
+(audiosocket_bridge/testing/recording_ami.py) and the calls (benchmarks/loadgen.py). RSS of this process
 (bridge + load generator + fake AMI), with --workers N plus that of the N engine processes, is
 sampled every 10 s. Halfway through, the fake AMI goes down for
 --outage seconds and comes back on the same port (an Asterisk restart); the AMI sink must
@@ -37,8 +37,8 @@ import tempfile
 import time
 
 from audiosocket_bridge.bridge import Bridge
-from tests.support.fake_ami import transcriber
-from tests.support.recording_ami import RecordingAmi
+from audiosocket_bridge.testing.fake_ami import transcriber
+from audiosocket_bridge.testing.recording_ami import RecordingAmi
 
 from ._common import PAUSE_S, pick_prompts, process_rss_mib, rss_mib
 from .loadgen import (AMI_SECRET, AMI_USER, LoadReport, compare_with_storage, in_process_bridge,

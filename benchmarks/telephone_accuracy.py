@@ -16,7 +16,7 @@ the digits said and the digits written, over the digits said; "loops cut" counts
 
 ``--voices`` reads the strings in other voices and languages with the multilingual ``base``:
 Asterisk's core voices and three held-out speakers from other Debian prompt packages
-(tests/support/voices.py), the call's language given as the IVR's dialplan would.
+(audiosocket_bridge/testing/voices.py), the call's language given as the IVR's dialplan would.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import random
 from typing import Callable, Dict, List, Optional, Tuple
 
 import whisper
-from tests.support.nonspeech import non_speech
+from audiosocket_bridge.testing.nonspeech import non_speech
 from whisper.audio import int16_to_float, resample
 from whisper.streaming import EngineOptions, StreamingEngine
 from whisper.streaming.sim import simulate
@@ -35,7 +35,7 @@ from whisper.evaluation import word_edit_distance
 from whisper.numbers import digits_as_numerals
 
 from ._common import cpu_description
-from tests.support.voices import CORE, VOICES, digit_recordings, voice_language
+from audiosocket_bridge.testing.voices import CORE, VOICES, digit_recordings, voice_language
 
 RATE_HZ = 8000
 

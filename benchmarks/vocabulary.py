@@ -16,8 +16,8 @@ import re
 from typing import List, Optional, Sequence, Tuple
 
 import whisper
-from tests.support.prompts import english_prompts
-from tests.support.voices import espeak
+from audiosocket_bridge.testing.prompts import english_prompts
+from audiosocket_bridge.testing.voices import espeak
 from whisper.audio import int16_to_float, resample
 from whisper.evaluation import english_wer
 from whisper.transcribe import transcribe_batch

@@ -189,7 +189,7 @@ class Asterisk:
 
     installation: Installation
     root: Path
-    ami_port: int  # a free loopback port (tests.support.ports.free_port)
+    ami_port: int  # a free loopback port (audiosocket_bridge.testing.ports.free_port)
     globals: Dict[str, str] = field(default_factory=dict)  # override [globals] of extensions.conf
     extra_dialplan: str = ""  # test-only contexts appended after dialplan/extensions.conf
     # exact texts of dialplan/extensions.conf replaced once each (e.g. a PJSIP Dial by a Local one)

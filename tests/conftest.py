@@ -1,7 +1,18 @@
-"""Shared fixtures: the real tiny.en model, a started streaming engine on it, a real PostgreSQL."""
+"""Shared fixtures: the real tiny.en model, a started streaming engine on it, a real PostgreSQL;
+and the quick tier: the tests in unit/ and fakes/ (``pytest -m quick``)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+QUICK_FOLDERS = ("unit", "fakes")  # no model, no Asterisk, PostgreSQL, HAProxy or browser
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).parent.name in QUICK_FOLDERS:
+            item.add_marker(pytest.mark.quick)
 
 
 @pytest.fixture(scope="session")

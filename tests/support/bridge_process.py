@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ..asterisk_pbx import REPO
-from .ports import free_port
+from audiosocket_bridge.testing.ports import free_port
 
 
 class BridgeProcess:

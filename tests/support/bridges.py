@@ -13,7 +13,7 @@ from audiosocket_bridge.outputs.presence import PresenceTiming
 from audiosocket_bridge.outputs.spool import SpoolOptions
 from audiosocket_bridge.outputs.webhook_policy import WebhookOptions
 
-from .audiosocket_client import AudioSocketClient
+from audiosocket_bridge.testing.audiosocket_client import AudioSocketClient
 from .fake_engine import FakeEngine
 
 ANY_LOOPBACK_PORT = ("127.0.0.1", 0)

@@ -64,3 +64,14 @@ def eventually(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+def resolved_config(argv, environ, tmp_path=None, file_text=None):
+    """The bridge's settings from these flags and environment, and an INI file of this text."""
+    from audiosocket_bridge import cli
+
+    if file_text is not None:
+        path = tmp_path / "bridge.ini"
+        path.write_text(file_text)
+        argv = [*argv, "--config", str(path)]
+    return cli.load_config(cli.build_parser().parse_args(argv), environ)

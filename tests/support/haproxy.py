@@ -11,7 +11,7 @@ from typing import Dict, Optional
 import pytest
 
 from ..asterisk_pbx import REPO
-from .ports import wait_listening
+from audiosocket_bridge.testing.ports import wait_listening
 
 SHIPPED_CONFIG = REPO / "deploy" / "haproxy.cfg"
 

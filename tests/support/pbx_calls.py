@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from .ami_observer import AmiObserver, Message
-from .prompts import prompt
+from audiosocket_bridge.testing.prompts import prompt
 
 TESTER_SECRET = "tester-secret"
 TEST_DIALPLAN = r"""

@@ -18,7 +18,7 @@ from typing import Iterator, Optional
 
 import pytest
 
-from .ports import free_port
+from audiosocket_bridge.testing.ports import free_port
 
 
 def unavailable(reason: str) -> None:

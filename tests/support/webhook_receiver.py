@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Optional
 
-from .ports import free_port
+from audiosocket_bridge.testing.ports import free_port
+from audiosocket_bridge.outputs.webhook_policy import Backoff, WebhookOptions
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,13 @@ class WebhookReceiver:
                 return None
 
         return Handler
+
+
+SECRET = "test-secret"
+
+
+def fast_options(url: str, **changes) -> WebhookOptions:
+    """Webhook options for tests: this receiver's URL, quick retries and polls."""
+    settings = dict(url=url, secret=SECRET, timeout_s=2.0, backoff=Backoff(base_s=0.05, cap_s=0.2),
+                    poll_s=0.05, reconcile_s=0.2)
+    return WebhookOptions(**{**settings, **changes})

@@ -1,0 +1,138 @@
+"""Decoding loops are stopped as they grow and cut, in every decode; real repeated digits stay."""
+import random
+import re
+import shutil
+
+import pytest
+import torch
+
+from whisper.loops import LoopFilter, LoopRule, cut_loops
+from whisper.tokenizer import get_tokenizer
+
+TOKENIZER = get_tokenizer(True, language="en")
+# One digit more than 8 times in a row, or a pattern of several digits 4 times: what no caller says.
+LOOP = re.compile(r"(\d)(?:\W*\1){8}|(\d\W*\d(?:\W*\d){0,6})(?:\W*\2){3}")
+
+
+def cut(text: str) -> str:
+    kept, _ = cut_loops(TOKENIZER.encode(text), LoopRule(), TOKENIZER)
+    return TOKENIZER.decode(kept)
+
+
+@pytest.mark.parametrize("text", [
+    " 0 0 0 0 0 0 0 0", " 8, 8, 8.", " 4444 4444", " 4444 3333 2222 1111", " 1000000", " 3 2 3 2 3 2",
+    " 5 5 5 1 2 3 4, 5 5 5 1 2 3 4", " no, no, no, no", " 9 1 5 0 0 0 8 0",
+])  # fmt: skip
+def test_repeated_digits_and_words_a_caller_says_are_not_loops(text):
+    assert cut(text) == text
+
+
+@pytest.mark.parametrize("text, kept", [
+    (" 1-8-2-9-0-4-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3", " 1-8-2-9-0-4-3"),
+    (" 9, 1, 0, 5, 9, 8, 6, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8", " 9, 1, 0, 5, 9, 8, 6, 8"),
+    (" 0 0 0 0 0 0 0 0 0", " 0"),
+    (" 3 2 3 2 3 2 3 2", " 3 2"),
+    (" Thank you. Thank you. Thank you. Thank you. Thank you. Thank you.", " Thank you."),
+    (" tre tre tre tre tre tre tre tre tre", " tre"),  # digit words too, in any language
+    (" 7, 7, 9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 8", " 7, 7, 9"),  # few digits
+])  # fmt: skip
+def test_loops_are_cut_to_their_first_copy(text, kept):
+    assert cut(text) == kept
+
+
+def test_the_filter_stops_a_loop_once_it_is_one_and_never_before():
+    rule = LoopRule()
+    loop_filter = LoopFilter(rule, TOKENIZER, sample_begin=0)
+    eight = TOKENIZER.encode(" 8,")
+    for copies in range(1, 12):
+        sampled = eight * copies
+        logits = torch.zeros(1, TOKENIZER.eot + 1)
+        loop_filter.apply(logits, torch.tensor([sampled]))
+        is_loop = copies > rule.max_same_digit
+        assert bool(torch.isinf(logits[0, eight[0]])) == is_loop, copies
+        assert cut_loops(sampled, rule, TOKENIZER)[1] == (() if not is_loop else (TOKENIZER.decode(sampled),))
+        assert torch.isfinite(logits[0, TOKENIZER.eot])
+
+
+def test_a_grammar_left_with_nothing_may_still_end():
+    from whisper.grammar import Choices
+
+    one_phrase = Choices(("ha " * 13,))  # a choice the loop rule cuts after 12 "ha"
+    grammar_filter = one_phrase.logit_filter(TOKENIZER, 0)
+    loop_filter = LoopFilter(LoopRule(), TOKENIZER, 0)
+    sampled = TOKENIZER.encode(" ha" * 12)
+    logits = torch.zeros(1, TOKENIZER.eot + 1)
+    for step in (grammar_filter, loop_filter):
+        step.apply(logits, torch.tensor([sampled]))
+    assert torch.isfinite(logits[0]).nonzero().squeeze(1).tolist() == [TOKENIZER.eot]
+
+
+def has_loop(text: str) -> bool:
+    return LOOP.search(text) is not None
+
+
+@pytest.fixture(scope="module")
+def looping_call():
+    """A window tiny.en loops on: espeak-ng's en-us voice reading 88360759 with pauses; greedy, it
+    writes the number twice and then nines until its tokens run out."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng not installed")
+    from benchmarks.telephone_accuracy import digit_call
+    from audiosocket_bridge.testing.voices import digit_recordings
+
+    rng, voice = random.Random(1), digit_recordings("espeak:en-us")
+    said, pcm = [digit_call(rng, voice) for _ in range(7)][-1]
+    assert said == "88360759"
+    return said, pcm
+
+
+def offline_audio(pcm: bytes):
+    from whisper.audio import int16_to_float, resample
+
+    return resample(int16_to_float(pcm), 8000)
+
+
+def test_offline_the_window_loops_without_the_rule_and_not_with_it(tiny_model, looping_call):
+    said, pcm = looping_call
+    audio = offline_audio(pcm)
+    unchecked = tiny_model.transcribe(audio, temperature=0.0, loop_rule=None)["text"]
+    assert has_loop(unchecked), unchecked  # the window does make the decoder loop
+    for options in (dict(temperature=0.0), dict(temperature=0.0, beam_size=5, sample_len=64)):
+        result = tiny_model.transcribe(audio, **options)
+        assert not has_loop(result["text"]), (options, result["text"])
+        assert not any(has_loop(segment["text"]) for segment in result["segments"])
+        assert re.sub(r"\D", "", result["text"]).startswith(said), (options, result["text"])
+
+
+def test_live_no_event_has_a_loop_and_the_number_survives(tiny_model, looping_call):
+    from benchmarks.telephone_accuracy import written_digits
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+    from whisper.streaming.types import StreamOptions
+
+    said, pcm = looping_call
+    engine = StreamingEngine(tiny_model, EngineOptions())
+    for grammar in (None, "digits"):
+        events = simulate(engine, pcm, 8000, StreamOptions(partials=True, grammar=grammar))
+        assert events and not any(has_loop(e.text) for e in events), [e.text for e in events]
+        finals = " ".join(e.text for e in events if e.is_final)
+        assert written_digits(finals) == said, (grammar, finals)
+
+
+def test_a_number_with_real_repeats_keeps_them_offline_and_live(tiny_model):
+    """Four zeros, three eights, a 4444: real repeats, read by Asterisk's voice, are kept whole.
+    (A run so long that the model itself writes the digit more than 8 times is cut to one copy:
+    tiny.en wrote 9 to 200 zeros for the 7 or 8 of 50000000 and 900000000.)"""
+    from audiosocket_bridge.testing.voices import read_number
+    from whisper.numbers import digits_as_numerals
+    from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.sim import simulate
+    from whisper.streaming.types import StreamOptions
+
+    for said in ("400008881", "58884444"):
+        pcm = read_number("en", said, pause_s=0.2)
+        offline = tiny_model.transcribe(offline_audio(pcm), temperature=0.0)["text"]
+        events = simulate(StreamingEngine(tiny_model, EngineOptions()), pcm, 8000, StreamOptions(partials=True))
+        live = " ".join(e.text for e in events if e.is_final)
+        assert re.sub(r"\D", "", digits_as_numerals(offline)) == said, offline
+        assert re.sub(r"\D", "", live) == said, live

@@ -1,0 +1,133 @@
+"""The short encoder path: only the audio of a window (plus padding) is encoded, the rest of the
+1500 positions comes from an all-silent window encoded once. Real weights, real prompts."""
+import pytest
+import torch
+
+from audiosocket_bridge.testing.prompts import english_prompts
+from whisper.audio import N_FRAMES, N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
+from whisper.evaluation import english_wer
+from whisper.model import short_encoder_frames
+from whisper.transcribe import transcribe
+
+
+def test_frames_cover_the_audio_rounded_and_bounded():
+    assert short_encoder_frames(1, N_FRAMES) == 300
+    assert short_encoder_frames(250, N_FRAMES) == 500
+    assert short_encoder_frames(2900, N_FRAMES) == N_FRAMES
+    assert all(short_encoder_frames(n, N_FRAMES) % 2 == 0 for n in range(0, 3001, 37))
+
+
+def test_features_are_the_audio_part_then_the_silent_window(tiny_model):
+    audio = torch.from_numpy(pad_or_trim(load_audio(english_prompts()[0].path)))
+    mel = log_mel_spectrogram(audio, tiny_model.dims.n_mels).unsqueeze(0)
+    with torch.inference_mode():
+        short = tiny_model.embed_audio(mel, content_frames=150)
+        head = tiny_model._encode(mel[..., :short_encoder_frames(150, N_FRAMES)])
+        full = tiny_model.embed_audio(mel)
+    assert short.shape == full.shape == (1, tiny_model.dims.n_audio_ctx, tiny_model.dims.n_audio_state)
+    split = head.shape[1]
+    assert torch.equal(short[:, :split], head)
+    assert torch.equal(short[:, split:], tiny_model.silent_features()[:, split:])
+    assert not torch.equal(short, full)
+
+
+def test_no_content_length_or_switched_off_encodes_the_whole_window(tiny_model):
+    mel = log_mel_spectrogram(torch.zeros(N_SAMPLES), tiny_model.dims.n_mels).unsqueeze(0)
+    with torch.inference_mode():
+        full = tiny_model.embed_audio(mel)
+        tiny_model.short_encoder = False
+        try:
+            off = tiny_model.embed_audio(mel, content_frames=100)
+        finally:
+            tiny_model.short_encoder = True
+    assert torch.equal(full, off)
+
+
+def test_transcripts_match_the_full_window(tiny_model):
+    """Same words as 30 s windows on real prompts, with word timestamps, and no loops."""
+    sample = english_prompts()[5::40][:12]
+    texts = {}
+    for short in (True, False):
+        tiny_model.short_encoder = short
+        try:
+            texts[short] = [transcribe(tiny_model, str(p.path), temperature=0.0, word_timestamps=True)["text"]
+                            for p in sample]
+        finally:
+            tiny_model.short_encoder = True
+    references = [p.text for p in sample]
+    words = sum(len(r.split()) for r in references)  # within 3 words of the full window's errors
+    assert english_wer(references, texts[True]) <= english_wer(references, texts[False]) + 3 / words
+    assert english_wer(texts[False], texts[True]) < 0.1
+    assert all(len(h.split()) <= 2 * len(r.split()) + 2 for h, r in zip(texts[True], references))
+
+
+
+def test_on_by_default_only_for_english_only_models():
+    """Measured: tiny.en gains; base (multilingual) lost 1-2 WER points on it/fr/ru prompts."""
+    from whisper.model import ModelDimensions, Whisper
+
+    def dims(n_vocab: int) -> ModelDimensions:
+        return ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=8, n_audio_head=2, n_audio_layer=1,
+                               n_vocab=n_vocab, n_text_ctx=8, n_text_state=8, n_text_head=2, n_text_layer=1)
+
+    assert Whisper(dims(51864)).short_encoder and not Whisper(dims(51865)).short_encoder
+
+
+def _prompt_features(model, count: int = 3):
+    from audiosocket_bridge.testing.prompts import english_prompts
+    from whisper.audio import HOP_LENGTH, load_audio, pad_or_trim
+
+    audios = [load_audio(str(p.path)) for p in english_prompts()[:count]]
+    mel = torch.stack([log_mel_spectrogram(pad_or_trim(a, N_SAMPLES), model.dims.n_mels) for a in audios])
+    return model.embed_audio(mel, content_frames=[min(len(a), N_SAMPLES) // HOP_LENGTH for a in audios])
+
+
+def test_the_silent_tail_is_attended_once_for_all_rows_with_the_same_logits(tiny_model):
+    tokens = torch.tensor([[50257, 50362, 440]] * 3)
+    logits_dtype = tiny_model.decoder.low_precision_logits
+    tiny_model.set_logits_dtype(None)  # every logit in full precision, to compare them all
+    try:
+        got, got_weights, want, want_weights = _with_and_without_shared_tail(tiny_model, tokens)
+    finally:
+        tiny_model.decoder.low_precision_logits = logits_dtype
+    assert torch.allclose(got, want, atol=1e-3)
+    assert torch.allclose(got_weights[-1], want_weights[-1], atol=1e-5)  # word timings see the same
+
+
+def _with_and_without_shared_tail(tiny_model, tokens):
+    with torch.inference_mode():
+        features = _prompt_features(tiny_model)
+        shared = tiny_model.decoder.new_cache(features)
+        hook, tiny_model.decoder.silent_tail = tiny_model.decoder.silent_tail, None
+        try:
+            whole = tiny_model.decoder.new_cache(features)
+        finally:
+            tiny_model.decoder.silent_tail = hook
+        assert shared.shared_kv is not None and whole.shared_kv is None
+        own = shared.cross_kv[0][0].shape[2]
+        assert own < N_FRAMES // 4  # 3 s prompts: most of the 1500 positions are the silent window's
+        got, got_weights = tiny_model.decoder(tokens, shared, want_weights=True)
+        want, want_weights = tiny_model.decoder(tokens, whole, want_weights=True)
+    return got, got_weights, want, want_weights
+
+
+@pytest.mark.parametrize("dtype, rounding", [(torch.bfloat16, 0.5), (torch.int8, 2.0)])
+def test_low_precision_logits_keep_the_highest_and_the_asked_for_exact(tiny_model, dtype, rounding):
+    tokens = torch.tensor([[50257, 50362, 440, 1332, 286]] * 3)
+    asked = torch.tensor([50361, 50256, 657, 513])  # no-speech, end-of-text, " 0", " 3": seldom the highest
+    with torch.inference_mode():
+        features = _prompt_features(tiny_model)
+        previous = tiny_model.decoder.low_precision_logits
+        try:
+            tiny_model.set_logits_dtype(None)
+            exact = tiny_model.decoder(tokens, tiny_model.decoder.new_cache(features))[0]
+            tiny_model.set_logits_dtype(dtype)
+            cache = tiny_model.decoder.new_cache(features)
+            fast = tiny_model.decoder(tokens, cache, exact_tokens=asked)[0]
+        finally:
+            tiny_model.decoder.low_precision_logits = previous
+    top = exact.topk(8, dim=-1)
+    assert torch.equal(fast.topk(8, dim=-1).indices, top.indices)
+    assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-3)
+    assert torch.allclose(fast[..., asked], exact[..., asked], atol=1e-3)
+    assert 0 < (fast - exact).abs().max() < rounding  # the rest keep the low precision's rounding
