@@ -25,6 +25,7 @@ from typing import Optional, Sequence, Union
 
 from .asterisk.agi_server import DEFAULT_AGI_PORT, FastAgiServer
 from whisper.language import check_languages
+from whisper.streaming.interface import Engine
 
 from .ami_servers import DEFAULT_SERVER, AmiServerSettings, unique_names
 from .asterisk.ami_router import AmiRouter
@@ -60,7 +61,7 @@ Address = tuple[str, int]  # (host, port); port 0 takes a free one
 class Bridge:
     """An async context manager: entering starts every part, leaving stops them in order."""
 
-    def __init__(self, engine, *, storage_url: str = DEFAULT_STORAGE_URL,
+    def __init__(self, engine: Optional[Engine], *, storage_url: str = DEFAULT_STORAGE_URL,
                  listen: Address = (DEFAULT_HOST, DEFAULT_PORT), max_calls: int = 100,
                  session: SessionSettings = SessionSettings(),
                  ami: Union[None, AmiConfig, Sequence[AmiConfig]] = None,
@@ -122,7 +123,7 @@ class Bridge:
                                webhook=self.webhook, retention=self.retention, gates=self.gates)
 
     @classmethod
-    def from_config(cls, config: BridgeConfig, engine) -> "Bridge":
+    def from_config(cls, config: BridgeConfig, engine: Optional[Engine]) -> "Bridge":
         return cls(engine, storage_url=config.storage,
                    listen=split_host_port(config.listen, DEFAULT_PORT),
                    max_calls=config.max_calls, session=session_settings(config),

@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from . import config as config_mod
 from . import logsafe
@@ -18,6 +18,9 @@ from .config import BridgeConfig
 from .logsafe import shown_url
 from .outputs.storage_errors import StorageUnavailable
 from .recordings import DEFAULT_SPEAKERS
+
+if TYPE_CHECKING:
+    from whisper.streaming.interface import Engine
 
 log = logging.getLogger("audiosocket_bridge")
 
@@ -312,7 +315,7 @@ def check_storage(settings: BridgeConfig) -> None:
                          wait_s=settings.storage_wait).close()
 
 
-def build_engine(settings: BridgeConfig):
+def build_engine(settings: BridgeConfig) -> "Engine":
     if settings.engine_process:
         from whisper.streaming.pool import EnginePool, nvidia_gpu_present, plan_workers, usable_cores
 
@@ -334,7 +337,7 @@ def build_engine(settings: BridgeConfig):
     return engine
 
 
-async def serve(settings: BridgeConfig, engine, stop: Optional[asyncio.Event] = None) -> None:
+async def serve(settings: BridgeConfig, engine: "Engine", stop: Optional[asyncio.Event] = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT), then shut down gracefully."""
     from .bridge import Bridge
 

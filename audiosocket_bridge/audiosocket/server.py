@@ -6,6 +6,8 @@ import functools
 import logging
 from typing import Optional
 
+from whisper.streaming.interface import Engine
+
 from ..access import AllowList, Gate
 from ..outputs.sinks import SinkGroup
 from ..registrations import Registrations
@@ -27,7 +29,7 @@ class BridgeServer:
     a handshake, bounded apart (`max_handshakes`, each at most `handshake_timeout_s`), so that
     sockets that never send a UUID cannot keep real calls out."""
 
-    def __init__(self, engine, sinks: SinkGroup, registrations: Registrations,
+    def __init__(self, engine: Optional[Engine], sinks: SinkGroup, registrations: Registrations,
                  settings: SessionSettings = SessionSettings(), *, host: str = DEFAULT_HOST,
                  port: int = DEFAULT_PORT, max_calls: int = 100, gate: Optional[Gate] = None,
                  admit=None) -> None:

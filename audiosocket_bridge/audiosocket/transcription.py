@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable, Optional
 
 from whisper.language import parse_languages
+from whisper.streaming.interface import Engine, EngineStream
 from whisper.streaming.types import StreamOptions, TranscriptEvent
 
 from ..outputs.sinks import CallInfo, SinkGroup
@@ -47,7 +48,7 @@ async def admit_all(_uuid: str) -> Optional[str]:
 
 
 class Transcription:
-    def __init__(self, call: Call, *, engine, sinks: SinkGroup, registrations: Registrations,
+    def __init__(self, call: Call, *, engine: Engine, sinks: SinkGroup, registrations: Registrations,
                  settings: SessionSettings, stop: Callable[[str], None],
                  admit: Callable[[str], Awaitable[Optional[str]]] = admit_all) -> None:
         """`stop(reason)` ends the call from our side (the session's hangup frame and close);
@@ -58,7 +59,7 @@ class Transcription:
         self.info = CallInfo(uuid=call.uuid, peer=call.peer, started_at=datetime.now(timezone.utc),
                              sample_rate_hz=call.sample_rate_hz,
                              registration=Registration(call.uuid))
-        self.stream = None
+        self.stream: Optional[EngineStream] = None
         self._audio_ready = asyncio.Event()
         self._events: asyncio.Queue[Optional[TranscriptEvent]] = asyncio.Queue()
         self._feeder: Optional[asyncio.Task] = None

@@ -28,6 +28,7 @@ from prometheus_client.exposition import generate_latest
 from .sinks import CallInfo
 
 if TYPE_CHECKING:
+    from whisper.streaming.interface import Engine
     from whisper.streaming.types import TranscriptEvent
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def _reason_label(reason: Optional[str]) -> str:
     return (reason or "unknown").split(":", 1)[0].strip() or "unknown"
 
 
-def engine_alive(engine) -> bool:
+def engine_alive(engine: "Engine") -> bool:
     """The engine's scheduler thread runs."""
     return bool(engine.is_alive())
 
@@ -75,7 +76,7 @@ class BridgeMetrics:
         self.draining = False  # set by Bridge.drain(): /healthz fails from then on
         self._collector: Optional[_StateCollector] = None
 
-    def watch(self, *, engine=None, server=None, storage=None, storage_sink=None,
+    def watch(self, *, engine: Optional["Engine"] = None, server=None, storage=None, storage_sink=None,
               ami_sink=None, webhook=None, retention=None, gates=()) -> "BridgeMetrics":
         """Objects read at scrape time and by health(); any may be None."""
         self.retention, self.gates = retention, tuple(gates)
@@ -266,12 +267,9 @@ class _StateCollector:
                                   "network and engine (queue full)", value=stats.audio_dropped_s)
 
     @staticmethod
-    def _engine(engine):
-        stats_of = getattr(engine, "stats", None)
-        if not callable(stats_of):
-            return
+    def _engine(engine: "Engine"):
         try:
-            stats = stats_of()
+            stats = engine.stats()
         except Exception:  # noqa: BLE001 - a scrape must not fail on the engine
             log.exception("metrics: engine.stats() failed")
             return

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
     "import audiosocket_bridge.outputs.webhook",
     "from whisper.normalizers import EnglishTextNormalizer, BasicTextNormalizer",
     "import audiosocket_bridge.cli, audiosocket_bridge.recordings",
+    "import whisper.streaming.interface, audiosocket_bridge.bridge",
 ])  # fmt: skip
 def test_pure_modules_do_not_import_torch(statement):
     check = f"{statement}; import sys; assert 'torch' not in sys.modules, 'torch was imported'"

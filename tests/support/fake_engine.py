@@ -1,6 +1,6 @@
 """FakeEngine: a stand-in for whisper.streaming.StreamingEngine in server tests
-that do NOT check transcription.  It implements the engine interface of the
-spec (open_stream / push / close future / stop) and emits events on its own
+that do NOT check transcription.  It implements whisper.streaming.interface.Engine
+(open_stream / push / close future / stop) and emits events on its own
 thread like the real engine, but the "text" is synthetic: one final per
 `final_every_s` seconds of audio pushed ("segment 0", "segment 1", ...).
 """
@@ -11,7 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Optional
 
 from audiosocket_bridge.audiosocket.slin import duration_s
-from whisper.streaming.types import StreamOptions, TranscriptEvent
+from whisper.streaming.types import EngineStats, StreamOptions, TranscriptEvent
 
 
 def _event(stream_id: str, kind: str, index: int, start_s: float, end_s: float,
@@ -32,7 +32,7 @@ class FakeStream:
         self._index = 0
         self._lock = threading.Lock()
 
-    def push(self, pcm: bytes, sample_rate_hz: int) -> None:
+    def push(self, pcm: bytes, sample_rate_hz: int = 8000) -> None:
         with self._lock:
             if self.closed:
                 raise RuntimeError("push after close")
@@ -78,8 +78,8 @@ class FakeEngine:
     def text_of(self, index: int) -> str:
         return self.texts[index] if index < len(self.texts) else f"segment {index}"
 
-    def open_stream(self, stream_id: str, options: StreamOptions, on_event) -> FakeStream:
-        stream = FakeStream(self, stream_id, options, on_event)
+    def open_stream(self, stream_id: str, options: StreamOptions = StreamOptions(), on_event=None) -> FakeStream:
+        stream = FakeStream(self, stream_id, options, on_event or (lambda event: None))
         self.streams[stream_id] = stream
         return stream
 
@@ -93,9 +93,7 @@ class FakeEngine:
     def is_alive(self) -> bool:
         return not self._thread._shutdown
 
-    def stats(self):
-        from whisper.streaming import EngineStats
-
+    def stats(self) -> EngineStats:
         streams = [s for s in self.streams.values() if not s.closed]
         return EngineStats(active_streams=len(streams), queued_audio_s=0.0, lag_s=0.0, behind=False,
                            partials_skipped=0, finals_emitted=sum(s._index for s in self.streams.values()),

@@ -15,6 +15,7 @@
     capacity         the measured cost of a window, and the partial spacing it affords
     delivery         decoded windows into events
     scheduler        what runs when, on an injected clock
+    interface        Engine, EngineStream: the interface every engine below (and the tests' fake) has
     engine           StreamingEngine: the scheduler on its own thread
     process          EngineProcess: the engine in a child process, same interface
     pool             EnginePool: several engine processes (one per core), same interface,
@@ -29,7 +30,7 @@ from __future__ import annotations
 from .._lazy import lazy_names
 
 _HOMES = {
-    "StreamingEngine": "engine", "EngineOptions": "options", "Stream": "stream", "Scheduler": "scheduler",
+    "StreamingEngine": "engine", "Engine": "interface", "EngineStream": "interface", "EngineOptions": "options", "Stream": "stream", "Scheduler": "scheduler",
     "BatchDecoder": "decoder", "WhisperBatchDecoder": "whisper_decoder",
     "EngineStats": "types", "StreamOptions": "types", "TranscriptEvent": "types", "Word": "types",
 }  # fmt: skip

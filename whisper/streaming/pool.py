@@ -77,6 +77,8 @@ class Supervision:
 
 
 class EnginePool:
+    """An Engine (interface.py) over several EngineProcess workers."""
+
     def __init__(self, model_name: str, workers: int, *, device: Optional[str] = None,
                  options: EngineOptions = EngineOptions(), threads: Optional[int] = None,
                  quantize: bool = False, supervision: Supervision = Supervision()):  # fmt: skip

@@ -58,6 +58,8 @@ class EngineDied(EngineGone):
 
 
 class RemoteStream:
+    """An EngineStream whose audio goes to the engine's process."""
+
     def __init__(self, engine: "EngineProcess", stream_id: str, on_event: EventCallback):
         self.id, self.on_event = stream_id, on_event
         self._engine = engine
@@ -74,6 +76,8 @@ class RemoteStream:
 
 
 class EngineProcess:
+    """An Engine (interface.py) in a child process."""
+
     def __init__(self, model_name: str, *, device: Optional[str] = None, options: EngineOptions = EngineOptions(),
                  threads: Optional[int] = None, flush_s: float = _FLUSH_S, start_timeout_s: float = 300.0,
                  quantize: bool = False):  # fmt: skip
