@@ -1,4 +1,4 @@
-"""Memory per open call: what the engine keeps per stream (audio, VAD, endpointer, agreement,
+"""Memory per open call: what the engine keeps per stream (audio, VAD, endpointer,
 language evidence, queued finals), without the model.
 
     python -m benchmarks.call_memory [--calls 200] [--utterances 10]

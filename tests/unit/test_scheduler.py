@@ -6,7 +6,6 @@ from typing import Dict, List, Tuple
 import pytest
 
 from audiosocket_bridge.testing.fake_decoder import SCRIPT, FakeDecoder, ManualClock, decoded, script_reply, speech
-from whisper.streaming.agreement import AgreementOptions
 from whisper.streaming.capacity import Capacity
 from whisper.streaming.engine import StreamingEngine
 from whisper.streaming.options import EngineOptions
@@ -205,41 +204,6 @@ def test_silence_looking_finals_are_dropped_without_a_hotter_decode():
     rig.play({rig.open("caller", partials=False): speech(1.5) + silence(1.0, 8000)})
     assert rig.decoder.temperatures == [0.0] and rig.events == []
 
-
-COMMITS = EngineOptions(agreement=AgreementOptions(commit_after_s=5.0))
-
-
-def test_long_speech_commits_the_words_two_partials_agree_on():
-    rig = Rig(COMMITS)
-    caller = rig.open("caller")
-    rig.play({caller: speech(8.0)})
-    finals = [e for _, e in rig.finals("caller")]
-    assert finals, "nothing was committed while the caller spoke"
-    assert finals[0].start_s < 0.1 and finals[0].end_s < 8.0 - 1.0  # the margin before the audio so far
-    assert finals[0].text.split() == SCRIPT[: len(finals[0].text.split())]
-    rig.close_all()
-    finals = [e for _, e in rig.finals("caller")]
-    assert [e.segment_index for e in finals] == list(range(len(finals))) and len(finals) >= 2
-    assert all(a.end_s <= b.start_s + 0.05 for a, b in zip(finals, finals[1:])), "finals overlap"
-
-
-
-def test_an_utterance_held_open_is_not_committed_in_parts():
-    """Held open at a pause (its decode there was digits, or text the model doubted alone), an
-    utterance is wanted whole: LocalAgreement does not commit its first words apart. The rest of a
-    number committed apart was decoded alone and lost its digits ("7 3 1" came out "3 1")."""
-    from dataclasses import replace
-
-    def unsure(job, temperature):
-        return replace(script_reply(job, temperature), avg_logprob=-1.2)
-
-    halting = (speech(0.9) + silence(0.35, 8000)) * 7  # one utterance: no pause reaches 0.5 s
-    finals_while_talking = {}
-    for hold in (True, False):
-        rig = Rig(replace(COMMITS, hold_unsure=hold), reply=unsure)
-        rig.play({rig.open("caller"): halting})
-        finals_while_talking[hold] = len(rig.finals("caller"))
-    assert finals_while_talking[True] == 0 and finals_while_talking[False] >= 1, finals_while_talking
 
 def test_the_engine_is_behind_when_finals_wait():
     rig = Rig(batch_s=2.5)

@@ -5,7 +5,6 @@
     vad              speech or not, per 20 ms frame
     endpointing      utterance boundaries from per-frame decisions
     policy           fallback and hallucination guards (shared with transcribe())
-    agreement        LocalAgreement-2 commits before the speaker stops
     job              a window for the decoder
     inbox            audio queued from any thread for the scheduler thread
     stream           one stream's audio, utterances and jobs

@@ -1,13 +1,13 @@
-"""What decoded windows become: guarded, re-decoded hotter when unreliable, committed early by
-LocalAgreement, and sent to their stream as events with word times."""
+"""What decoded windows become: guarded, re-decoded hotter when unreliable, and sent to their
+stream as events with word times."""
 from __future__ import annotations
 
 import collections
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Optional, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from ..numbers import digits_as_numerals, is_digit_word, pieces_as_numerals
+from ..numbers import digits_as_numerals, pieces_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
@@ -17,7 +17,6 @@ from .types import Word
 
 if TYPE_CHECKING:
     from ..decoding import DecodingResult
-    from ..timing import WordTiming
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +48,9 @@ class Delivery:
                     self._emit(job, result)
 
     def partial(self, job: Job, result: "DecodingResult") -> None:
-        """Show a decoded partial if it passes the guards; commit what two partials agree on."""
-        if partial_rejection_reason(result, job.duration_s, self.options.guard) is not None:
-            return
-        self._emit(job, result)
-        if not job.stream.may_commit:
-            return
-        commit = job.stream.agreement.commit_point(result.text, job.duration_s,
-                                                   lambda: self.decoder.word_timings(job, result),
-                                                   lambda word: is_digit_word(word, result.language))  # fmt: skip
-        if commit is None:
-            return
-        final_job = job.stream.commit(job.start_s + commit.end_s)
-        if final_job is not None:
-            self._emit(final_job, replace(result, text=commit.text, tokens=commit.tokens), list(commit.words))
+        """Show a decoded partial if it passes the guards."""
+        if partial_rejection_reason(result, job.duration_s, self.options.guard) is None:
+            self._emit(job, result)
 
     def _with_fallback(self, job: Job, result: "DecodingResult") -> "DecodingResult":
         """Hotter decodes until one is reliable; if none is, the likeliest of them all that does
@@ -77,12 +65,11 @@ class Delivery:
         final = retry_hotter(decode_at, guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)
         return final if not needs_fallback(final, guard) else likeliest(tried, guard)
 
-    def _emit(self, job: Job, result: "DecodingResult", timings: Optional[Sequence["WordTiming"]] = None) -> None:
+    def _emit(self, job: Job, result: "DecodingResult") -> None:
         result = replace(result, text=digits_as_numerals(result.text, result.language))
         words = ()
         if job.kind == "final" and result.text and job.stream.options.word_timestamps:
-            timings = timings if timings is not None else self.decoder.word_timings(job, result)
-            timings = [t for t in timings if t.word.strip()]
+            timings = [t for t in self.decoder.word_timings(job, result) if t.word.strip()]
             written = pieces_as_numerals([t.word for t in timings], result.language)
             words = tuple(
                 Word(text, round(job.start_s + t.start, 3), round(job.start_s + t.end, 3), float(t.probability))

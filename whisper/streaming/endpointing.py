@@ -146,14 +146,6 @@ class Endpointer:
             return None
         return self.start_frame, self.last_speech_frame + 1 + _frames(self.options.post_roll_s)
 
-    def commit_until(self, frame: int) -> Optional[Boundary]:
-        """Close the open utterance's first part, up to ``frame``; the rest stays open (a commit)."""
-        start = self.start_frame
-        if start is None or not start < frame < self.frame:
-            return None
-        self._keep_from(frame)
-        return Boundary(start, frame, cut=True)
-
     def flush(self) -> Optional[Boundary]:
         """End of stream: the open utterance, if it had enough speech, ends here."""
         if self.start_frame is None:

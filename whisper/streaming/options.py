@@ -7,7 +7,6 @@ from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any, Dict, Iterable, List, Mapping, get_args, get_type_hints
 
 from ..language import require_known
-from .agreement import AgreementOptions
 from .endpointing import EndpointOptions
 from .policy import GuardOptions
 from .types import StreamOptions
@@ -19,7 +18,6 @@ class EngineOptions:
     endpoint: EndpointOptions = EndpointOptions()
     vad: VadOptions = VadOptions()
     guard: GuardOptions = GuardOptions()  # also the temperatures unreliable finals are re-decoded at
-    agreement: AgreementOptions = AgreementOptions()  # finals before the speaker stops (LocalAgreement-2)
     max_batch: int = 8  # windows per encoder/decoder batch of finals
     max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
     # First partials that may ride along with a batch of finals: with many calls a batch of finals

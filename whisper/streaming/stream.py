@@ -19,7 +19,6 @@ import numpy as np
 from ..audio import StreamingResampler, int16_to_float
 from ..language import LanguageEvidence
 from ..numbers import is_digit_string
-from .agreement import LocalAgreement
 from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
 from .job import Job
@@ -60,7 +59,6 @@ class Stream:
         self._resampler: Optional[StreamingResampler] = None
         self._vad = VoiceActivityDetector(config.vad)
         self._endpointer = Endpointer(_endpointing(config.endpoint, options))
-        self.agreement = LocalAgreement(config.agreement)
         self.language = LanguageEvidence(options.language_candidates)  # fed by its finals
         self._audio = np.zeros(0, dtype=np.float32)  # 16 kHz samples from _audio_start_frame on
         self._audio_start_frame = 0
@@ -72,7 +70,7 @@ class Stream:
         self._partial_sent = False  # a partial went out for the current segment
         self._last_partial_frame = 0  # the end of the audio the last partial (or final) covered
         self._partial_decoded = False  # the open utterance has had a partial decoded
-        # The last segment ended by a cut or commit, and its final text once it is out: windows of
+        # The last segment ended by a cut, and its final text once it is out: windows of
         # the segment that continues it are decoded with that text as context (Job.context); those
         # made before it is out (a speculative decode in the same tick), without.
         self._cut_segment = -1
@@ -159,7 +157,6 @@ class Stream:
         self.segment_index += 1
         self._partial_sent = False
         self._partial_decoded = False
-        self.agreement.restart()
         self._speculated = {}
         self._last_partial_frame = boundary.end_frame
 
@@ -217,22 +214,6 @@ class Stream:
             self._speculated[job.frames] = result
             if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
                 self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
-
-    @property
-    def may_commit(self) -> bool:
-        """Whether the open utterance may be committed in parts. Not while it is held open: its
-        decode at a pause was digits or text the model doubted alone, so it is wanted whole (a
-        number's rest, committed apart, lost its digits)."""
-        return not self._endpointer.held
-
-    def commit(self, end_s: float) -> Optional[Job]:
-        """The open utterance's audio up to ``end_s`` (stream clock) as a final job; the rest stays open."""
-        boundary = self._endpointer.commit_until(int(end_s * SAMPLE_RATE_HZ) // FRAME_SAMPLES)
-        if boundary is None:
-            return None
-        self._partial_sent = True  # the committed words were shown as a partial
-        self._finish(boundary)
-        return self._finals.pop()
 
     # -- scheduler thread: partials ---------------------------------------------------------
     @property
