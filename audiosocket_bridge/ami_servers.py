@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Optional
 
+from .values import split_host_port
+
 DEFAULT_SERVER = "default"  # the name of the server given by --ami-host
 DEFAULT_AMI_PORT = 5038
 SECTION_PREFIX = "ami "
@@ -43,8 +45,6 @@ def check_name(name: str) -> str:
 def parse_server_flag(text: str) -> tuple[str, str, Optional[int]]:
     """'NAME=HOST[:PORT]' (an IPv6 host in brackets: 'pbx=[::1]:5038') -> (name, host, port or
     None when not given)."""
-    from .config import split_host_port  # config imports this module
-
     name, sep, address = text.partition("=")
     if not sep or not address.strip():
         raise ValueError(f"--ami {text!r}: expected NAME=HOST[:PORT]")

@@ -33,8 +33,9 @@ from .asterisk.ami_sink import AmiConfig
 from .audiosocket.server import DEFAULT_HOST, DEFAULT_PORT, BridgeServer
 from .audiosocket.settings import SessionSettings
 from .access import AllowList, Gate, parse_networks
-from .config import (BridgeConfig, agi_secret, ami_secret, read_secret, split_host_port,
+from .config import (BridgeConfig, agi_secret, ami_secret, read_secret,
                      storage_password, webhook_secret)
+from .values import split_host_port
 from .outputs.durable import DurableStorageSink
 from .outputs.live import LiveCalls
 from .outputs.alerts import AlertRule, AlertSink, parse_rules

@@ -234,13 +234,3 @@ def storage_password(config: BridgeConfig) -> Optional[str]:
 
 def agi_secret(config: BridgeConfig) -> str:
     return read_secret(config.agi_secret, config.agi_secret_file)
-
-
-def split_host_port(text: str, default_port: int) -> tuple[str, int]:
-    """'host:port', ':port', 'host', '[v6]:port', '[v6]' or a bare IPv6 address ('::1')."""
-    host, sep, port = text.rpartition(":")
-    if not sep or "]" in port or (host.count(":") and not host.startswith("[")):
-        return text.strip("[]"), default_port  # no port, or an IPv6 address without brackets
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"invalid address {text!r}: the port must be 1-65535 (IPv6 with a port: [::1]:8300)")
-    return (host.strip("[]") or "127.0.0.1"), int(port)

@@ -20,7 +20,7 @@ from whisper.grammar import parse_grammar
 from whisper.vocabulary import parse_vocabulary
 from whisper.language import check_languages
 
-from .audiosocket.protocol import canonical_uuid
+from .values import canonical_uuid
 from .redaction import check_policy
 from .values import blank_to_none, parse_bool, parse_float
 

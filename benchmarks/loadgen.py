@@ -322,7 +322,7 @@ async def _main_async(args) -> None:
     try:
         if args.connect:
             from audiosocket_bridge.audiosocket.server import DEFAULT_PORT
-            from audiosocket_bridge.config import split_host_port
+            from audiosocket_bridge.values import split_host_port
             from audiosocket_bridge.outputs.storage import open_storage
 
             host, port = split_host_port(args.connect, DEFAULT_PORT)

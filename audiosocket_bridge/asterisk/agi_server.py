@@ -40,7 +40,7 @@ from whisper.grammar import parse_grammar
 from ..access import AllowList, Gate, secret_matches
 from .agi_protocol import (HANGUP_LINE, AgiRequest, AgiResponse, get_variable, parse_env_line,
                            parse_request, parse_response, set_variable)
-from ..audiosocket.protocol import canonical_uuid
+from ..values import canonical_uuid
 from ..outputs.presence import call_state, utc_now
 from ..outputs.storage import StoredCall, joined_text
 from ..redaction import channel_text

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Optional
 
 from whisper.streaming.types import TranscriptEvent
 
-from ..audiosocket.protocol import canonical_uuid
+from ..values import canonical_uuid
 from ..registrations import CallOptions, Registration
 from ..values import blank_to_none
 

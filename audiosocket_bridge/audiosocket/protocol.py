@@ -105,11 +105,6 @@ def describe_error(code: Optional[int]) -> str:
         return f"0x{code:02x}"
 
 
-def canonical_uuid(text: str) -> str:
-    """Lower-case 8-4-4-4-12 form; raises ValueError if `text` is not a UUID."""
-    return str(uuid_lib.UUID(text.strip()))
-
-
 def audio_kind_for_rate(sample_rate_hz: int) -> Kind:
     try:
         return _AUDIO_RATE_KINDS[sample_rate_hz]

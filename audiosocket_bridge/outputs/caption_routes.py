@@ -23,7 +23,7 @@ from typing import Awaitable, Callable, Optional
 
 from aiohttp import web
 
-from ..audiosocket.protocol import canonical_uuid
+from ..values import canonical_uuid
 from . import export, search
 from .captions import (CaptionHub, Message, Replayed, TooManySubscribers, ended_message,
                        parse_since, stored_final_message, stored_started_message)

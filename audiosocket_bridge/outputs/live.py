@@ -13,7 +13,7 @@ from collections import OrderedDict
 from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
-from ..audiosocket.protocol import canonical_uuid
+from ..values import canonical_uuid
 from .sinks import CallInfo
 
 if TYPE_CHECKING:

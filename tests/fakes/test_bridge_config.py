@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from audiosocket_bridge import cli
-from audiosocket_bridge.config import BridgeConfig, split_host_port
+from audiosocket_bridge.config import BridgeConfig
+from audiosocket_bridge.values import split_host_port
 from audiosocket_bridge.outputs.storage import open_storage
 from tests.support.builders import STORED_CALL, fill_storage, resolved_config
 

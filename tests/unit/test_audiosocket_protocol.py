@@ -91,9 +91,11 @@ def test_raw_decoder_keeps_odd_byte():
 
 
 def test_canonical_uuid():
-    assert p.canonical_uuid(" {" + CALL.upper() + "}") == CALL
+    from audiosocket_bridge.values import canonical_uuid
+
+    assert canonical_uuid(" {" + CALL.upper() + "}") == CALL
     with pytest.raises(ValueError):
-        p.canonical_uuid("not-a-uuid")
+        canonical_uuid("not-a-uuid")
 
 
 frames = st.one_of(
