@@ -26,6 +26,7 @@ from typing import Callable, Optional
 
 from whisper.streaming.types import TranscriptEvent
 
+from ..backoff import Backoff
 from ..outputs.sinks import CallInfo
 from ..redaction import channel_text
 from ..registrations import Registration, Registrations
@@ -57,21 +58,6 @@ class AmiConfig:
     max_finals: int = 20000  # past this the oldest final is dropped (counted, logged)
     drain_timeout_s: float = 5.0  # on close: the flush of what is queued stops after this long
     drain_max_s: float = 60.0  # without progress, and in any case after this long
-
-
-class Backoff:
-    """Exponential reconnect delay: initial, 2x, 4x, ... capped at max."""
-
-    def __init__(self, initial_s: float, max_s: float) -> None:
-        self.initial_s, self.max_s = initial_s, max_s
-        self._next_s = initial_s
-
-    def next_delay_s(self) -> float:
-        delay, self._next_s = self._next_s, min(self.max_s, self._next_s * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next_s = self.initial_s
 
 
 class AmiSink:
@@ -206,15 +192,17 @@ class AmiSink:
 
     # -- sender thread
     def _run(self) -> None:
-        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s, jitter=False)
+        failures = 0
         while not self._finished():
             connection = self._open_session()
             if connection is None:
                 if self._stop.is_set():
                     break  # closing while AMI is down: nothing more can be delivered
-                self._stop.wait(backoff.next_delay_s())
+                failures += 1
+                self._stop.wait(backoff.delay_s(failures))
                 continue
-            backoff.reset()
+            failures = 0
             self._pump(connection)
             self._connected.clear()
             connection.close()

@@ -11,24 +11,13 @@ from email.utils import parsedate_to_datetime
 from typing import BinaryIO, Callable, Optional, Union
 from urllib.parse import urlparse
 
+from ..backoff import Backoff
 from ..logsafe import shown_url
 
 DELIVERED, RETRY, FAILED = "delivered", "retry", "failed"
 RETRY_STATUSES = frozenset({408, 429})  # and every 5xx
 RETRY_AFTER_STATUSES = frozenset({429, 503})
 RETRY_AFTER_CAP_S = 3600.0  # a receiver asking for more is asked again in an hour
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with jitter: about base_s after the first failure, doubling, at most
-    cap_s; each delay is drawn from its upper half so that bridges retrying together spread."""
-    base_s: float = 1.0
-    cap_s: float = 300.0
-
-    def delay_s(self, failures: int, draw: Callable[[], float] = random.random) -> float:
-        full_s = min(self.cap_s, self.base_s * 2 ** max(0, failures - 1))
-        return full_s * (0.5 + 0.5 * draw())
 
 
 @dataclass(frozen=True)

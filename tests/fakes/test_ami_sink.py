@@ -11,7 +11,8 @@ from tests.support.builders import CHANNEL_A, CHANNEL_B, UUID_A, UUID_B, call_in
 from audiosocket_bridge.testing.fake_ami import FakeAmi, transcriber, users_from_manager_conf
 
 from audiosocket_bridge.asterisk.ami_outbox import Outbox, OutboxItem
-from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink, Backoff
+from audiosocket_bridge.asterisk.ami_sink import AmiConfig, AmiSink
+from audiosocket_bridge.backoff import Backoff
 from audiosocket_bridge.asterisk.ami_client import AmiConnection
 from audiosocket_bridge.asterisk.ami_protocol import AMI_MAX_LINE_BYTES
 from audiosocket_bridge.registrations import Registrations, CallOptions
@@ -217,11 +218,10 @@ def test_setvar_on_a_vanished_channel_is_counted_not_retried(ami, sink_for):
     assert sink.counters["rejected"] == 4 and len(_captions(ami, UUID_A)) == 1
 
 
-def test_backoff_doubles_up_to_the_cap_and_resets():
-    backoff = Backoff(0.5, 3.0)
-    assert [backoff.next_delay_s() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
-    backoff.reset()
-    assert backoff.next_delay_s() == 0.5
+def test_reconnect_backoff_doubles_up_to_the_cap_without_jitter():
+    backoff = Backoff(0.5, 3.0, jitter=False)
+    assert [backoff.delay_s(failures) for failures in range(1, 6)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff.delay_s(100_000) == 3.0  # a PBX down for days: still the cap, no OverflowError
 
 
 def test_a_caption_saying_status_will_follow_does_not_stall_the_session():
