@@ -40,9 +40,9 @@ class BridgeServer:
         self.gate = gate or Gate("AudioSocket", AllowList.default())
         self.stats = ConnectionStats()
         extra = {"admit": admit} if admit is not None else {}
-        self._transcribe = functools.partial(Transcription, engine=engine, sinks=sinks,
-                                             registrations=registrations, settings=settings,
-                                             **extra)
+        self._new_transcription = functools.partial(Transcription, engine=engine, sinks=sinks,
+                                                    registrations=registrations, settings=settings,
+                                                    **extra)
         self._live_uuids = LiveUuids()
         self._server: Optional[asyncio.AbstractServer] = None
         self._address: Optional[tuple[str, int]] = None
@@ -105,7 +105,7 @@ class BridgeServer:
             await self._refuse(reader, writer)
             return
         session = Session(reader, writer, settings=self.settings, stats=self.stats,
-                          live_uuids=self._live_uuids, transcribe=self._transcribe,
+                          live_uuids=self._live_uuids, new_transcription=self._new_transcription,
                           may_start=self._may_start)
         task = asyncio.current_task()
         self._sessions[task] = session

@@ -32,15 +32,15 @@ G711_WARNING_FRAMES = 25  # half a second of them
 class Session:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *,
                  settings: SessionSettings, stats: ConnectionStats, live_uuids: LiveUuids,
-                 transcribe: Callable[..., Transcription],
+                 new_transcription: Callable[..., Transcription],
                  may_start: Callable[[], Optional[str]] = lambda: None) -> None:
-        """`transcribe(call, stop=...)` makes the call's Transcription once its UUID is known;
+        """`new_transcription(call, stop=...)` makes the call's Transcription once its UUID is known;
         `may_start()` then says why it may not start (a full bridge), or None; `stats` are the
         server's, shared by all its sessions."""
         self._may_start = may_start
         self.reader, self.writer = reader, writer
         self.settings, self.stats = settings, stats
-        self._live_uuids, self._transcribe = live_uuids, transcribe
+        self._live_uuids, self._new_transcription = live_uuids, new_transcription
         self.peer = peer_label(writer)
         self.call = Call.raw(self.peer) if settings.raw else Call(self.peer)
         self.decoder = RawAudioDecoder() if settings.raw else FrameDecoder(settings.max_frame_bytes)
@@ -184,7 +184,7 @@ class Session:
         if not self._live_uuids.claim(self.call.uuid):
             raise CallError(f"UUID {self.call.uuid} is already in a live call")
         self._uuid_claimed = True
-        self.transcription = self._transcribe(self.call, stop=self.stop)
+        self.transcription = self._new_transcription(self.call, stop=self.stop)
         self.transcription.start()
 
     def _wake_feeder(self) -> None:

@@ -65,7 +65,9 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class WebhookDelivery:
+    """A call's row in the webhook queue, as read back (tests, operators)."""
+
     uuid: str
     state: str  # pending, delivered or failed
     attempts: int
@@ -117,10 +119,10 @@ class WebhookQueue:
                                   "WHERE url = ? AND state = 'pending'", (self.url,))
         return int(rows[0][0])
 
-    def get(self, call_uuid: str) -> Optional[Delivery]:
+    def get(self, call_uuid: str) -> Optional[WebhookDelivery]:
         rows = self.storage.query(_SELECT, (call_uuid, self.url))
         if not rows:
             return None
         uuid, state, attempts, next_at, owner, until, error, created, delivered = rows[0]
-        return Delivery(uuid, state, int(attempts), as_datetime(next_at), owner,
+        return WebhookDelivery(uuid, state, int(attempts), as_datetime(next_at), owner,
                         as_datetime(until), error, as_datetime(created), as_datetime(delivered))
