@@ -56,7 +56,7 @@ class FakeDecoder:
         self.during_next_batch: Optional[Callable[[], None]] = None  # what happens while the next batch runs
 
     def decode(self, jobs: Sequence[Job], temperature: float, poll: Callable[[], None]) -> List[DecodingResult]:
-        self.batches.append([(job.stream.id, "speculative" if job.speculative else job.kind) for job in jobs])
+        self.batches.append([(job.stream_id, "speculative" if job.speculative else job.kind) for job in jobs])
         self.temperatures.append(temperature)
         if self.during_next_batch is not None:
             happening, self.during_next_batch = self.during_next_batch, None

@@ -30,11 +30,11 @@ class Delivery:
         of a batch, where the model is busy) a final that needs one waits for the next tick."""
         guard = self.options.guard
         for stream in streams:
-            while (job := stream.ready_final()) is not None:
-                assert job.result is not None
-                if not fallback and needs_fallback(job.result, guard):
+            while (ready := stream.ready_final()) is not None:
+                job, result = ready
+                if not fallback and needs_fallback(result, guard):
                     break
-                result = self._with_fallback(job, job.result)
+                result = self._with_fallback(job, result)
                 reason = rejection_reason(result, job.duration_s, guard)
                 if reason is not None:
                     # its words may be a caller's (a card number): their count only, never the text
@@ -45,12 +45,12 @@ class Delivery:
                 if result.text and result.language_probs:
                     stream.language.add(result.language_probs, job.duration_s)
                 if result.text or job.had_partial:
-                    self._emit(job, result)
+                    self._emit(stream, job, result)
 
-    def partial(self, job: Job, result: "DecodingResult") -> None:
-        """Show a decoded partial if it passes the guards."""
+    def partial(self, stream: Stream, job: Job, result: "DecodingResult") -> None:
+        """Show a decoded partial of ``stream`` if it passes the guards."""
         if partial_rejection_reason(result, job.duration_s, self.options.guard) is None:
-            self._emit(job, result)
+            self._emit(stream, job, result)
 
     def _with_fallback(self, job: Job, result: "DecodingResult") -> "DecodingResult":
         """Hotter decodes until one is reliable; if none is, the likeliest of them all that does
@@ -65,10 +65,10 @@ class Delivery:
         final = retry_hotter(decode_at, guard.fallback.temperatures[1:], lambda r: needs_fallback(r, guard), result)
         return final if not needs_fallback(final, guard) else likeliest(tried, guard)
 
-    def _emit(self, job: Job, result: "DecodingResult") -> None:
+    def _emit(self, stream: Stream, job: Job, result: "DecodingResult") -> None:
         result = replace(result, text=digits_as_numerals(result.text, result.language))
         words = ()
-        if job.kind == "final" and result.text and job.stream.options.word_timestamps:
+        if job.kind == "final" and result.text and job.options.word_timestamps:
             timings = [t for t in self.decoder.word_timings(job, result) if t.word.strip()]
             written = pieces_as_numerals([t.word for t in timings], result.language)
             words = tuple(
@@ -76,5 +76,5 @@ class Delivery:
                 for text, t in zip(written, timings)
             )  # fmt: skip
         self.counters["partials" if job.kind == "partial" else "finals"] += 1
-        job.stream.emit(job.event(result, words))
+        stream.emit(job.event(result, words))
 

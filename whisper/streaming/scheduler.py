@@ -17,7 +17,7 @@ import itertools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
 
 from .budget import PartialBudget
 from .capacity import Capacity
@@ -78,6 +78,10 @@ class Scheduler:
     def streams(self) -> List[Stream]:
         with self._lock:
             return list(self._streams.values())
+
+    def _stream_of(self, job: Job) -> Optional[Stream]:
+        with self._lock:
+            return self._streams.get(job.stream_id)
 
     def stats(self) -> EngineStats:
         streams, now_s = self.streams(), self.clock()
@@ -164,12 +168,15 @@ class Scheduler:
         to_decode = jobs + riders
         partials = []
         for job, result in zip(to_decode, self._decode(to_decode)):
-            if job.speculative:
-                job.stream.accept_speculation(job, result)
-            elif job.kind == "partial":
+            stream = self._stream_of(job)
+            if job.kind == "partial":
                 partials.append((job, result))
+            elif stream is None:
+                continue
+            elif job.speculative:
+                stream.accept_speculation(job, result)
             else:
-                job.result = result
+                stream.accept_final(job, result)
         self._lag_s = self.clock() - started_s
         return partials
 
@@ -199,7 +206,8 @@ class Scheduler:
         return self._partial_interval_s
 
     def _decode_partials(self, streams: List[Stream], due: List[Job]) -> None:
-        due.sort(key=lambda job: job.stream.partial_priority(job))
+        by_id = {s.id: s for s in streams}
+        due.sort(key=lambda job: by_id[job.stream_id].partial_priority(job))
         # Thin partials, first partials and then the stalest streams first; to one when another
         # stream's final is about to be due.
         limit = 1 if any(s.final_imminent for s in streams) else self.options.max_partial_batch
@@ -218,7 +226,8 @@ class Scheduler:
 
     def _deliver_partials(self, decoded: List[Tuple[Job, "DecodingResult"]]) -> None:
         for job, result in decoded:
-            if job.segment_index != job.stream.segment_index:
+            stream = self._stream_of(job)
+            if stream is None or job.segment_index != stream.segment_index:
                 continue  # its utterance ended while the batch ran: the final supersedes it
-            job.stream.mark_partial(job)
-            self._delivery.partial(job, result)
+            stream.mark_partial(job)
+            self._delivery.partial(stream, job, result)

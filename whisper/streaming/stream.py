@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, Optional, Tuple
 
 import numpy as np
@@ -46,6 +46,14 @@ def _endpointing(engine_default: EndpointOptions, options: StreamOptions) -> End
     return engine_default if trailing_s is None else replace(engine_default, trailing_silence_s=trailing_s)
 
 
+@dataclass
+class _Final:
+    """A finished utterance waiting to go out, and its result once decoded."""
+
+    job: Job  # as cut: its language is resolved again when it is handed out
+    result: Optional["DecodingResult"] = None
+
+
 class Stream:
     """One live audio stream. ``push`` and ``close`` are safe from any thread and never block."""
 
@@ -64,7 +72,7 @@ class Stream:
         self._audio_start_frame = 0
         self._pending_frame_samples = np.zeros(0, dtype=np.float32)
         self._drained_at_s = 0.0
-        self._finals: Deque[Job] = collections.deque()
+        self._finals: Deque[_Final] = collections.deque()
         self._speculated: Dict[Tuple[int, int], "DecodingResult"] = {}  # frames -> result, for the open utterance
         self.segment_index = 0
         self._partial_sent = False  # a partial went out for the current segment
@@ -145,13 +153,20 @@ class Stream:
     def _job(self, kind: str, frames: Tuple[int, int], **fields) -> Job:
         start, end = frames
         context = self._continued_text if self._cut_segment == self.segment_index - 1 else ""
-        return Job(self, kind, self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
-                   frames=frames, context=context, **fields)  # fmt: skip
+        job = Job(self.id, kind, self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
+                  self.options, context=context, frames=frames, **fields)  # fmt: skip
+        return self._resolved(job)
+
+    def _resolved(self, job: Job) -> Job:
+        """``job`` with the stream's language as it stands now (its finals may have decided it)."""
+        language = self.options.language or self.language.decided()
+        prior = {} if language else self.language.prior(job.duration_s)
+        return replace(job, language=language, language_prior=prior)
 
     def _finish(self, boundary: Boundary) -> None:
         frames = (boundary.start_frame, boundary.end_frame)
-        self._finals.append(self._job("final", frames, had_partial=self._partial_sent,
-                                      result=self._speculated.get(frames), ready_at_s=self._drained_at_s))  # fmt: skip
+        job = self._job("final", frames, had_partial=self._partial_sent, ready_at_s=self._drained_at_s)
+        self._finals.append(_Final(job, self._speculated.get(frames)))
         if boundary.cut:
             self._cut_segment, self._continued_text = self.segment_index, ""
         self.segment_index += 1
@@ -175,14 +190,22 @@ class Stream:
 
     # -- scheduler thread: finals -----------------------------------------------------------
     def undecoded_finals(self) -> Iterator[Job]:
-        return (job for job in self._finals if job.result is None)
+        return (self._resolved(final.job) for final in self._finals if final.result is None)
 
-    def ready_final(self) -> Optional[Job]:
-        """The oldest final, if it is decoded: finals go out in order."""
-        return self._finals[0] if self._finals and self._finals[0].result is not None else None
+    def accept_final(self, job: Job, result: "DecodingResult") -> None:
+        """A final's decode is back."""
+        for final in self._finals:
+            if final.job.segment_index == job.segment_index and final.result is None:
+                final.result = result
 
-    def pop_final(self) -> Job:
-        return self._finals.popleft()
+    def ready_final(self) -> Optional[Tuple[Job, "DecodingResult"]]:
+        """The oldest final and its result, if it is decoded: finals go out in order."""
+        if not self._finals or self._finals[0].result is None:
+            return None
+        return self._resolved(self._finals[0].job), self._finals[0].result
+
+    def pop_final(self) -> None:
+        self._finals.popleft()
 
     @property
     def has_finals(self) -> bool:
@@ -190,7 +213,7 @@ class Stream:
 
     @property
     def oldest_final_at_s(self) -> Optional[float]:
-        return self._finals[0].ready_at_s if self._finals else None
+        return self._finals[0].job.ready_at_s if self._finals else None
 
     def speculative_job(self, after_frames: int) -> Optional[Job]:
         """The open utterance as it will end if the caller stays silent: decoding it during the
@@ -207,7 +230,7 @@ class Stream:
         """A speculative decode is back: it is the result of a final that has ended as expected (or
         of one that may still), unless the caller spoke again."""
         for final in self._finals:
-            if final.frames == job.frames and final.result is None:
+            if final.job.frames == job.frames and final.result is None:
                 final.result = result
                 return
         if job.segment_index == self.segment_index:

@@ -26,14 +26,10 @@ _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger ca
 
 
 def _decoding_options(job: Job, temperature: float) -> DecodingOptions:
-    """The stream's options; the prompt is its initial prompt and, where the utterance continues one
-    that was cut, that one's text (as transcribe() conditions a window on the one before)."""
-    options = job.stream.options
-    language = options.language or job.stream.language.decided()
-    prompt = " ".join(text for text in (options.initial_prompt, job.context) if text)
+    options, language = job.options, job.language
     return DecodingOptions(task=options.task, language=language, temperature=temperature,
                            language_candidates=() if language else options.language_candidates,
-                           prompt=prompt or None, without_timestamps=True,
+                           prompt=job.prompt, without_timestamps=True,
                            grammar=None if options.grammar is None else parse_grammar(options.grammar),
                            vocabulary=None if options.vocabulary is None else parse_vocabulary(options.vocabulary))  # fmt: skip
 
@@ -67,7 +63,7 @@ class WhisperBatchDecoder:
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
             task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
-            priors = None if options.language else [jobs[i].stream.language.prior(jobs[i].duration_s) for i in rows]
+            priors = None if options.language else [dict(jobs[i].language_prior) for i in rows]
             for i, result in zip(rows, task.run(features[rows], language_priors=priors)):
                 results[i] = _as_answer(result, options.grammar)
         return results  # type: ignore[return-value]
@@ -101,7 +97,7 @@ class WhisperBatchDecoder:
     def word_timings(self, job: Job, result: DecodingResult) -> List[WordTiming]:
         """From the cross-attention the decode recorded (or, after a fallback, a new pass)."""
         tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
-                                  language=result.language, task=job.stream.options.task)  # fmt: skip
+                                  language=result.language, task=job.options.task)  # fmt: skip
         num_frames = len(job.audio) // HOP_LENGTH
         if result.cross_attention is not None:
             first_row = len(result.cross_attention[0][0, 0]) - len(result.tokens) - 1
