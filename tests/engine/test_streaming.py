@@ -229,7 +229,7 @@ def test_unprocessed_audio_per_stream_is_bounded(tiny_model):
     stream = engine.open_stream("flood", StreamOptions(partials=False))
     for _ in range(20):
         stream.push(silence(1.0, 8000), 8000)
-    assert stream.queued_audio_s == pytest.approx(20.0)
+    assert stream.queued_audio_s == pytest.approx(5.0)  # bounded as it is pushed, not only when taken
     future = stream.close()
     while not future.done():
         engine.step()

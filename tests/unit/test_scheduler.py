@@ -340,3 +340,17 @@ def test_the_rest_of_a_cut_number_is_decoded_without_the_cut_part_as_its_prompt(
     finals = [e for _, e in rig.finals("caller")]
     assert [final.text for final in finals] == ["8 8 5 7 7 5 9", "8 7 7"]
     assert {context for _, context in contexts} == {""}
+
+
+def test_a_streams_inbox_keeps_the_newest_audio_within_its_bound_while_nobody_takes_it():
+    from whisper.streaming.inbox import Inbox
+
+    inbox = Inbox("flood", max_s=2.0)
+    for second in range(5):
+        inbox.put(bytes([second]) * 16000, 8000)  # 1 s at 8 kHz, each second its own byte
+    inbox.put(b"\x09" * 32000, 16000)  # 1 s at 16 kHz
+    assert inbox.queued_s == pytest.approx(2.0)
+    runs, dropped_s, closing = inbox.take()
+    assert runs == [(8000, b"\x04" * 16000), (16000, b"\x09" * 32000)]  # the newest 2 s, runs by rate
+    assert dropped_s == pytest.approx(4.0) and not closing
+    assert inbox.take() == ([], 0.0, False)

@@ -68,7 +68,7 @@ class Delivery:
     def _emit(self, stream: Stream, job: Job, result: "DecodingResult") -> None:
         result = replace(result, text=digits_as_numerals(result.text, result.language))
         words = ()
-        if job.kind == "final" and result.text and job.options.word_timestamps:
+        if job.kind == "final" and result.text and job.stream_options.word_timestamps:
             timings = [t for t in self.decoder.word_timings(job, result) if t.word.strip()]
             written = pieces_as_numerals([t.word for t in timings], result.language)
             words = tuple(

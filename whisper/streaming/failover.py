@@ -16,6 +16,7 @@ import threading
 from concurrent.futures import Future
 from typing import Callable, Optional
 
+from .pcm import duration_s
 from .process import EngineDied, RemoteStream
 from .types import EventCallback, StreamOptions, TranscriptEvent
 
@@ -34,11 +35,11 @@ def shifted(event: TranscriptEvent, index_base: int, time_base_s: float) -> Tran
 
 
 class PoolStream:
-    def __init__(self, stream_id: str, options: StreamOptions, on_event: EventCallback,
+    def __init__(self, stream_id: str, stream_options: StreamOptions, on_event: EventCallback,
                  on_orphaned: Callable[["PoolStream"], None],
                  on_done: Callable[["PoolStream"], None]) -> None:
         """`on_orphaned(stream)`: its worker died and it needs another; `on_done`: it has ended."""
-        self.id, self.options = stream_id, options
+        self.id, self.stream_options = stream_id, stream_options
         self.close_future: Future = Future()
         self.moves = 0  # times it was opened again on another worker
         self.dropped_s = 0.0  # audio pushed while it had no worker
@@ -65,10 +66,10 @@ class PoolStream:
 
     def push(self, pcm: bytes, sample_rate_hz: int = 8000) -> None:
         with self._lock:
-            self._pushed_s += len(pcm) / 2 / sample_rate_hz
+            self._pushed_s += duration_s(len(pcm), sample_rate_hz)
             remote = self._remote
             if remote is None:
-                self.dropped_s += len(pcm) / 2 / sample_rate_hz
+                self.dropped_s += duration_s(len(pcm), sample_rate_hz)
                 return
         remote.push(pcm, sample_rate_hz)
 

@@ -1,35 +1,25 @@
-"""A stream's audio queued by any thread (the caller's socket) for the scheduler thread."""
+"""A stream's audio queued by any thread (the caller's socket) for the scheduler thread.
+
+Bounded as every queue on the audio's way (pcm.AudioQueue): past ``max_s`` the oldest is dropped
+as new audio comes, and counted; only under extreme overload, since the scheduler takes everything
+queued every tick.
+"""
 from __future__ import annotations
 
-import collections
 import threading
-from typing import Deque, List, Tuple
+from typing import List, Tuple
 
-Chunk = Tuple[bytes, int]  # int16 PCM and its sample rate in Hz
+from .pcm import AudioChunk, AudioQueue, joined_runs
 
-
-def _seconds(chunk: Chunk) -> float:
-    return len(chunk[0]) / 2 / chunk[1]
-
-
-def runs_by_rate(chunks: List[Chunk]) -> List[Chunk]:
-    """Consecutive chunks at the same sample rate joined into one."""
-    runs: List[Tuple[List[bytes], int]] = []
-    for pcm, rate in chunks:
-        if runs and runs[-1][1] == rate:
-            runs[-1][0].append(pcm)
-        else:
-            runs.append(([pcm], rate))
-    return [(b"".join(parts), rate) for parts, rate in runs]
+Run = Tuple[int, bytes]  # sample rate in Hz, and int16 PCM at that rate
 
 
 class Inbox:
     """``put`` and ``close`` never block for long: the scheduler only swaps the queue out under the lock."""
 
-    def __init__(self, stream_id: str):
+    def __init__(self, stream_id: str, max_s: float):
         self.stream_id = stream_id
-        self._chunks: Deque[Chunk] = collections.deque()
-        self._queued_s = 0.0
+        self._queue = AudioQueue(max_s)
         self._closing = False
         self._lock = threading.Lock()
 
@@ -37,8 +27,7 @@ class Inbox:
         with self._lock:
             if self._closing:
                 raise RuntimeError(f"stream {self.stream_id} is closed")
-            self._chunks.append((pcm, sample_rate_hz))
-            self._queued_s += _seconds(self._chunks[-1])
+            self._queue.put(AudioChunk(pcm, sample_rate_hz))
 
     def close(self) -> None:
         with self._lock:
@@ -47,19 +36,13 @@ class Inbox:
     @property
     def queued_s(self) -> float:
         with self._lock:
-            return self._queued_s
+            return self._queue.queued_s
 
-    def take(self, max_s: float) -> Tuple[List[Chunk], float, bool]:
-        """Everything queued, in runs of one sample rate, with (only under extreme overload) the oldest
-        beyond ``max_s`` dropped; returns (runs, seconds dropped, whether the stream is closing)."""
+    def take(self) -> Tuple[List[Run], float, bool]:
+        """Everything queued, in runs of one sample rate; returns (runs, seconds dropped since the
+        last take, whether the stream is closing)."""
         with self._lock:
-            chunks, self._chunks = list(self._chunks), collections.deque()
-            self._queued_s = 0.0
+            chunks = self._queue.take_all()
+            _, dropped_s = self._queue.new_drops()
             closing = self._closing
-        dropped_s = 0.0
-        total_s = sum(_seconds(chunk) for chunk in chunks)
-        while chunks and total_s > max_s:
-            oldest_s = _seconds(chunks.pop(0))
-            total_s -= oldest_s
-            dropped_s += oldest_s
-        return runs_by_rate(chunks), dropped_s, closing
+        return joined_runs((chunk.sample_rate_hz, chunk.pcm) for chunk in chunks), dropped_s, closing

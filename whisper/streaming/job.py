@@ -24,7 +24,7 @@ class Job:
     segment_index: int
     audio: np.ndarray  # 16 kHz float32, not written to after the job is made
     start_s: float
-    options: StreamOptions = StreamOptions()  # the stream's: task, prompt, grammar, vocabulary, ...
+    stream_options: StreamOptions = StreamOptions()  # task, prompt, grammar, vocabulary, ...
     # The stream's language: its own, or the one its finals have agreed on; None: detect, weighted
     # by ``language_prior`` (LanguageEvidence.prior for this window's duration)
     language: Optional[str] = None
@@ -43,7 +43,7 @@ class Job:
     def prompt(self) -> Optional[str]:
         """The stream's initial prompt and, where the utterance continues one that was cut, that
         one's text (as transcribe() conditions a window on the one before)."""
-        return " ".join(text for text in (self.options.initial_prompt, self.context) if text) or None
+        return " ".join(text for text in (self.stream_options.initial_prompt, self.context) if text) or None
 
     def event(self, result: "DecodingResult", words: Sequence[Word] = ()) -> TranscriptEvent:
         """``result`` as this window's event, times in the stream's clock."""

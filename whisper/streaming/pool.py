@@ -166,7 +166,7 @@ class EnginePool:
     def _place(self, stream: PoolStream, worker: EngineProcess) -> None:
         """Under the lock: the stream opened (again) on `worker`."""
         self._homes[stream.id] = _Home(worker, stream)
-        stream.attach(lambda callback: worker.open_stream(stream.id, stream.options, callback))
+        stream.attach(lambda callback: worker.open_stream(stream.id, stream.stream_options, callback))
 
     def _orphaned(self, stream: PoolStream) -> None:
         """Its worker died (a receiver thread): another worker takes it, or the next respawned."""

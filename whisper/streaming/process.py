@@ -19,14 +19,15 @@ child dies, is_alive() turns false, every open stream's close() fails with Engin
 pushed from then on is dropped. `silent_s()` says how long the child has sent nothing: it sends
 stats every `_STATS_S` even when idle, so a long silence means it hangs (EnginePool kills it).
 
-Backpressure: audio waiting to be piped to the child is capped at OUTGOING_CAP_S seconds per
-open stream (a child that stops reading fills the pipe); past that a push is dropped and counted
-in the stats' audio_dropped_s.
+Backpressure (the rule is in whisper.streaming's docstring): audio waiting to be piped to the
+child is capped at OUTGOING_CAP_S seconds per open stream (a child that stops reading fills the
+pipe); past that a push is dropped and counted in the stats' audio_dropped_s.
 
 This module imports no torch: the parent need not load it at all.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import sys
@@ -37,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
 from .options import EngineOptions, check_stream_options
+from .pcm import duration_s, joined_runs
 from .types import EngineStats, EventCallback, StreamOptions
 
 log = logging.getLogger(__name__)
@@ -180,7 +182,7 @@ class EngineProcess:
         with self._lock:
             if item[0] == "push":
                 if self._gone or not self._room_for(len(item[3])):
-                    self.dropped_audio_s += len(item[3]) / 2 / item[2]
+                    self.dropped_audio_s += duration_s(len(item[3]), item[2])
                     return
                 self._outgoing_bytes += len(item[3])
             elif self._gone:
@@ -275,18 +277,15 @@ class EngineProcess:
 
 
 def _joined(items: List[tuple]) -> List[tuple]:
-    """Consecutive pushes of one stream at one rate as one push (linear: each run's audio is
-    joined once)."""
-    runs: List[list] = []  # [item, chunks]: chunks of a push run, None for other items
-    for item in items:
-        last = runs[-1] if runs else None
-        if (item[0] == "push" and last is not None and last[1] is not None
-                and last[0][1:3] == item[1:3]):
-            last[1].append(item[3])
+    """Consecutive pushes of one stream at one rate as one push (pcm.joined_runs), other items as they are."""
+    joined: List[tuple] = []
+    for pushes, run in itertools.groupby(items, lambda item: item[0] == "push"):
+        if pushes:
+            joined += [("push", stream_id, rate, pcm)
+                       for (stream_id, rate), pcm in joined_runs(((item[1], item[2]), item[3]) for item in run)]
         else:
-            runs.append([item, [item[3]] if item[0] == "push" else None])
-    return [item if chunks is None or len(chunks) == 1 else ("push", item[1], item[2], b"".join(chunks))
-            for item, chunks in runs]
+            joined += run
+    return joined
 
 
 # -- the child process

@@ -7,14 +7,14 @@ from typing import List
 import numpy as np
 
 from .engine import StreamingEngine
+from .pcm import FRAME_MS, frame_bytes
 from .types import StreamOptions, TranscriptEvent
 
-FRAME_MS = 20  # Asterisk sends 20 ms of audio per frame
 
 
 def frames_of(pcm: bytes, sample_rate_hz: int, frame_ms: int = FRAME_MS) -> List[bytes]:
-    frame_bytes = sample_rate_hz * frame_ms // 1000 * 2
-    return [pcm[i : i + frame_bytes] for i in range(0, len(pcm), frame_bytes)]
+    size = frame_bytes(sample_rate_hz, frame_ms)
+    return [pcm[i : i + size] for i in range(0, len(pcm), size)]
 
 
 def simulate(

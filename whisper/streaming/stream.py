@@ -1,10 +1,10 @@
-"""One live stream's state on the scheduler thread: audio in, utterances and decode jobs out.
+"""One live stream on the scheduler thread: its utterances, and the decode jobs they make.
 
-A stream resamples what it is pushed to 16 kHz, classifies 20 ms frames with the VAD, lets the
-endpointer cut utterances, and keeps just the audio its open utterance (or the next one's pre-roll)
-can still need. It says what it wants decoded (finals, speculative finals, partials) as ``Job``s;
-the scheduler decides when and batches them. A stream knows its engine only as its options and a
-``wake`` callable (audio or a close has arrived).
+Its audio comes in through an ``Ingest`` (ingest.py: inbox, resampling, VAD, endpointer), which
+hands it the utterances the endpointer cuts. It says what it wants decoded (finals, speculative
+finals, partials) as ``Job`` values; the scheduler decides when and batches them, and gives the
+results back. A stream knows its engine only as its options and a ``wake`` callable (audio or a
+close has arrived).
 """
 from __future__ import annotations
 
@@ -14,18 +14,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, Deque, Dict, Iterator, Optional, Tuple
 
-import numpy as np
-
-from ..audio import StreamingResampler, int16_to_float
 from ..language import LanguageEvidence
 from ..numbers import is_digit_string
-from .endpointing import Boundary, EndpointOptions, Endpointer
-from .inbox import Inbox
+from .endpointing import Boundary, EndpointOptions
+from .ingest import Ingest
 from .job import Job
 from .options import EngineOptions
+from .pcm import FRAMES_PER_S
 from .policy import wants_more_audio
 from .types import EventCallback, StreamOptions, TranscriptEvent
-from .vad import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE_HZ, VoiceActivityDetector
+from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ
 
 if TYPE_CHECKING:
     from ..decoding import DecodingResult
@@ -33,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PAUSE_FRAMES = 10  # 200 ms without speech: the caller paused, a final may be next
-FRAMES_PER_S = 1000 // FRAME_MS
 
 
 def _endpointing(engine_default: EndpointOptions, options: StreamOptions) -> EndpointOptions:
@@ -55,22 +52,23 @@ class _Final:
 
 
 class Stream:
-    """One live audio stream. ``push`` and ``close`` are safe from any thread and never block."""
+    """One live audio stream. ``push`` and ``close`` are safe from any thread and never block.
 
-    def __init__(self, stream_id: str, options: StreamOptions, config: EngineOptions, on_event: EventCallback,
-                 wake: Callable[[], None]):  # fmt: skip
-        self.id, self.options, self.config, self.on_event = stream_id, options, config, on_event
-        self._wake = wake
-        self._inbox = Inbox(stream_id)
+    Its audio in is an ``Ingest`` (ingest.py); this class is its utterances: the finals the
+    endpointer cut, what to decode (finals, speculative finals, partials) as ``Job`` values, their
+    results back, the language its finals speak, and the context of an utterance that was cut.
+    """
+
+    def __init__(self, stream_id: str, stream_options: StreamOptions, engine_options: EngineOptions,
+                 on_event: EventCallback, wake: Callable[[], None]):  # fmt: skip
+        self.id, self.stream_options, self.engine_options = stream_id, stream_options, engine_options
+        self.on_event, self._wake = on_event, wake
         self.close_future: Future = Future()
         # Everything below belongs to the scheduler thread.
-        self._resampler: Optional[StreamingResampler] = None
-        self._vad = VoiceActivityDetector(config.vad)
-        self._endpointer = Endpointer(_endpointing(config.endpoint, options))
-        self.language = LanguageEvidence(options.language_candidates)  # fed by its finals
-        self._audio = np.zeros(0, dtype=np.float32)  # 16 kHz samples from _audio_start_frame on
-        self._audio_start_frame = 0
-        self._pending_frame_samples = np.zeros(0, dtype=np.float32)
+        self._ingest = Ingest(stream_id, engine_options, _endpointing(engine_options.endpoint, stream_options),
+                              self._finish)  # fmt: skip
+        self._endpointer = self._ingest.endpointer
+        self.language = LanguageEvidence(stream_options.language_candidates)  # fed by its finals
         self._drained_at_s = 0.0
         self._finals: Deque[_Final] = collections.deque()
         self._speculated: Dict[Tuple[int, int], "DecodingResult"] = {}  # frames -> result, for the open utterance
@@ -83,83 +81,45 @@ class Stream:
         # made before it is out (a speculative decode in the same tick), without.
         self._cut_segment = -1
         self._continued_text = ""
-        self.flushed = False
 
     # -- called from any thread -------------------------------------------------------------
     def push(self, pcm: bytes, sample_rate_hz: int = 8000) -> None:
         """Queue signed 16-bit little-endian mono PCM (or a float32 numpy array) at ``sample_rate_hz``."""
-        if isinstance(pcm, np.ndarray):
-            pcm = (np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-        if not pcm:
-            return
-        self._inbox.put(bytes(pcm), sample_rate_hz)
-        self._wake()
+        if self._ingest.put(pcm, sample_rate_hz):
+            self._wake()
 
     def close(self) -> Future:
         """Flush: the open utterance becomes final. The future resolves after the last final event."""
-        self._inbox.close()
+        self._ingest.close()
         self._wake()
         return self.close_future
 
     @property
     def queued_audio_s(self) -> float:
-        return self._inbox.queued_s
+        return self._ingest.queued_s
 
     # -- scheduler thread: audio in ---------------------------------------------------------
     def drain(self, now_s: float) -> float:
         """Process queued audio (finals it cuts are ready at ``now_s``); returns seconds of audio dropped."""
-        runs, dropped_s, closing = self._inbox.take(self.config.max_pending_audio_s)
         self._drained_at_s = now_s
-        for pcm, rate in runs:  # one resample and one VAD pass per run, not per frame
-            self._ingest(self._resample(int16_to_float(pcm[: len(pcm) // 2 * 2]), rate))
-        if closing and not self.flushed:
-            self._flush()
-        return dropped_s
+        return self._ingest.drain()
 
-    def _resample(self, samples: np.ndarray, rate_hz: int) -> np.ndarray:
-        if self._resampler is None or self._resampler.from_hz != rate_hz:
-            tail = self._resampler.flush() if self._resampler is not None else np.zeros(0, np.float32)
-            self._resampler = StreamingResampler(rate_hz)
-            return np.concatenate([tail, self._resampler.process(samples)])
-        return self._resampler.process(samples)
-
-    def _ingest(self, samples: np.ndarray) -> None:
-        samples = np.concatenate([self._pending_frame_samples, samples])
-        n_frames = len(samples) // FRAME_SAMPLES
-        self._pending_frame_samples = samples[n_frames * FRAME_SAMPLES :]
-        if n_frames == 0:
-            return
-        frames = samples[: n_frames * FRAME_SAMPLES]
-        self._audio = np.concatenate([self._audio, frames])
-        is_speech, level = self._vad.classify(frames.reshape(n_frames, FRAME_SAMPLES))
-        for boundary in self._endpointer.push(is_speech, level):
-            self._finish(boundary)
-        self._trim_idle_audio()
-
-    def _trim_idle_audio(self) -> None:
-        """Keep only what the open utterance (or a future one's pre-roll) can still need."""
-        keep_from = self._endpointer.start_frame
-        if keep_from is None:
-            keep_from = self._endpointer.frame - round(self.config.endpoint.pre_roll_s * FRAMES_PER_S) - 10
-        drop_frames = keep_from - self._audio_start_frame
-        if drop_frames > 0:
-            self._audio = self._audio[drop_frames * FRAME_SAMPLES :]
-            self._audio_start_frame += drop_frames
-
-    def _slice(self, start_frame: int, end_frame: int) -> np.ndarray:
-        begin = (start_frame - self._audio_start_frame) * FRAME_SAMPLES
-        return self._audio[max(0, begin) : (end_frame - self._audio_start_frame) * FRAME_SAMPLES]
+    @property
+    def flushed(self) -> bool:
+        """Closed, and all its audio processed."""
+        return self._ingest.flushed
 
     def _job(self, kind: str, frames: Tuple[int, int], **fields) -> Job:
         start, end = frames
         context = self._continued_text if self._cut_segment == self.segment_index - 1 else ""
-        job = Job(self.id, kind, self.segment_index, self._slice(start, end), start * FRAME_SAMPLES / SAMPLE_RATE_HZ,
-                  self.options, context=context, frames=frames, **fields)  # fmt: skip
+        job = Job(self.id, kind, self.segment_index, self._ingest.slice(start, end),
+                  start * FRAME_SAMPLES / SAMPLE_RATE_HZ, self.stream_options, context=context, frames=frames,
+                  **fields)  # fmt: skip
         return self._resolved(job)
 
     def _resolved(self, job: Job) -> Job:
         """``job`` with the stream's language as it stands now (its finals may have decided it)."""
-        language = self.options.language or self.language.decided()
+        language = self.stream_options.language or self.language.decided()
         prior = {} if language else self.language.prior(job.duration_s)
         return replace(job, language=language, language_prior=prior)
 
@@ -174,19 +134,6 @@ class Stream:
         self._partial_decoded = False
         self._speculated = {}
         self._last_partial_frame = boundary.end_frame
-
-    def _flush(self) -> None:
-        tail = self._pending_frame_samples
-        if self._resampler is not None:
-            tail = np.concatenate([tail, self._resampler.flush()])
-        if tail.size:  # pad the last partial frame with silence so it is heard
-            padded = np.concatenate([tail, np.zeros(-tail.size % FRAME_SAMPLES, np.float32)])
-            self._pending_frame_samples = np.zeros(0, np.float32)
-            self._ingest(padded)
-        boundary = self._endpointer.flush()
-        if boundary is not None:
-            self._finish(boundary)
-        self.flushed = True
 
     # -- scheduler thread: finals -----------------------------------------------------------
     def undecoded_finals(self) -> Iterator[Job]:
@@ -235,14 +182,14 @@ class Stream:
                 return
         if job.segment_index == self.segment_index:
             self._speculated[job.frames] = result
-            if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
+            if self.engine_options.hold_unsure and wants_more_audio(result, self.engine_options.guard):
                 self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
 
     # -- scheduler thread: partials ---------------------------------------------------------
     @property
     def talking(self) -> bool:
         """In an utterance that wants partials."""
-        return self._endpointer.start_frame is not None and self.options.partials and not self.flushed
+        return self._endpointer.start_frame is not None and self.stream_options.partials and not self.flushed
 
     def partial_job(self, min_interval_s: float = 0.0) -> Optional[Job]:
         """The open utterance's audio, if it is due a partial. Its first partial is due as soon as
@@ -253,11 +200,11 @@ class Stream:
         if not self.talking:
             return None
         end = self._endpointer.frame
-        interval_s = self.options.partial_interval_s
+        interval_s = self.stream_options.partial_interval_s
         if self._partial_decoded:
             interval_s = max(interval_s, min_interval_s)
         interval_frames = max(1, round(interval_s * FRAMES_PER_S))
-        if end - start < round(self.config.min_partial_audio_s * FRAMES_PER_S):
+        if end - start < round(self.engine_options.min_partial_audio_s * FRAMES_PER_S):
             return None
         if end - self._last_partial_frame < interval_frames:
             return None

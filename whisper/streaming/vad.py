@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .pcm import FRAME_MS
+
 SAMPLE_RATE_HZ = 16000  # what the model hears (audio.SAMPLE_RATE_HZ, here without importing torch)
-FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE_HZ * FRAME_MS // 1000  # 320 samples per 20 ms frame
 _FFT_SIZE = 512
 _LOBE_BINS = 7  # a windowed pure tone spreads over about seven bins (its Hann main lobe)

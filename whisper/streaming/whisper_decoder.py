@@ -26,7 +26,7 @@ _ENCODE_WINDOWS = 2  # windows per encoder call: as fast per window as larger ca
 
 
 def _decoding_options(job: Job, temperature: float) -> DecodingOptions:
-    options, language = job.options, job.language
+    options, language = job.stream_options, job.language
     return DecodingOptions(task=options.task, language=language, temperature=temperature,
                            language_candidates=() if language else options.language_candidates,
                            prompt=job.prompt, without_timestamps=True,
@@ -97,7 +97,7 @@ class WhisperBatchDecoder:
     def word_timings(self, job: Job, result: DecodingResult) -> List[WordTiming]:
         """From the cross-attention the decode recorded (or, after a fallback, a new pass)."""
         tokenizer = get_tokenizer(self.model.is_multilingual, num_languages=self.model.num_languages,
-                                  language=result.language, task=job.options.task)  # fmt: skip
+                                  language=result.language, task=job.stream_options.task)  # fmt: skip
         num_frames = len(job.audio) // HOP_LENGTH
         if result.cross_attention is not None:
             first_row = len(result.cross_attention[0][0, 0]) - len(result.tokens) - 1
