@@ -6,9 +6,9 @@ import wave
 from pathlib import Path
 from typing import List, Sequence, Tuple, Union
 
-from audiosocket_bridge.audiosocket import slin
 from audiosocket_bridge.testing.prompts import Prompt, english_prompts, resample_pcm
 from whisper.evaluation import english_wer, normalize_english, word_edit_distance
+from whisper.streaming.pcm import frame_bytes
 
 PAUSE_S = 1.2  # silence after each prompt
 
@@ -52,13 +52,13 @@ def stream_audio(prompts: Sequence[Prompt], pause_s: float = PAUSE_S, sample_rat
 
     Returns (pcm, starts, ends): the 20 ms frame index of each prompt's first and last frame.
     """
-    frame_bytes = slin.frame_bytes(sample_rate_hz)
+    size = frame_bytes(sample_rate_hz)
     pcm, ends, starts = b"", [], []
     for p in prompts:
         audio = resample_pcm(p.pcm, 8000, sample_rate_hz)
-        starts.append(len(pcm) // frame_bytes)
+        starts.append(len(pcm) // size)
         pcm += audio
-        ends.append(len(pcm) // frame_bytes - 1 + (1 if len(pcm) % frame_bytes else 0))
+        ends.append(len(pcm) // size - 1 + (1 if len(pcm) % size else 0))
         pcm += bytes(int(pause_s * sample_rate_hz) * 2)
     return pcm, starts, ends
 

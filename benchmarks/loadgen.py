@@ -37,13 +37,12 @@ from typing import AsyncIterator, Dict, List, Optional, Sequence
 import numpy as np
 
 from audiosocket_bridge.asterisk.ami_sink import AmiConfig
-from audiosocket_bridge.audiosocket import slin
-from audiosocket_bridge.audiosocket.slin import FRAME_MS
 from audiosocket_bridge.audiosocket.settings import SessionSettings
 from audiosocket_bridge.bridge import Bridge
 from audiosocket_bridge.testing.audiosocket_client import SLIN_KINDS, AudioSocketClient, message
 from audiosocket_bridge.testing.fake_ami import transcriber
 from audiosocket_bridge.testing.recording_ami import AmiFinal, RecordingAmi
+from whisper.streaming.pcm import FRAME_MS, frame_bytes
 
 from ._common import PAUSE_S, cpu_description, pick_prompts, stream_audio, word_errors
 
@@ -83,8 +82,8 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     """One call: register on AMI (asking for partial captions with `partials`), stream the prompts
     in real time, hang up, wait for TranscriptEnd."""
     pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
-    frame_bytes = slin.frame_bytes(sample_rate_hz)
-    n_frames = (len(pcm) + frame_bytes - 1) // frame_bytes
+    size = frame_bytes(sample_rate_hz)
+    n_frames = (len(pcm) + size - 1) // size
     call_uuid = str(uuid_lib.uuid4())
     result = CallResult(call_uuid, " ".join(p.text for p in prompts), len(prompts), frames_planned=n_frames)
     await asyncio.sleep(start_delay_s)
@@ -104,7 +103,7 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     first_sent_at: Dict[int, float] = {}  # utterance -> time its first frame was sent
     t0 = time.monotonic()
     for n in range(n_frames):
-        chunk = pcm[n * frame_bytes:(n + 1) * frame_bytes]
+        chunk = pcm[n * size:(n + 1) * size]
         if client.ended or not await client.send_bytes(message(kind, chunk)):
             break
         now = time.monotonic()

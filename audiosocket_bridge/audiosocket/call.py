@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import enum
 import uuid as uuid_lib
-from collections import deque
-from dataclasses import dataclass
 from typing import Optional
 
-from . import slin
+from whisper.streaming.pcm import AudioChunk, AudioQueue, silence
+
 from .protocol import Audio, Dtmf, ErrorFrame, Frame, Hangup, UuidFrame
 
 DEFAULT_SAMPLE_RATE_HZ = 8000
@@ -44,60 +43,6 @@ class Outcome(enum.Enum):
     AUDIO = "audio"  # audio was queued
     PEER_ERROR = "peer-error"  # Asterisk reported an error (peer_error_code)
     ENDED = "ended"  # the client hung up
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    pcm: bytes
-    sample_rate_hz: int
-
-    @property
-    def duration_s(self) -> float:
-        return slin.duration_s(len(self.pcm), self.sample_rate_hz)
-
-
-class AudioQueue:
-    """Bounded FIFO of audio chunks; when full, the oldest audio is dropped.
-
-    Dropping the oldest keeps the transcript close to live if the engine side
-    ever stalls; the drop counters make the loss visible.
-    """
-
-    def __init__(self, max_s: float = AUDIO_QUEUE_MAX_S) -> None:
-        self.max_s = max_s
-        self._chunks: deque[AudioChunk] = deque()
-        self._queued_s = 0.0
-        self.dropped_chunks = 0
-        self.dropped_s = 0.0
-        self._reported = (0, 0.0)  # the drop totals new_drops() last returned
-
-    def __len__(self) -> int:
-        return len(self._chunks)
-
-    @property
-    def queued_s(self) -> float:
-        return self._queued_s
-
-    def put(self, chunk: AudioChunk) -> None:
-        self._chunks.append(chunk)
-        self._queued_s += chunk.duration_s
-        while self._queued_s > self.max_s and len(self._chunks) > 1:
-            dropped = self._chunks.popleft()
-            self._queued_s -= dropped.duration_s
-            self.dropped_chunks += 1
-            self.dropped_s += dropped.duration_s
-
-    def new_drops(self) -> tuple[int, float]:
-        """(chunks, seconds) dropped since the last call; the totals stay in dropped_*."""
-        chunks, seconds = self._reported
-        self._reported = (self.dropped_chunks, self.dropped_s)
-        return self.dropped_chunks - chunks, self.dropped_s - seconds
-
-    def take_all(self) -> list[AudioChunk]:
-        chunks = list(self._chunks)
-        self._chunks.clear()
-        self._queued_s = 0.0
-        return chunks
 
 
 class Call:
@@ -169,7 +114,7 @@ class Call:
 
     def fill_silence(self, duration_s: float) -> None:
         """Queue silence for a stretch of wall-clock time in which no media arrived."""
-        pcm = slin.silence(duration_s, self.sample_rate_hz)
+        pcm = silence(duration_s, self.sample_rate_hz)
         if pcm:
             chunk = AudioChunk(pcm, self.sample_rate_hz)
             self.audio_s += chunk.duration_s

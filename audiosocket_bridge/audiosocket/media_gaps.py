@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .slin import FRAME_MS
+from whisper.streaming.pcm import FRAME_MS
 
 GAP_FILL_AFTER_S = 0.3
 GAP_FILL_MAX_S = 5.0

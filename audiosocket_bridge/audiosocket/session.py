@@ -11,6 +11,8 @@ import asyncio
 import logging
 from typing import Callable, Optional
 
+from whisper.streaming.pcm import FRAME_MS, silence
+
 from .call import Call, CallError, CallState, Outcome
 from .connection import (READ_CHUNK_BYTES, close_writer, peer_label, send_hangup_and_close,
                          set_nodelay)
@@ -19,7 +21,6 @@ from .media_gaps import GapFiller
 from .protocol import (Frame, FrameDecoder, ProtocolError, RawAudioDecoder, describe_error,
                        encode_audio)
 from .settings import SessionSettings
-from .slin import FRAME_MS, silence
 from .stats import ConnectionStats
 from .transcription import Transcription
 

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from audiosocket_bridge.audiosocket.protocol import encode_hangup
-from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
+from whisper.streaming.pcm import FRAMES_PER_S, frame_bytes
 from audiosocket_bridge.outputs.storage import open_storage
 from audiosocket_bridge.registrations import CallOptions, Registration
 from audiosocket_bridge.testing.audiosocket_client import AudioSocketClient, message

@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Optional
 
-from audiosocket_bridge.audiosocket.slin import duration_s
+from whisper.streaming.pcm import duration_s
 from whisper.streaming.types import EngineStats, StreamOptions, TranscriptEvent
 
 

@@ -1,9 +1,9 @@
 """Call and AudioQueue: the per-connection policy, without sockets."""
 import pytest
 
-from audiosocket_bridge.audiosocket.call import AudioChunk, AudioQueue, Call, CallError, CallState, Outcome
+from audiosocket_bridge.audiosocket.call import Call, CallError, CallState, Outcome
 from audiosocket_bridge.audiosocket.protocol import Audio, Dtmf, ErrorFrame, Hangup, UuidFrame
-from audiosocket_bridge.audiosocket.slin import FRAMES_PER_S, frame_bytes
+from whisper.streaming.pcm import FRAMES_PER_S, AudioChunk, AudioQueue, frame_bytes
 
 CALL = "40325ec2-5efd-4bd3-805f-53576e581d13"
 SLIN_20MS = bytes(frame_bytes(8000))

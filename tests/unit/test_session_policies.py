@@ -2,7 +2,7 @@
 claims, the connection counters and slin arithmetic."""
 import pytest
 
-from audiosocket_bridge.audiosocket import slin
+from whisper.streaming import pcm
 from audiosocket_bridge.audiosocket.ivr import (DEFAULT_NO_INPUT_TIMEOUT_S, IVR_FINAL, IVR_NO_INPUT,
                                                 IvrPolicy)
 from audiosocket_bridge.audiosocket.live_uuids import LiveUuids
@@ -92,8 +92,8 @@ def test_error_codes_are_named_for_the_log():
 
 
 def test_slin_arithmetic():
-    assert slin.frame_bytes(8000) == 320 and slin.frame_bytes(16000) == 640
-    assert slin.frame_bytes(44100) == 1764
-    assert slin.FRAMES_PER_S == 50
-    assert slin.duration_s(16000, 8000) == 1.0
-    assert slin.silence(0.02, 8000) == bytes(320)
+    assert pcm.frame_bytes(8000) == 320 and pcm.frame_bytes(16000) == 640
+    assert pcm.frame_bytes(44100) == 1764
+    assert pcm.FRAMES_PER_S == 50
+    assert pcm.duration_s(16000, 8000) == 1.0
+    assert pcm.silence(0.02, 8000) == bytes(320)
