@@ -10,7 +10,7 @@ import inspect
 
 import pytest
 
-from tests.support.fake_decoder import FakeDecoder, ManualClock
+from audiosocket_bridge.testing.fake_decoder import FakeDecoder, ManualClock
 from tests.support.fake_engine import FakeEngine, FakeStream
 from whisper.streaming.engine import StreamingEngine
 from whisper.streaming.failover import PoolStream
