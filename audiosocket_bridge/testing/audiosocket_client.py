@@ -34,9 +34,10 @@ import struct
 import uuid as uuid_lib
 from typing import Optional
 
+from whisper.streaming.pcm import FRAME_MS, frame_bytes
+
 SLIN_KINDS = {8000: 0x10, 12000: 0x11, 16000: 0x12, 24000: 0x13, 32000: 0x14,
               44100: 0x15, 48000: 0x16, 96000: 0x17, 192000: 0x18}
-FRAME_MS = 20
 NO_ACTIVITY_TIMEOUT_MS = 2000  # app_audiosocket.c MAX_WAIT_TIMEOUT_MSEC
 ULAW_FRAME_BYTES = 160  # 20 ms of 8 kHz G.711, one byte per sample
 
@@ -105,8 +106,8 @@ class AudioSocketClient:
     async def send_audio(self, pcm: bytes, sample_rate_hz: int = 8000, *, realtime: bool = False,
                          frame_ms: int = FRAME_MS) -> int:
         """Send pcm as one message per frame_ms; returns the number of frames sent."""
-        frame_bytes = sample_rate_hz * frame_ms // 1000 * 2
-        chunks = [pcm[offset:offset + frame_bytes] for offset in range(0, len(pcm), frame_bytes)]
+        size = frame_bytes(sample_rate_hz, frame_ms)
+        chunks = [pcm[offset:offset + size] for offset in range(0, len(pcm), size)]
         return await self._send_frames(SLIN_KINDS[sample_rate_hz],
                                        [c[:-1] if len(c) % 2 else c for c in chunks],
                                        realtime=realtime, frame_ms=frame_ms)
