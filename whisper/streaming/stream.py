@@ -24,7 +24,7 @@ from .endpointing import Boundary, EndpointOptions, Endpointer
 from .inbox import Inbox
 from .job import Job
 from .options import EngineOptions
-from .policy import wants_more_audio
+from .policy import releases_hold, wants_more_audio
 from .types import EventCallback, StreamOptions, TranscriptEvent
 from .vad import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE_HZ, VoiceActivityDetector
 
@@ -217,6 +217,8 @@ class Stream:
             self._speculated[job.frames] = result
             if self.config.hold_unsure and wants_more_audio(result, self.config.guard):
                 self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
+            elif self._endpointer.held and releases_hold(result, self.config.guard):
+                self._endpointer.release()
 
     @property
     def may_commit(self) -> bool:
