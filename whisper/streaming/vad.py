@@ -43,10 +43,11 @@ class VadOptions:
     # the floor took 30 s to reach such noise, every frame until then was speech, and utterances
     # ended only at the 12 s length limit.
     floor_window_s: float = 2.0
-    # A frame is speech by the mean power of it and the frames before it, this many in all: a steady
-    # noise's 20 ms frames stray up to 8 dB above its median, 60 ms means about half as far, so
-    # speech 5-10 dB above the noise is told from it, with fewer stray frames of noise as speech
-    # (any one of which restarts the trailing silence that ends an utterance).
+    # On a noisy line (the floor within snr_db of min_level_dbfs), a frame is speech by the mean
+    # power of it and the frames before it, this many in all: a steady noise's 20 ms frames stray
+    # up to 8 dB above its median, 60 ms means about half as far, so speech 5-10 dB above the noise
+    # is told from it, with fewer stray frames of noise as speech (any one of which restarts the
+    # trailing silence that ends an utterance).
     smooth_frames: int = 3
 
 
@@ -71,8 +72,10 @@ class VoiceActivityDetector:
         is_speech = np.zeros(len(frames), dtype=bool)
         rise_per_frame = self.options.floor_rise_db_per_s * FRAME_MS / 1000
         for i, (level, smoothed) in enumerate(zip(level_dbfs.tolist(), self._smoothed(level_dbfs).tolist())):
+            noisy = self.noise_floor_dbfs + self.options.snr_db > self.options.min_level_dbfs
             threshold = max(self.options.min_level_dbfs, self.noise_floor_dbfs + self.options.snr_db)
-            is_speech[i] = smoothed > threshold and not tonal[i]
+            # On a quiet line a frame's own level is enough, and ends speech 40 ms sooner.
+            is_speech[i] = (smoothed if noisy else level) > threshold and not tonal[i]
             window_min = self._window_min_dbfs(level)
             if level < self.noise_floor_dbfs:
                 self.noise_floor_dbfs = 0.7 * self.noise_floor_dbfs + 0.3 * level  # fall fast
