@@ -339,6 +339,14 @@ def report(label: str, utterances: Sequence[Utterance], results: Sequence[CallRe
         print(f"    no final: {u.clip.kind}, {u.clip.speech_s:.1f} s", flush=True)
 
 
+def _details(results: Sequence[CallResult]) -> None:
+    """Per call: its finals, stream times and text (transcripts: a benchmark's own speech only)."""
+    for result in results:
+        print(f"  call {result.uuid}: WER {result.wer:.1%}\n    ref: {result.reference}")
+        for final in result.ami_finals:
+            print(f"    #{final.segment} {final.start_s:6.2f}-{final.end_s:6.2f} {final.text!r}")
+
+
 def _worker_pids(engine) -> List[int]:
     return [w._process.pid for w in getattr(engine, "workers", ()) if w._process is not None]
 
@@ -366,6 +374,8 @@ async def _run(args) -> None:
                     load = os.getloadavg()
                     offline = offline_wer(model, planned)[0] if model is not None else None
                     report(label, utterances, results, offline, cpu_share, load)
+                    if args.verbose:
+                        _details(results)
     finally:
         engine.stop()
         ami.stop()
@@ -383,6 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--no-partials", dest="partials", action="store_false", help="calls ask for no partials")
     parser.add_argument("--no-offline", dest="offline", action="store_false", help="skip the offline WER")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--verbose", action="store_true", help="per call: the reference and every final")
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
