@@ -315,6 +315,9 @@ def report(label: str, utterances: Sequence[Utterance], results: Sequence[CallRe
           f"{completed}/{len(results)}; WER live {live:.1%}, offline {offline_text}; first partial p50 "
           f"{first_p50} s (from speech start); CPU {cpu_share:.0%} of one core; load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    early = sum(1 for x in latencies if x < 0)
+    if early:  # its last final arrived before the words ended: the words after it were dropped
+        print(f"  {early} utterance(s) whose last final came before the speech ended (their end was lost)")
     print(f"  {'final latency from speech end':<30} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'n':>4}")
     print(f"  {'all':<30} {_stats(latencies)}")
     for low, high in BUCKETS_S:
