@@ -70,6 +70,7 @@ class CallResult:
     errors: int = 0  # word edits vs reference
     ref_words: int = 0
     ami_finals: List[AmiFinal] = field(default_factory=list)
+    last_finals: List[Optional[AmiFinal]] = field(default_factory=list)  # per utterance: the final completing it
 
     @property
     def wer(self) -> float:
@@ -82,10 +83,21 @@ async def place_call(host: str, port: int, prompts, ami: RecordingAmi, *, pause_
     """One call: register on AMI (asking for partial captions with `partials`), stream the prompts
     in real time, hang up, wait for TranscriptEnd."""
     pcm, starts, ends = stream_audio(prompts, pause_s, sample_rate_hz)
+    return await play_call(host, port, pcm, starts, ends, " ".join(p.text for p in prompts), ami,
+                           sample_rate_hz=sample_rate_hz, start_delay_s=start_delay_s, register=register,
+                           end_wait_s=end_wait_s, label=label, partials=partials)
+
+
+async def play_call(host: str, port: int, pcm: bytes, starts: Sequence[int], ends: Sequence[int], reference: str,
+                    ami: RecordingAmi, *, sample_rate_hz: int = 8000, start_delay_s: float = 0.0,
+                    register: bool = True, end_wait_s: float = 120.0, label: str = "",
+                    partials: bool = False) -> CallResult:
+    """One call of the given audio, whose utterances' speech spans 20 ms frames [starts[k], ends[k]]:
+    latencies are measured from the sending of each span's last frame."""
     size = frame_bytes(sample_rate_hz)
     n_frames = (len(pcm) + size - 1) // size
     call_uuid = str(uuid_lib.uuid4())
-    result = CallResult(call_uuid, " ".join(p.text for p in prompts), len(prompts), frames_planned=n_frames)
+    result = CallResult(call_uuid, reference, len(ends), frames_planned=n_frames)
     await asyncio.sleep(start_delay_s)
     if register:
         channel = f"PJSIP/loadgen{label}-{next(_dial_counter):08x}"
@@ -138,6 +150,7 @@ def _utterance_times(result: CallResult, partials, starts, ends, sent_at, first_
         speech = (starts[k] * FRAME_MS / 1000, (ends[k] + 1) * FRAME_MS / 1000)
         mine = [f for f in result.ami_finals if f.text.strip() and _overlaps(f, speech)]
         last = max(mine, key=lambda f: f.arrived, default=None)
+        result.last_finals.append(last)
         result.latencies_s.append(last.arrived - sent_at[k] if last and k in sent_at else None)
         first = min((p.arrived for p in partials if _overlaps(p, speech)), default=None)
         result.first_partials_s.append(first - first_sent_at[k] if first and k in first_sent_at else None)

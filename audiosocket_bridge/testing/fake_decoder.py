@@ -73,6 +73,10 @@ class FakeDecoder:
 
 
 def speech(seconds: float, rate_hz: int = 8000, seed: int = 0) -> bytes:
-    """Broadband noise at about -20 dBFS: speech to the VAD (loud, and no steady spectral peak)."""
+    """Broadband noise at about -20 dBFS: speech to the VAD (loud, and no steady spectral peak),
+    with a 40 ms gap every second (at 0.5 s, 1.5 s, ...) as speech has between words: without
+    any, the VAD takes a steady sound for line noise once it has lasted its floor_window_s."""
     samples = np.random.default_rng(seed).normal(0, 0.1, int(seconds * rate_hz))
+    for gap_start in range(rate_hz // 2, len(samples) - rate_hz // 25, rate_hz):
+        samples[gap_start : gap_start + rate_hz // 25] = 0.0
     return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()

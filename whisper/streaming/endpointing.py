@@ -101,6 +101,11 @@ class Endpointer:
         self._held = self.start_frame is not None
         self._number = self._held and number
 
+    def release(self) -> None:
+        """The open utterance is no longer held: it ends after ``trailing_silence_s`` and is cut at
+        ``max_utterance_s`` again (its decode went on into prose, which needs no waiting for)."""
+        self._held = self._number = False
+
     @property
     def held(self) -> bool:
         return self._held

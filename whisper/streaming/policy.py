@@ -136,6 +136,12 @@ class GuardOptions:
     # gained nothing on digits and held a quarter of the English prompts' finals.
     hold_word_logprob: float = -0.45
     hold_word_exempt_languages: Tuple[str, ...] = ("en",)
+    # A held utterance whose decode at a later pause is prose the model is sure of, this many words
+    # besides digits, is let go (``releases_hold``): it mentions a number, it is not one. Held to its
+    # end, "4 or 6 to decrease or increase the conference volume, 7 or 9 ..." (the rest of a
+    # committed menu prompt, held at "4") waited 1.2 s of silence, was never committed in parts
+    # and ran to the 28 s number limit: its final came 4-6 s after the words.
+    release_prose_words: int = 4
     # A partial is only a preview (its final follows), so its text is doubtful (doubtful_logprob)
     # from this lower no-speech probability: base wrote "Ah! Ah!", "One, two, three." on tt-monkeys
     # as partials at no-speech 0.34-0.48 and log-probability -0.64 to -0.88, which the finals'
@@ -240,6 +246,15 @@ def wants_more_audio(result: Decoded, options: GuardOptions = GuardOptions()) ->
     if lone_word and not known_exempt and result.avg_logprob < options.hold_word_logprob:
         return True
     return result.avg_logprob < options.hold_logprob or result.no_speech_prob > options.hold_no_speech
+
+
+def releases_hold(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:
+    """Whether an utterance held open (``wants_more_audio``) is let go by this later decode: prose
+    the model is sure of, ``release_prose_words`` words or more besides digits."""
+    if wants_more_audio(result, options):
+        return False
+    words = [w for w in re.findall(r"[\w']+", result.text) if not is_digit_word(w, result.language)]
+    return len(words) >= options.release_prose_words
 
 
 def needs_fallback(result: Decoded, options: GuardOptions = GuardOptions()) -> bool:

@@ -21,7 +21,7 @@ from .ingest import Ingest
 from .job import Job
 from .options import EngineOptions
 from .pcm import FRAMES_PER_S
-from .policy import wants_more_audio
+from .policy import releases_hold, wants_more_audio
 from .types import EventCallback, StreamOptions, TranscriptEvent
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ
 
@@ -184,6 +184,8 @@ class Stream:
             self._speculated[job.frames] = result
             if self.engine_options.hold_unsure and wants_more_audio(result, self.engine_options.guard):
                 self._endpointer.hold_open(number=is_digit_string(result.text, result.language))
+            elif self._endpointer.held and releases_hold(result, self.engine_options.guard):
+                self._endpointer.release()
 
     # -- scheduler thread: partials ---------------------------------------------------------
     @property
