@@ -182,7 +182,9 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "no speech (doubtful text)"
     if any(not writes_digits(unit) for unit in result.loops):
         return "repetitive (a loop of words cut while decoding)"
-    if policy.too_compressible(result):
+    # A digit string's repeats are the loop rule's to judge (whisper.loops, which knows how many
+    # digits the speech holds): 4111 1111 1111 1111 compresses as well as a loop does.
+    if policy.too_compressible(result) and not is_digit_string(result.text, result.language):
         return "repetitive (compression ratio)"
     loop_words = _words(result)
     if _repeats(loop_words, options.max_repeats, result.language):
