@@ -14,6 +14,10 @@ utterance). The digit error rate is the edit distance between
 the digits said and the digits written, over the digits said; "loops cut" counts the loops
 (whisper.loops) cut out of all the decodes of the three runs, fallbacks and partials included.
 
+``--variants`` reads each voice's strings as they are (``plain``) and varied: ``fast`` (sox speed
+1.15: faster and higher), ``low`` (sox pitch -300 cents), ``g711-noise`` (mu-law and back, white
+noise at 15 dB SNR), one row each.
+
 ``--voices`` reads the strings in other voices and languages with the multilingual ``base``:
 Asterisk's core voices and three held-out speakers from other Debian prompt packages
 (audiosocket_bridge/testing/voices.py), the call's language given as the IVR's dialplan would.
@@ -23,7 +27,10 @@ from __future__ import annotations
 import argparse
 import logging
 import random
+import subprocess
 from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
 
 import whisper
 from audiosocket_bridge.testing.nonspeech import non_speech
@@ -51,6 +58,31 @@ def digit_call(rng: random.Random, recordings: Optional[Dict[str, bytes]] = None
         pieces.append(recordings[digit])
         pieces.append(bytes(2 * int(RATE_HZ * rng.uniform(0.2, 0.8))))
     return digits, b"".join(pieces) + bytes(2 * RATE_HZ)
+
+
+_SOX_VARIANTS = {"fast": ["speed", "1.15"], "low": ["pitch", "-300"]}
+VARIANTS = ("plain", *_SOX_VARIANTS, "g711-noise")
+_SLIN = ["-t", "raw", "-r", str(RATE_HZ), "-e", "signed", "-b", "16", "-c", "1"]
+
+
+def varied(pcm: bytes, variant: str, rng: random.Random) -> bytes:
+    """A call's 8 kHz slin as ``variant`` (VARIANTS) makes it."""
+    if variant == "plain":
+        return pcm
+    if variant in _SOX_VARIANTS:
+        return _sox(pcm, _SLIN + ["-"], _SOX_VARIANTS[variant])
+    mu_law = _sox(pcm, ["-t", "raw", "-r", str(RATE_HZ), "-e", "mu-law", "-b", "8", "-c", "1", "-"])
+    samples = np.frombuffer(_sox(mu_law, _SLIN + ["-"], input_type="mu-law"), np.int16).astype(np.float64)
+    loud = samples[np.abs(samples) > 100]
+    level = np.sqrt(np.mean(loud**2)) if len(loud) else 1000.0
+    noise = np.random.default_rng(rng.randrange(2**32)).standard_normal(len(samples)) * level / 10 ** (15 / 20)
+    return np.clip(samples + noise, -32768, 32767).astype(np.int16).tobytes()
+
+
+def _sox(data: bytes, output: List[str], effects: Tuple[str, ...] = (), input_type: str = "signed") -> bytes:
+    bits = "8" if input_type == "mu-law" else "16"
+    command = ["sox", "-t", "raw", "-r", str(RATE_HZ), "-e", input_type, "-b", bits, "-c", "1", "-", *output, *effects]
+    return subprocess.run(command, input=data, check=True, capture_output=True).stdout
 
 
 def written_digits(text: str) -> str:
@@ -104,11 +136,13 @@ def non_speech_words(engine: StreamingEngine) -> Dict[str, int]:
     return counts
 
 
-def voice_rates(model, engine: StreamingEngine, voice: str, args: argparse.Namespace) -> Dict[str, float]:
+def voice_rates(model, engine: StreamingEngine, voice: str, variant: str, args: argparse.Namespace
+                ) -> Dict[str, float]:  # fmt: skip
     """Digit error rates for one voice, its language given as an IVR's dialplan would."""
     recordings, language = digit_recordings(voice), voice_language(voice)
     rng = random.Random(args.seed)
     calls = [digit_call(rng, recordings, args.digits) for _ in range(args.strings)]
+    calls = [(said, varied(pcm, variant, rng)) for said, pcm in calls]
     grammar = digits_grammar(args.digits)
     with LoopCounter() as loops:
         return {
@@ -141,6 +175,8 @@ def main() -> None:
     parser.add_argument("--voices", nargs="+", metavar="VOICE",
                         help=f"instead: digit strings by these voices ({', '.join(VOICES)} or espeak:VOICE), "
                         "with --model (tiny.en: base where a voice is not English)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["plain"],
+                        help="with --voices: each voice's strings varied so (default plain)")
     args = parser.parse_args()
     if args.voices:
         return main_voices(args)
@@ -169,15 +205,17 @@ def main_voices(args: argparse.Namespace) -> None:
     models: Dict[str, object] = {}
     print(f"CPU: {cpu_description()}; {args.strings} digit strings of {args.digits[0]}-{args.digits[1]} digits "
           f"per voice, seed {args.seed}; digit error rate, the call's language given")
-    print(f"{'voice':<16} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} {'live, grammar':>14} "
-          f"{'loops cut':>9}")
+    print(f"{'voice':<16} {'variant':<10} {'model':<8} {'held out':>8} {'offline':>8} {'live, free':>11} "
+          f"{'live, grammar':>14} {'loops cut':>9}")
     for voice in args.voices:
         name = "base" if args.model.endswith(".en") and voice_language(voice) != "en" else args.model
         if name not in models:
             models[name] = whisper.load_model(name)
-        rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, args)
-        print(f"{voice:<16} {name:<8} {'yes' if voice not in CORE else 'no':>8} {rates['offline']:>8.1%} "
-              f"{rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%} {rates['loops']:>9}", flush=True)
+        for variant in args.variants:
+            rates = voice_rates(models[name], StreamingEngine(models[name], EngineOptions()), voice, variant, args)
+            print(f"{voice:<16} {variant:<10} {name:<8} {'yes' if voice not in CORE else 'no':>8} "
+                  f"{rates['offline']:>8.1%} {rates['live, free']:>11.1%} {rates['live, grammar']:>14.1%} "
+                  f"{rates['loops']:>9}", flush=True)
 
 
 if __name__ == "__main__":

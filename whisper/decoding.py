@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.distributions import Categorical
 
 from .audio import CHUNK_LENGTH_S, N_FRAMES
-from .loops import LoopFilter, LoopRule, cut_loops
+from .loops import LoopFilter, LoopRule, cut_loops, speech_s
 from .text_metrics import compression_ratio
 from .tokenizer import Tokenizer, get_tokenizer
 
@@ -390,7 +390,8 @@ class DecodingTask:
         tokens += [tk.transcribe, tk.translate, tk.sot, tk.sot_prev, tk.sot_lm, tk.no_speech]
         return sorted(set(tokens))
 
-    def _logit_filters(self, n_audio_frames: int) -> List[LogitFilter]:
+    def _logit_filters(self, n_audio_frames: int, speech: Optional[Sequence[Optional[float]]] = None
+                       ) -> List[LogitFilter]:  # fmt: skip
         filters: List[LogitFilter] = []
         if self.options.suppress_blank:
             filters.append(SuppressBlank(self.tokenizer, self.sample_begin))
@@ -408,7 +409,7 @@ class DecodingTask:
         if self.options.grammar is not None:  # whatever the others leave, the grammar narrows
             filters.append(self.options.grammar.logit_filter(self.tokenizer, self.sample_begin))
         if self.options.loop_rule is not None:  # last: it only forbids, and never leaves a row nothing
-            filters.append(LoopFilter(self.options.loop_rule, self.tokenizer, self.sample_begin))
+            filters.append(LoopFilter(self.options.loop_rule, self.tokenizer, self.sample_begin, speech, self.n_group))
         return filters
 
     def _languages(self, features: Tensor, priors: Optional[Sequence[Mapping[str, float]]]
@@ -421,12 +422,18 @@ class DecodingTask:
         return codes, probs
 
     @torch.no_grad()
-    def run(self, mel: Tensor, language_priors: Optional[Sequence[Mapping[str, float]]] = None) -> List[DecodingResult]:
+    def run(self, mel: Tensor, language_priors: Optional[Sequence[Mapping[str, float]]] = None,
+            speech: Optional[Sequence[Optional[float]]] = None) -> List[DecodingResult]:  # fmt: skip
         """Decode every row of ``mel`` (or of audio features). Where the language is detected,
         ``language_priors`` may give each row log-weights per language to add to its detection's
         log-probabilities (what a call's earlier utterances said); results keep the row's own
-        probabilities in ``language_probs``."""
+        probabilities in ``language_probs``. ``speech``: each row's seconds of speech
+        (``loops.speech_s``), which bound the runs of one digit the loop rule lets through;
+        measured here from a mel, None for features (any run of one digit over the rule's is a loop)."""
         n_frames = mel.shape[-1] if mel.shape[-2] == self.model.dims.n_mels else 2 * mel.shape[-2]
+        if speech is None and mel.shape[-2] == self.model.dims.n_mels:
+            speech = [speech_s(row, n_frames) for row in mel]
+        self._speech = list(speech) if speech is not None else [None] * mel.shape[0]
         features = mel if mel.shape[-2] != self.model.dims.n_mels else self.model.embed_audio(mel)
         languages, language_probs = self._languages(features, language_priors)
         n_audio = features.shape[0]
@@ -466,7 +473,7 @@ class DecodingTask:
         return torch.tensor(sorted(exact), device=self.model.device)
 
     def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
-        filters = self._logit_filters(n_frames)
+        filters = self._logit_filters(n_frames, self._speech)
         exact = self._exact_tokens(filters)
         sum_logprobs = torch.zeros(tokens.shape[0], device=tokens.device)
         no_speech_probs: List[float] = []
@@ -533,7 +540,7 @@ class DecodingTask:
         for i in range(n_audio):
             texts = [self._text_tokens(seq) for seq in candidates[i]]
             best = rank_by_likelihood(texts, scores[i], self.options.length_penalty)
-            best_tokens, loops = self._without_loops(texts[best])
+            best_tokens, loops = self._without_loops(texts[best], self._speech[i])
             text = self.tokenizer.decode(best_tokens).strip()
             results.append(DecodingResult(
                 audio_features=features[i], language=languages[i],
@@ -543,10 +550,10 @@ class DecodingTask:
             ))  # fmt: skip
         return results
 
-    def _without_loops(self, tokens: List[int]) -> Tuple[List[int], Tuple[str, ...]]:
+    def _without_loops(self, tokens: List[int], speech: Optional[float]) -> Tuple[List[int], Tuple[str, ...]]:
         if self.options.loop_rule is None:
             return tokens, ()
-        kept, loops = cut_loops(tokens, self.options.loop_rule, self.tokenizer)
+        kept, loops = cut_loops(tokens, self.options.loop_rule, self.tokenizer, speech)
         if loops:  # counted by benchmarks.telephone_accuracy; the text itself only at DEBUG
             log.debug("cut %d loop(s) out of a decode: %r", len(loops), loops)
         return kept, loops

@@ -6,9 +6,16 @@ compression ratio sees long loops of prose, not a short number with a tail of on
 
 ``LoopRule`` says what is a loop. A unit of tokens written so many times in a row, by what the unit
 writes: callers do repeat digits ("0 0 0 0", a card number's 4444) and words ("no, no, no"), but
-not one digit more than 8 times, nor a phrase so often that it makes a dozen words. And a stretch
+not one digit more than 8 times (unless the audio holds that many digits: see below), nor a phrase
+so often that it makes a dozen words. And a stretch
 of 16 digits or more written with only two of them (beam search, held to 8 of one digit, wrote
 "9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 9, 9, ..." with copies of varying lengths).
+
+A run of one digit longer than that may be real ("4111 1111 1111 1111", "50000000"), and the audio
+tells: a digit takes at least ``LoopRule.digit_s`` (0.2 s) to say, so where the window's speech
+(``speech_s``: its frames louder than its noise floor) holds every digit written up to the run's end,
+the run is kept; where it cannot ("1-8-2-9-0-4-3-3-3-...-3", 23 digits for 3 s of speech), it is a
+loop. Without the audio's speech (``speech_s=None``), any such run is a loop.
 
 Once a loop is written, ``LoopFilter`` forbids the tokens that would extend it, so the decoder
 writes something else (the rest of what was said, or the end), and ``cut_loops`` keeps the first
@@ -46,6 +53,14 @@ class LoopRule:
     max_unit_tokens: int = 24  # the longest unit looked for
     stretch_digits: int = 16  # this many digits in a row ...
     stretch_distinct_digits: int = 2  # ... written with this many different digits or fewer
+    # A digit takes at least this long to say: a longer run of one digit is kept where the speech
+    # holds every digit written so far at this many seconds each (Asterisk's and espeak's voices:
+    # 0.35-0.75 s of speech per digit; 0.2 at 10 dB SNR, where the estimate shrinks).
+    digit_s: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.digit_s <= 0:
+            raise ValueError(f"LoopRule.digit_s must be positive, not {self.digit_s!r}")
 
     def copies(self, unit_text: str) -> int:
         """Copies in a row of a unit that writes ``unit_text`` that make a loop."""
@@ -64,6 +79,46 @@ class LoopRule:
         """``copies`` of a unit of tokens, the fewest of its rotations' (a run of it may begin at any of
         its tokens: the filter sees its end, ``cut_loops`` its start, and they must agree)."""
         return min(self.copies(tokenizer.decode(list(unit[k:]) + list(unit[:k]))) for k in range(len(unit)))
+
+
+def same_digit(unit_text: str) -> bool:
+    """Whether a unit writes one digit (once or more: " 1111", "0,") and nothing else but punctuation."""
+    return len(set(_text_digits(unit_text) or "")) == 1
+
+
+def speech_s(mel: "Tensor", content_frames: int) -> float:
+    """Seconds of a log-mel window's first ``content_frames`` frames that are louder than its noise
+    floor (the 10th percentile of the frames' mean level) by a third of the way to its peak (the
+    99th): what a loop's digits are measured against. Noise lowers it, never raises it."""
+    import torch  # here: the rule and the cut are pure, and read by modules that must not load torch
+
+    from .audio import FRAMES_PER_SECOND
+
+    level = mel[:, :content_frames].float().mean(dim=0)
+    if level.numel() == 0:
+        return 0.0
+    floor, peak = torch.quantile(level, 0.1), torch.quantile(level, 0.99)
+    threshold = floor + max(float(peak - floor) / 3, 0.1)
+    return float((level > threshold).sum()) / FRAMES_PER_SECOND
+
+
+def digits_held(speech: Optional[float], rule: LoopRule) -> Optional[int]:
+    """How many digits ``speech`` seconds of speech can hold (None: unknown, none beyond the rule)."""
+    return None if speech is None else int(speech / rule.digit_s + 1e-9)
+
+
+def _digits_in(tokens: Sequence[int], tokenizer: "Tokenizer") -> int:
+    return sum(len(_token_digits(token, tokenizer) or "") for token in tokens)
+
+
+def _fits(written: Sequence[int], held: Optional[int], tokenizer: "Tokenizer") -> bool:
+    """Whether every digit ``written`` fits in the speech (a run or stretch that ends there is real)."""
+    return held is not None and _digits_in(written, tokenizer) <= held
+
+
+def _held(unit: Sequence[int], written: Sequence[int], held: Optional[int], tokenizer: "Tokenizer") -> bool:
+    """Whether a run of ``unit`` that ends ``written`` is real: one digit, and it fits in the speech."""
+    return same_digit(tokenizer.decode(list(unit))) and _fits(written, held, tokenizer)
 
 
 def writes_digits(unit_text: str) -> bool:
@@ -105,20 +160,21 @@ def _suffix_run(tokens: Sequence[int], period: int) -> int:
     return len(tokens) - 1 - end + period
 
 
-def _repeated_unit_at(tokens: Sequence[int], start: int, rule: LoopRule, tokenizer: "Tokenizer"
-                      ) -> Optional[Tuple[int, int]]:  # fmt: skip
+def _repeated_unit_at(tokens: Sequence[int], start: int, rule: LoopRule, tokenizer: "Tokenizer",
+                      held: Optional[int]) -> Optional[Tuple[int, int]]:  # fmt: skip
     """(tokens to keep, tokens in the loop) of a unit repeated into a loop from ``start``, or None."""
     for period in range(1, rule.max_unit_tokens + 1):
         if start + 2 * period > len(tokens) or tokens[start + period - 1] >= tokenizer.eot:
             return None
-        run = _run_length(tokens, start, period)
-        if run >= 2 * period and run >= rule.unit_copies(tokens[start : start + period], tokenizer) * period:
-            return period, run
+        run, unit = _run_length(tokens, start, period), tokens[start : start + period]
+        if run >= 2 * period and run >= rule.unit_copies(unit, tokenizer) * period:
+            if not _held(unit, tokens[: start + run], held, tokenizer):
+                return period, run
     return None
 
 
-def _stretch_at(tokens: Sequence[int], start: int, rule: LoopRule, tokenizer: "Tokenizer"
-                ) -> Optional[Tuple[int, int]]:  # fmt: skip
+def _stretch_at(tokens: Sequence[int], start: int, rule: LoopRule, tokenizer: "Tokenizer",
+                held: Optional[int]) -> Optional[Tuple[int, int]]:  # fmt: skip
     """(1, tokens in the stretch) of a loop of few digits from ``start``, or None."""
     written, end = "", start
     while end < len(tokens):
@@ -128,18 +184,22 @@ def _stretch_at(tokens: Sequence[int], start: int, rule: LoopRule, tokenizer: "T
         written += digits
         end += 1
     starts_with_digit = bool(_token_digits(tokens[start], tokenizer))
-    return (1, end - start) if starts_with_digit and len(written) >= rule.stretch_digits else None
+    if not starts_with_digit or len(written) < rule.stretch_digits or _fits(tokens[:end], held, tokenizer):
+        return None
+    return 1, end - start
 
 
-def cut_loops(tokens: Sequence[int], rule: LoopRule, tokenizer: "Tokenizer") -> Tuple[List[int], Tuple[str, ...]]:
-    """``tokens`` with every loop cut to its first copy, and the text of each loop that was cut:
+def cut_loops(tokens: Sequence[int], rule: LoopRule, tokenizer: "Tokenizer", speech: Optional[float] = None
+              ) -> Tuple[List[int], Tuple[str, ...]]:  # fmt: skip
+    """``tokens`` with every loop cut to its first copy, and the text of each loop that was cut
+    (``speech``: seconds of speech in the audio decoded, see ``speech_s``):
     repeated units first ("4-3-3-3-3-..." keeps "4-3"), then stretches of few digits, again until
     none is left (what is left of loops the filter stopped may make a new one: a stretch of 16 digits,
     a 7, another stretch, ... was "9 7, 9 7, 9 7, 9 7, 9 7" once the stretches were cut)."""
-    kept, loops = list(tokens), ()
+    kept, loops, held = list(tokens), (), digits_held(speech, rule)
     while True:
-        kept, units = _cut(kept, lambda i, t: _repeated_unit_at(t, i, rule, tokenizer), tokenizer)
-        kept, stretches = _cut(kept, lambda i, t: _stretch_at(t, i, rule, tokenizer), tokenizer)
+        kept, units = _cut(kept, lambda i, t: _repeated_unit_at(t, i, rule, tokenizer, held), tokenizer)
+        kept, stretches = _cut(kept, lambda i, t: _stretch_at(t, i, rule, tokenizer, held), tokenizer)
         if not units and not stretches:
             return kept, loops
         loops += units + stretches
@@ -165,18 +225,23 @@ def _cut(tokens: Sequence[int], loop_at: Callable[[int, Sequence[int]], Optional
 
 class LoopFilter:
     """A ``decoding.LogitFilter`` (not a subclass: decoding.py builds it, and this module must not
-    import it): forbids, in each row, the tokens that would extend a loop at the end of its text."""
+    import it): forbids, in each row, the tokens that would extend a loop at the end of its text.
+    ``speech``: seconds of speech in each audio decoded (``n_group`` rows each), or None."""
 
-    def __init__(self, rule: LoopRule, tokenizer: "Tokenizer", sample_begin: int) -> None:
+    def __init__(self, rule: LoopRule, tokenizer: "Tokenizer", sample_begin: int,
+                 speech: Optional[Sequence[Optional[float]]] = None, n_group: int = 1) -> None:  # fmt: skip
         self.rule, self.tokenizer, self.sample_begin = rule, tokenizer, sample_begin
         self.eot = tokenizer.eot
+        self.held = [digits_held(s, rule) for s in speech] if speech is not None else None
+        self.n_group = n_group
 
     def apply(self, logits: "Tensor", tokens: "Tensor") -> None:
         for row in range(tokens.shape[0]):
             sampled = tokens[row, self.sample_begin :].tolist()
             if sampled and sampled[-1] == self.eot:
                 continue
-            forbidden = self.unit_continuations(sampled) + self.stretch_continuations(sampled)
+            held = None if self.held is None else self.held[row // self.n_group]
+            forbidden = self.unit_continuations(sampled, held) + self.stretch_continuations(sampled, held)
             if forbidden:
                 logits[row, forbidden] = float("-inf")
                 if not bool(logits[row].isfinite().any()):  # a grammar allowed nothing else
@@ -185,7 +250,7 @@ class LoopFilter:
     def candidates(self) -> None:
         return None
 
-    def unit_continuations(self, sampled: Sequence[int]) -> List[int]:
+    def unit_continuations(self, sampled: Sequence[int], held: Optional[int] = None) -> List[int]:
         """The tokens that, written next, would extend a repeated unit that already is a loop."""
         forbidden = []
         for period in range(1, min(self.rule.max_unit_tokens, len(sampled) // 2) + 1):
@@ -195,10 +260,11 @@ class LoopFilter:
             if run < 2 * period or max(unit) >= self.eot:
                 continue
             if run >= self.rule.unit_copies(unit, self.tokenizer) * period:
-                forbidden.append(sampled[-period])
+                if not _held(unit, list(sampled) + [sampled[-period]], held, self.tokenizer):
+                    forbidden.append(sampled[-period])
         return forbidden
 
-    def stretch_continuations(self, sampled: Sequence[int]) -> List[int]:
+    def stretch_continuations(self, sampled: Sequence[int], held: Optional[int] = None) -> List[int]:
         """The digit tokens that would extend a stretch of few digits that already is a loop."""
         written = ""
         for token in reversed(sampled):
@@ -209,7 +275,9 @@ class LoopFilter:
         tail = set(written[-self.rule.stretch_digits :])
         if len(written) < self.rule.stretch_digits or len(tail) > self.rule.stretch_distinct_digits:
             return []
-        return [token for token, digits in _digit_tokens(self.tokenizer) if digits <= tail]
+        room = None if held is None else held - _digits_in(sampled, self.tokenizer)  # digits the speech still holds
+        return [token for token, digits in _digit_tokens(self.tokenizer)
+                if digits <= tail and (room is None or len(_token_digits(token, self.tokenizer) or "") > room)]
 
 
 _DIGIT_TOKENS: Dict[str, List[Tuple[int, FrozenSet[str]]]] = {}

@@ -8,6 +8,12 @@ amid other words, one other word between two of them allowed ("Четыре. О�
 -> "4. 1. 9. Тять. 2.": one misheard digit does not leave the rest of the number in words). Other
 digit words are left as they are ("one of them", "Oh.", "cuatro o seis"). Languages without a
 table here are left as written. Pure; used on partials and finals alike.
+
+An utterance that is clearly a string of digits (every word a digit, ``MIN_STRING_DIGITS`` of them
+or more, or digits in more than one number) is a number read aloud, not arithmetic: Whisper writes
+such digits read with pauses as decimals and a spoken "oh" as "or" ("886.5 or 0.380." for
+8 8 6 5 oh 0 3 8 0). There a "." between two digits is a pause ("886 5 0 0 380."), and a word that
+sounds like zero between two digits ("or", "o" in English) is the digit 0.
 """
 from __future__ import annotations
 
@@ -28,6 +34,12 @@ DIGIT_WORDS: Dict[str, Dict[str, str]] = {
     for language, table in _TABLES.items()
 }
 _NOT_ALONE: Dict[str, FrozenSet[str]] = {"en": frozenset({"oh"})}  # alone, an exclamation ("Oh.")
+# Words Whisper writes for a spoken zero ("oh") between two digits of a digit string.
+_ZERO_SOUNDS: Dict[str, FrozenSet[str]] = {"en": frozenset({"or", "o", "owe"})}
+# Digits (numerals and digit words) that make an utterance of digits alone clearly a digit string,
+# where its zero sounds are zeros: a phone number's 7; "100 or 200" (6) stays a choice.
+MIN_STRING_DIGITS = 7
+_DECIMAL_POINT = re.compile(r"(?<=\d)\.(?=\d)")
 _TOKEN = re.compile(r"[^\W_]+")  # a word or a numeral
 # Digit words that read as a number amid other words: this many in a row, or with one other word
 # between two of them (a digit the model misheard: "Четыре. Один. Девять. Тять. Четыре." is 4 1 9 ? 4).
@@ -36,10 +48,14 @@ MIN_DIGIT_RUN = 3
 
 
 def _numeral_spans(text: str, language: str) -> List[Tuple[int, int, str]]:
-    """(start, end, numeral) of each digit word in ``text`` to write as a numeral."""
+    """(start, end, numeral) of each digit word in ``text`` to write as a numeral (and of each
+    decimal point or zero sound of a digit string, see ``_digit_string_spans``)."""
     words_to_digits = DIGIT_WORDS.get(language, {})
     tokens = list(_TOKEN.finditer(text))
     is_digit = [t.group().isdigit() or t.group().lower() in words_to_digits for t in tokens]
+    string_spans = _digit_string_spans(text, tokens, is_digit, language)
+    if string_spans:
+        is_digit = [True] * len(tokens)
     runs: List[List[Match[str]]] = [[]]
     for i, token in enumerate(tokens):
         misheard = 0 < i < len(tokens) - 1 and is_digit[i - 1] and is_digit[i + 1]
@@ -50,8 +66,26 @@ def _numeral_spans(text: str, language: str) -> List[Tuple[int, int, str]]:
     spans = []
     for run in runs:
         if (all(is_digit) or len(run) >= MIN_DIGIT_RUN) and not _only_exclamations(run, language):
-            spans += [(t.start(), t.end(), words_to_digits[t.group().lower()]) for t in run if not t.group().isdigit()]
-    return spans
+            spans += [(t.start(), t.end(), words_to_digits.get(t.group().lower(), "0"))
+                      for t in run if not t.group().isdigit()]
+    return sorted(spans + [s for s in string_spans if s[2] == " "])
+
+
+def _digit_string_spans(text: str, tokens: List[Match[str]], is_digit: List[bool], language: str
+                        ) -> List[Tuple[int, int, str]]:  # fmt: skip
+    """For an utterance that is clearly a digit string, its decimal points as pauses (" ") and its
+    zero sounds between digits as "0"; nothing for any other text."""
+    zero_sounds = _ZERO_SOUNDS.get(language, frozenset())
+    is_zero = [not is_digit[i] and 0 < i < len(tokens) - 1 and is_digit[i - 1] and is_digit[i + 1]
+               and t.group().lower() in zero_sounds for i, t in enumerate(tokens)]  # fmt: skip
+    if not tokens or not all(d or z for d, z in zip(is_digit, is_zero)) or re.search(r"[^\w\s.,;:!?-]", text):
+        return []
+    digits = sum(len(t.group()) if t.group().isdigit() else 1 for t, d in zip(tokens, is_digit) if d)
+    numbers = len([t for t, d in zip(tokens, is_digit) if d])
+    points = [(m.start(), m.end(), " ") for m in _DECIMAL_POINT.finditer(text)]
+    if digits < MIN_STRING_DIGITS and not (points and numbers > 2):
+        return []
+    return points + [(t.start(), t.end(), "0") for t, z in zip(tokens, is_zero) if z]
 
 
 def _only_exclamations(run: List[Match[str]], language: str) -> bool:

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from .audio import (FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, AudioInput, audio_samples,
                     log_mel_spectrogram, log_mel_window, pad_or_trim)  # fmt: skip
-from .decoding import DecodingOptions, DecodingResult, decode
+from .decoding import DecodingOptions, DecodingResult, DecodingTask
+from .loops import speech_s
 from .hallucination import SilenceSkip
 from .progress import progress_bar
 from .segments import Window, WindowSegments, clear_empty, last_word_end, split_into_segments
@@ -31,14 +32,16 @@ def _at_temperature(options: DecodingOptions, temperature: float) -> DecodingOpt
     return replace(options, temperature=temperature, best_of=None)
 
 
-def decode_with_fallback(model: "Whisper", mel: Tensor, options: DecodingOptions,
-                         policy: FallbackPolicy) -> DecodingResult:  # fmt: skip
+def decode_with_fallback(model: "Whisper", mel: Tensor, options: DecodingOptions, policy: FallbackPolicy,
+                         speech: Optional[float] = None) -> DecodingResult:  # fmt: skip
     """Decode at each temperature in turn until the result is neither repetitive nor unlikely; if
-    none is, the likeliest of them that is not repetitive (policy.likeliest)."""
+    none is, the likeliest of them that is not repetitive (policy.likeliest). ``speech``: seconds
+    of speech in the window (``loops.speech_s``; measured from ``mel`` if None and it is a mel)."""
     tried: List[DecodingResult] = []
 
     def decode_at(temperature: float) -> DecodingResult:
-        tried.append(decode(model, mel, _at_temperature(options, temperature)))
+        task = DecodingTask(model, _at_temperature(options, temperature))
+        tried.append(task.run(mel[None].to(model.device), speech=None if speech is None else [speech])[0])
         return tried[-1]
 
     result = retry_hotter(decode_at, policy.temperatures, policy.needs_fallback)
@@ -160,7 +163,8 @@ def _transcribe_window(model: "Whisper", mel: Tensor, window: Window, options: D
     """Decode one window into the transcript; returns where the next window starts."""
     mel_window = pad_or_trim(mel[:, window.seek : window.end_seek], N_FRAMES).to(model.device)
     features = model.embed_audio(mel_window.unsqueeze(0), content_frames=window.n_frames)[0]
-    result = decode_with_fallback(model, features, replace(options, prompt=transcript.prompt()), policy)
+    speech = speech_s(mel_window, window.n_frames)
+    result = decode_with_fallback(model, features, replace(options, prompt=transcript.prompt()), policy, speech)
     if policy.is_silence(result):
         return window.end_seek
     split = split_into_segments(transcript.tokenizer, result, window)
@@ -267,7 +271,8 @@ def transcribe_batch(
             mels = [log_mel_window(samples[i], model.dims.n_mels)[:, :width] for i in indices]
             batch = torch.stack(mels).to(model.device)
             features = model.embed_audio(batch, content_frames=[content_frames[i] for i in indices])
-            decoded = decode(model, features, options)
+            speech = [speech_s(mel, content_frames[i]) for mel, i in zip(mels, indices)]
+            decoded = DecodingTask(model, options).run(features, speech=speech)
             tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                                       language=decoded[0].language, task=options.task)  # fmt: skip
             for i, result in zip(indices, decoded):

@@ -1,6 +1,5 @@
 """Decoding: logit filters on hand-made logits, beam search and fallback on real prompts, language ID."""
 import importlib.util
-import sys
 
 import numpy as np
 import pytest
@@ -130,15 +129,15 @@ def test_sampling_repeats_whatever_ran_before(tiny_model):
 
 def test_fallback_raises_the_temperature_on_repetitive_text(tiny_model, monkeypatch):
     calls, results = [], []
-    module = sys.modules["whisper.transcribe"]
-    real_decode = module.decode
+    real_run = DecodingTask.run
 
-    def counting_decode(model, mel, options):
-        calls.append(options.temperature)
-        results.append(real_decode(model, mel, options))
-        return results[-1]
+    def counting_run(task, mel, *args, **kwargs):
+        calls.append(task.options.temperature)
+        decoded = real_run(task, mel, *args, **kwargs)
+        results.extend(decoded)
+        return decoded
 
-    monkeypatch.setattr(module, "decode", counting_decode)
+    monkeypatch.setattr(DecodingTask, "run", counting_run)
     mel = window_mel("agent-pass")
     forced = FallbackPolicy((0.0, 0.5, 1.0), compression_ratio_threshold=0.01)
     options = whisper.DecodingOptions(beam_size=2, sample_len=24)  # hot samples can ramble: keep them short

@@ -125,3 +125,15 @@ def test_a_loop_cut_while_decoding_is_decoded_again_and_only_a_loop_of_words_dro
     assert rejection_reason(digits, 5.0) is None
     assert rejection_reason(words, 5.0) == "repetitive (a loop of words cut while decoding)"
     assert FallbackPolicy().likeliest([digits, result("1 8 2 9", avg_logprob=-1.2)]).text == "1 8 2 9"
+
+
+def test_a_doubted_phone_number_is_kept_a_doubted_phrase_or_few_digits_are_not():
+    """tiny.en on espeak en-us reading 8 8 6 5 oh 3 8 oh: no-speech above 0.5, log-probability
+    under -0.5, dropped whole (an empty final); inventions on non-speech are phrases or a few digits."""
+    doubted = dict(avg_logprob=-0.8, no_speech_prob=0.6)
+    assert rejection_reason(result("8, 8, 6, 5, 3, 8, 4,", **doubted), 5.0) is None
+    assert rejection_reason(result("886.5 or 0.380.", **doubted), 5.0) is None
+    for text in ("One, two, three.", "I'm gonna be mad at you.", "8, 8, 6, 5, 3, 8, 4, please"):
+        assert rejection_reason(result(text, **doubted), 5.0) == "no speech (doubtful text)", text
+    unlikely = dict(avg_logprob=-1.6, no_speech_prob=0.6)  # below what digits reach: no exemption
+    assert rejection_reason(result("8, 8, 6, 5, 3, 8, 4,", **unlikely), 5.0) is not None

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
 from ..loops import writes_digits
-from ..numbers import digits_as_numerals, is_digit_string, is_digit_word
+from ..numbers import MIN_STRING_DIGITS, digits_as_numerals, is_digit_string, is_digit_word
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
@@ -184,11 +184,13 @@ def rejection_reason(result: Decoded, duration_s: float, options: GuardOptions =
         return "stock phrase on no speech"
     if len(words) <= 4 and result.no_speech_prob > options.short_text_no_speech:
         return "no speech (short text)"
-    if _doubtful(result, options.doubtful_no_speech, options):
+    if _doubtful(result, options.doubtful_no_speech, options) and not _digit_string(result, options):
         return "no speech (doubtful text)"
     if any(not writes_digits(unit) for unit in result.loops):
         return "repetitive (a loop of words cut while decoding)"
-    if policy.too_compressible(result):
+    # A digit string's repeats are the loop rule's to judge (whisper.loops, which knows how many
+    # digits the speech holds): 4111 1111 1111 1111 compresses as well as a loop does.
+    if policy.too_compressible(result) and not is_digit_string(result.text, result.language):
         return "repetitive (compression ratio)"
     loop_words = _words(result)
     if _repeats(loop_words, options.max_repeats, result.language):
@@ -227,6 +229,15 @@ def likeliest(results: Sequence[ResultT], options: GuardOptions = GuardOptions()
     greedy loop often scores the highest log-probability, -0.57 for "You're the best." x6, and is
     then dropped where a sample that does not loop may be kept), then the likeliest."""
     return max(results, key=lambda r: (not loops(r, options), r.avg_logprob))
+
+
+def _digit_string(result: Decoded, options: GuardOptions) -> bool:
+    """A phone number's worth of digits and nothing else, at a log-probability digits reach: what
+    the doubt guard keeps (espeak en-us reading 8 8 6 5 oh 3 8 oh, tiny.en at no-speech above 0.5,
+    was dropped whole, an empty final; inventions on non-speech are phrases or a few digits)."""
+    if not is_digit_string(result.text, result.language) or result.avg_logprob < options.digits_logprob:
+        return False
+    return len(re.findall(r"\d", digits_as_numerals(result.text, result.language))) >= MIN_STRING_DIGITS
 
 
 def _kept_though_unsure(result: Decoded, options: GuardOptions) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ import torch
 from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_window
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
 from ..grammar import Grammar, parse_grammar
+from ..loops import speech_s
 from ..vocabulary import parse_vocabulary
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
                       merge_punctuations)  # fmt: skip
@@ -54,7 +55,7 @@ class WhisperBatchDecoder:
 
     @torch.no_grad()
     def decode(self, jobs: Sequence[Job], temperature: float, poll: Poll) -> List[DecodingResult]:
-        features = self._encode(jobs, poll)
+        features, speech = self._encode(jobs, poll)
         groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
         for i, job in enumerate(jobs):
             groups[_decoding_options(job, temperature)].append(i)
@@ -64,19 +65,22 @@ class WhisperBatchDecoder:
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
             task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
             priors = None if options.language else [dict(jobs[i].language_prior) for i in rows]
-            for i, result in zip(rows, task.run(features[rows], language_priors=priors)):
+            decoded = task.run(features[rows], language_priors=priors, speech=[speech[i] for i in rows])
+            for i, result in zip(rows, decoded):
                 results[i] = _as_answer(result, options.grammar)
         return results  # type: ignore[return-value]
 
-    def _encode(self, jobs: Sequence[Job], poll: Poll) -> torch.Tensor:
-        features = []
+    def _encode(self, jobs: Sequence[Job], poll: Poll) -> Tuple[torch.Tensor, List[float]]:
+        """Each window's audio features, and its seconds of speech (``loops.speech_s``)."""
+        features, speech = [], []
         for first in range(0, len(jobs), _ENCODE_WINDOWS):
             group = jobs[first : first + _ENCODE_WINDOWS]
             mel = torch.stack([log_mel_window(job.audio[-N_SAMPLES:], self.model.dims.n_mels) for job in group])
             content_frames = [min(len(job.audio), N_SAMPLES) // HOP_LENGTH for job in group]
             features.append(self.model.embed_audio(mel.to(self.model.device), content_frames=content_frames))
+            speech += [speech_s(window, frames) for window, frames in zip(mel, content_frames)]
             poll()
-        return torch.cat(features)
+        return torch.cat(features), speech
 
     @torch.no_grad()
     def warm_up(self) -> float:
