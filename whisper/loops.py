@@ -6,7 +6,7 @@ compression ratio sees long loops of prose, not a short number with a tail of on
 
 ``LoopRule`` says what is a loop. A unit of tokens written so many times in a row, by what the unit
 writes: callers do repeat digits ("0 0 0 0", a card number's 4444) and words ("no, no, no"), but
-not one digit more than 8 times (unless the audio holds that many digits: see below), nor a phrase
+not one digit more than 8 times (unless the audio holds that many digits, up to 16: see below), nor a phrase
 so often that it makes a dozen words. And a stretch
 of 16 digits or more written with only two of them (beam search, held to 8 of one digit, wrote
 "9, 9, 9, 9, 9, 9, 9, 9, 8, 8, 8, 9, 9, ..." with copies of varying lengths).
@@ -57,6 +57,10 @@ class LoopRule:
     # holds every digit written so far at this many seconds each (Asterisk's and espeak's voices:
     # 0.35-0.75 s of speech per digit; 0.2 at 10 dB SNR, where the estimate shrinks).
     digit_s: float = 0.2
+    # ... but never a run of one digit longer than this, whatever the speech: no number a caller
+    # reads (a card's 16 digits at most) is one digit this many times, and the speech held the
+    # 24 ones tiny.en wrote for the 15 of "4111 1111 1111 1111".
+    max_real_run_digits: int = 16
 
     def __post_init__(self) -> None:
         if self.digit_s <= 0:
@@ -116,9 +120,12 @@ def _fits(written: Sequence[int], held: Optional[int], tokenizer: "Tokenizer") -
     return held is not None and _digits_in(written, tokenizer) <= held
 
 
-def _held(unit: Sequence[int], written: Sequence[int], held: Optional[int], tokenizer: "Tokenizer") -> bool:
-    """Whether a run of ``unit`` that ends ``written`` is real: one digit, and it fits in the speech."""
-    return same_digit(tokenizer.decode(list(unit))) and _fits(written, held, tokenizer)
+def _held(unit: Sequence[int], run: Sequence[int], written: Sequence[int], held: Optional[int],
+          rule: LoopRule, tokenizer: "Tokenizer") -> bool:  # fmt: skip
+    """Whether a ``run`` of ``unit`` that ends ``written`` is real: one digit, no longer than a
+    number has, and every digit written fits in the speech."""
+    return (same_digit(tokenizer.decode(list(unit))) and _digits_in(run, tokenizer) <= rule.max_real_run_digits
+            and _fits(written, held, tokenizer))
 
 
 def writes_digits(unit_text: str) -> bool:
@@ -168,7 +175,7 @@ def _repeated_unit_at(tokens: Sequence[int], start: int, rule: LoopRule, tokeniz
             return None
         run, unit = _run_length(tokens, start, period), tokens[start : start + period]
         if run >= 2 * period and run >= rule.unit_copies(unit, tokenizer) * period:
-            if not _held(unit, tokens[: start + run], held, tokenizer):
+            if not _held(unit, tokens[start : start + run], tokens[: start + run], held, rule, tokenizer):
                 return period, run
     return None
 
@@ -260,7 +267,8 @@ class LoopFilter:
             if run < 2 * period or max(unit) >= self.eot:
                 continue
             if run >= self.rule.unit_copies(unit, self.tokenizer) * period:
-                if not _held(unit, list(sampled) + [sampled[-period]], held, self.tokenizer):
+                extended = list(sampled) + [sampled[-period]]
+                if not _held(unit, extended[-(run + 1):], extended, held, self.rule, self.tokenizer):
                     forbidden.append(sampled[-period])
         return forbidden
 

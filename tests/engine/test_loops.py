@@ -48,6 +48,8 @@ def test_loops_are_cut_to_their_first_copy(text, kept):
     (" 1-8-2-9-0-4-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3-3", 3.0, " 1-8-2-9-0-4-3"),
     (" 4111 1111 1111 1111", None, " 4111 1111"),  # the speech unknown: the rule alone
     (" 3 2 3 2 3 2 3 2", 30.0, " 3 2"),  # only a run of one digit may be real, however long the speech
+    (" 4" + " 1" * 16, 10.0, " 4" + " 1" * 16),  # 16 of one digit: as long as a real run gets
+    (" 4" + " 1" * 24, 10.0, " 4 1"),  # 24 ones (tiny.en's for the Visa number's 15): never real
 ])  # fmt: skip
 def test_a_run_of_one_digit_is_kept_where_the_speech_holds_it(text, speech_s, kept):
     tokens, rule = TOKENIZER.encode(text), LoopRule()
