@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable, Optional, Sequence, TextIO
 
-from whisper.streaming.policy import rejection_reason
+from whisper.policy import rejection_reason
 from whisper.streaming.types import TranscriptEvent
 
 from .config import BridgeConfig

@@ -15,7 +15,7 @@ from .loops import speech_s
 from .hallucination import SilenceSkip
 from .progress import progress_bar
 from .segments import Window, WindowSegments, clear_empty, last_word_end, split_into_segments
-from .streaming.policy import DEFAULT_TEMPERATURES, FallbackPolicy, retry_hotter
+from .policy import DEFAULT_TEMPERATURES, FallbackPolicy, retry_hotter
 from .timing import APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, add_word_timestamps
 from .tokenizer import LANGUAGES, Tokenizer, get_tokenizer
 from .writers import format_timestamp

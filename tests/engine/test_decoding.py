@@ -10,7 +10,7 @@ from audiosocket_bridge.testing.prompts import prompt
 from whisper.audio import N_FRAMES, load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.decoding import ApplyTimestampRules, DecodingOptions, DecodingTask, SuppressBlank, SuppressTokens
 from whisper.evaluation import normalize_english, word_error_rate
-from whisper.streaming.policy import FallbackPolicy
+from whisper.policy import FallbackPolicy
 from whisper.tokenizer import get_tokenizer
 from whisper.transcribe import decode_with_fallback
 

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
     "from whisper.writers import format_timestamp",
     "import whisper.streaming.types",
     "from whisper.streaming import EngineOptions, TranscriptEvent",
-    "import whisper.streaming.policy, whisper.streaming.endpointing",
+    "import whisper.policy, whisper.streaming.endpointing",
     "import audiosocket_bridge.asterisk.ami_protocol",
     "import audiosocket_bridge.outputs.export",
     "import whisper.language, audiosocket_bridge.ami_servers, audiosocket_bridge.config",

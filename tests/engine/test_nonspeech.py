@@ -10,7 +10,7 @@ from audiosocket_bridge.testing.prompts import prompt
 from whisper.streaming.sim import simulate
 from whisper.streaming.types import StreamOptions
 from whisper.streaming import EngineOptions, StreamingEngine
-from whisper.streaming.policy import rejection_reason
+from whisper.policy import rejection_reason
 
 SOUNDS = non_speech()
 
@@ -98,7 +98,7 @@ def test_the_multilingual_model_shows_no_words_on_monkeys_even_in_partials():
 
 
 def test_a_doubtful_partial_is_not_shown_though_its_final_would_be_judged_alone():
-    from whisper.streaming.policy import partial_rejection_reason
+    from whisper.policy import partial_rejection_reason
 
     monkeys = Result(" Ah! Ah!", 0.48, avg_logprob=-0.88)
     assert rejection_reason(monkeys, 1.9) is None

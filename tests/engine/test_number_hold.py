@@ -8,7 +8,7 @@ import torch
 from audiosocket_bridge.testing.prompts import prompt
 from whisper.decoding import DecodingResult
 from whisper.streaming.endpointing import EndpointOptions, Endpointer
-from whisper.streaming.policy import GuardOptions, releases_hold, wants_more_audio
+from whisper.policy import GuardOptions, releases_hold, wants_more_audio
 from whisper.text_metrics import compression_ratio
 
 SPEECH_DB = -20.0

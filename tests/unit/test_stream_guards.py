@@ -4,7 +4,7 @@ from dataclasses import replace
 import torch
 
 from whisper.decoding import DecodingResult
-from whisper.streaming.policy import FallbackPolicy, GuardOptions, needs_fallback, rejection_reason, retry_hotter
+from whisper.policy import FallbackPolicy, GuardOptions, needs_fallback, rejection_reason, retry_hotter
 from whisper.text_metrics import compression_ratio
 
 
@@ -41,7 +41,7 @@ def test_numbers_that_repeat_a_digit_are_not_loops():
 
 
 def test_digits_and_unsure_fragments_wait_for_more_audio_and_confident_speech_does_not():
-    from whisper.streaming.policy import wants_more_audio
+    from whisper.policy import wants_more_audio
 
     assert wants_more_audio(result("4, 7."))
     assert wants_more_audio(result("Zero."))

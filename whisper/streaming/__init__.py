@@ -5,7 +5,6 @@
     options          EngineOptions
     vad              speech or not, per 20 ms frame
     endpointing      utterance boundaries from per-frame decisions
-    policy           fallback and hallucination guards (shared with transcribe())
     job              a window for the decoder, as a value
     inbox            audio queued from any thread for the scheduler thread
     ingest           one stream's audio in: inbox, resampling, VAD, endpointer -> utterances

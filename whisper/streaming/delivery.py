@@ -11,7 +11,7 @@ from ..numbers import digits_as_numerals, pieces_as_numerals
 from .decoder import BatchDecoder, Poll
 from .job import Job
 from .options import EngineOptions
-from .policy import likeliest, needs_fallback, partial_rejection_reason, rejection_reason, retry_hotter
+from ..policy import likeliest, needs_fallback, partial_rejection_reason, rejection_reason, retry_hotter
 from .stream import Stream
 from .types import Word
 

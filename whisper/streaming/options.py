@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, List, Mapping, get_args, get_type_hints
 
 from ..language import require_known
 from .endpointing import EndpointOptions
-from .policy import GuardOptions
+from ..policy import GuardOptions
 from .types import StreamOptions
 from .vad import VadOptions
 

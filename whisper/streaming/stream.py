@@ -21,7 +21,7 @@ from .ingest import Ingest
 from .job import Job
 from .options import EngineOptions
 from .pcm import FRAMES_PER_S
-from .policy import releases_hold, wants_more_audio
+from ..policy import releases_hold, wants_more_audio
 from .types import EventCallback, StreamOptions, TranscriptEvent
 from .vad import FRAME_SAMPLES, SAMPLE_RATE_HZ
 

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Protocol, Sequence, Tuple, TypeVar
 
-from ..loops import writes_digits
-from ..numbers import MIN_STRING_DIGITS, digits_as_numerals, is_digit_string, is_digit_word
+from .loops import writes_digits
+from .numbers import MIN_STRING_DIGITS, digits_as_numerals, is_digit_string, is_digit_word
 
 DEFAULT_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
