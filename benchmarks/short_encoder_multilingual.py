@@ -12,7 +12,6 @@ with the full window's language (as transcribe() does: it detects on the full wi
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Dict, List, Sequence
 
 import torch
