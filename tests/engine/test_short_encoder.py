@@ -131,3 +131,53 @@ def test_low_precision_logits_keep_the_highest_and_the_asked_for_exact(tiny_mode
     assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-3)
     assert torch.allclose(fast[..., asked], exact[..., asked], atol=1e-3)
     assert 0 < (fast - exact).abs().max() < rounding  # the rest keep the low precision's rounding
+
+
+
+# Decoded with the language given: the 30 s window's detection (as transcribe() does) or the call's.
+# Detection on a short encoding differs more often (number-not-answering comes out as Spanish).
+BASE_PROMPTS = (("it", "number-not-answering"), ("it", "conf-getconfno"), ("es", "conf-kicked"),
+                ("es", "vm-tempgreeting"), ("fr", "hello-world"), ("fr", "vm-nonumber"),
+                ("ru", "dir-welcome"), ("ru", "vm-sorry"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def base_model():
+    import whisper
+
+    return whisper.load_model("base", device="cpu")
+
+
+def _decode(model, mel, content_frames: int, language: str, short: bool) -> str:
+    from whisper.decoding import DecodingOptions, DecodingTask
+
+    model.short_encoder = short
+    with torch.inference_mode():
+        features = model.embed_audio(mel, content_frames=content_frames)
+        options = DecodingOptions(language=language, temperature=0.0)
+        return DecodingTask(model, options).run(features)[0].text
+
+
+def test_multilingual_short_path_decodes_the_full_windows_words(base_model):
+    """base (multilingual) on real it/es/fr/ru prompts, the language given: the short encoding
+    decodes (nearly) the words of the 30 s window, and no empty or looping text."""
+    from audiosocket_bridge.testing.prompts import language_prompts
+    from whisper.audio import HOP_LENGTH
+    from whisper.evaluation import word_error_rate
+    from whisper.grammar import normalise
+
+    by_language = {code: {p.name: p for p in language_prompts(code)} for code in {c for c, _ in BASE_PROMPTS}}
+    default = base_model.short_encoder
+    texts = {True: [], False: []}
+    try:
+        for code, name in BASE_PROMPTS:
+            prompt = by_language[code][name]
+            audio = load_audio(str(prompt.path))
+            mel = log_mel_spectrogram(torch.from_numpy(pad_or_trim(audio)), base_model.dims.n_mels).unsqueeze(0)
+            for short in texts:
+                texts[short].append(normalise(_decode(base_model, mel, len(audio) // HOP_LENGTH, code, short)))
+    finally:
+        base_model.short_encoder = default
+    full, short = texts[False], texts[True]
+    assert all(short) and all(len(s.split()) <= 2 * len(f.split()) + 2 for f, s in zip(full, short)), short
+    assert word_error_rate(full, short) < 0.15, list(zip(full, short))
