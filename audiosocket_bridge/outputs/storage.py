@@ -13,6 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
@@ -371,7 +372,7 @@ class SqliteStorage(SqlStorage):
             _create_private(path)
         connection = sqlite3.connect(path, timeout=_SQLITE_BUSY_S, check_same_thread=False, isolation_level=None)
         if wal and path != ":memory:":
-            connection.execute("PRAGMA journal_mode=WAL")
+            _set_wal(connection)
         # FULL: a committed final survives power loss as well as a crash
         connection.execute("PRAGMA synchronous=FULL")
         super().__init__(connection, SqliteDialect(), bridge_id)
@@ -379,6 +380,22 @@ class SqliteStorage(SqlStorage):
     @property
     def journal_mode(self) -> str:
         return self._query("PRAGMA journal_mode")[0][0]
+
+
+def _set_wal(connection: sqlite3.Connection, wait_s: float = _SQLITE_BUSY_S) -> None:
+    """Switching a new file to WAL needs its exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy wait, while another bridge starting on the same file holds
+    the migration's write lock (a lock it would otherwise deadlock on): so wait here instead."""
+    deadline_s, pause_s = time.monotonic() + wait_s, 0.01
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline_s:
+                raise
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.5)
 
 
 def _create_private(path: str) -> None:

@@ -271,3 +271,22 @@ def test_postgresql_connection_cut_is_reopened_and_nothing_is_lost(postgres_url)
             storage._query("SELECT * FROM no_such_table")
     finally:
         storage.close()
+
+
+def test_a_bridge_opening_the_file_while_another_migrates_it_waits_for_wal(tmp_path):
+    """SQLite refuses the switch to WAL at once, without its busy wait, while another connection
+    holds the write lock (what made one of 8 bridges starting at once fail, "database is locked")."""
+    path = tmp_path / "starting.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # SQLite's own answer
+        sqlite3.connect(path, timeout=30, isolation_level=None).execute("PRAGMA journal_mode=WAL")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    storage = open_storage(f"sqlite:///{path}", bridge_id="late")
+    try:
+        assert storage.journal_mode == "wal"
+    finally:
+        storage.close()
+        other.close()
