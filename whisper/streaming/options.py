@@ -118,12 +118,10 @@ def _parsed(name: str, text: str, default: Any, hint: Any) -> Any:
         if isinstance(default, tuple):
             item = get_args(hint)[0] if get_args(hint) else str
             return tuple(_scalar(part, item) for part in text.replace(",", " ").split())
-        kind = type(default) if default is not None else _first_type(hint)
-        return _checked(name, _scalar(text, kind), default)
-    except (KeyError, ValueError) as error:
-        if str(error).startswith("engine option"):
-            raise
+        value = _scalar(text, _scalar_kind(default, hint))
+    except (KeyError, ValueError):
         raise ValueError(f"engine option {name!r}: {text!r} is not a {_kind_name(default, hint)}") from None
+    return _checked(name, value, default)
 
 
 _BOOLS = {"1": True, "yes": True, "true": True, "on": True, "0": False, "no": False, "false": False, "off": False}
@@ -161,7 +159,10 @@ def _checked(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _first_type(hint: Any) -> Any:
+def _scalar_kind(default: Any, hint: Any) -> Any:
+    """The type of a field's value: its default's, or for a None default the hint's other type."""
+    if default is not None:
+        return type(default)
     return next((arg for arg in get_args(hint) if arg is not type(None)), str)
 
 
@@ -170,5 +171,4 @@ def _kind_name(default: Any, hint: Any) -> str:
         return "boolean"
     if isinstance(default, tuple):
         return "list of numbers" if default and isinstance(default[0], (int, float)) else "list"
-    kind = type(default) if default is not None else _first_type(hint)
-    return {float: "number", int: "whole number"}.get(kind, "string")
+    return {float: "number", int: "whole number"}.get(_scalar_kind(default, hint), "string")
