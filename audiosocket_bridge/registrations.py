@@ -66,8 +66,9 @@ class CallOptions:
         """From case-insensitive option fields (UserEvent headers or AGI parameters): language,
         prompt, partials, mode (transcribe|ivr), noinputtimeout or no_input_timeout (seconds),
         speaker, grammar, conversation, alerts (phrases: "cancel my contract|refund"), vocabulary,
-        redact (off|pci|pii), retention (days), endsilence or end_silence (seconds). Raises ValueError for an unknown mode, grammar,
-        alert or policy, a bad vocabulary, a prompt over MAX_PROMPT_CHARS or a malformed value."""
+        redact (off|pci|pii), retention (days), endsilence or end_silence (seconds). Raises
+        ValueError for an unknown mode, grammar, alert or policy, a bad vocabulary, a prompt over
+        MAX_PROMPT_CHARS, an end silence out of bounds or a malformed value."""
         lower = {k.lower().replace("_", "").replace("-", ""): v for k, v in fields.items()}
         mode = (blank_to_none(lower.get("mode")) or cls.mode).lower()
         if mode not in ("transcribe", "ivr"):
