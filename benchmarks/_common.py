@@ -4,7 +4,7 @@ from __future__ import annotations
 import functools
 import wave
 from pathlib import Path
-from typing import List, Sequence, Tuple, Union
+from typing import Dict, List, Sequence, Tuple, Union
 
 from audiosocket_bridge.testing.prompts import Prompt, english_prompts, resample_pcm
 from whisper.evaluation import english_wer, normalize_english, word_edit_distance
@@ -123,3 +123,55 @@ def encoder_ms_per_window(model, repeats: int = 3) -> Tuple[float, float]:
             samples.append(1000 * (time.perf_counter() - started_s))
         timings[content_frames] = statistics.median(samples[1:])  # the first pass warms up
     return timings[None], timings[300]
+
+
+def decoder_ms_per_step(model, rows: Sequence[int] = (1, 8), steps: int = 20) -> Dict[int, float]:
+    """Median ms of one decoding step (one token per row, after 20 tokens) for each number of rows.
+
+    A step reads every decoder weight and the cross-attention keys and values (tiny.en: about 60 MB
+    in float32), so it is bound by memory bandwidth, which differs between machines of one kind and,
+    on a shared host, over time. Latency figures from different runs compare only with this figure
+    beside them.
+    """
+    import statistics
+    import time
+
+    import torch
+
+    from whisper.audio import N_SAMPLES, log_mel_spectrogram
+
+    mel = log_mel_spectrogram(torch.zeros(N_SAMPLES), model.dims.n_mels).unsqueeze(0).to(model.device)
+    timings = {}
+    with torch.inference_mode():
+        features = model.embed_audio(mel, content_frames=300)
+        for count in rows:
+            cache = model.decoder.new_cache(features.expand(count, -1, -1).contiguous())
+            token = torch.full((count, 1), 440, device=model.device)  # any text token
+            model.decoder(token.expand(count, 20).contiguous(), cache)
+            samples = []
+            for _ in range(steps):
+                started_s = time.perf_counter()
+                model.decoder(token, cache)
+                samples.append(1000 * (time.perf_counter() - started_s))
+            timings[count] = statistics.median(samples)
+    return timings
+
+
+def machine_speed(model_name: str, threads: int = 1) -> str:
+    """One line on what this machine does now with ``model_name`` on ``threads`` threads: a
+    decoding step and the short encoder (see decoder_ms_per_step)."""
+    import torch
+
+    import whisper
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        model = whisper.load_model(model_name, device="cpu")
+        steps = decoder_ms_per_step(model)
+        _, short_ms = encoder_ms_per_window(model)
+    finally:
+        torch.set_num_threads(previous)
+    per_rows = ", ".join(f"{ms:.1f} ms for {rows} row{'s' if rows > 1 else ''}" for rows, ms in steps.items())
+    return (f"machine now ({model_name}, {threads} thread{'s' if threads > 1 else ''}): decoding step {per_rows}; "
+            f"short encoder {short_ms:.0f} ms for 3 s of audio")

@@ -38,7 +38,7 @@ from audiosocket_bridge.testing.callmix import BUCKETS_S, LATE_S, RATE_HZ, Clip,
 from audiosocket_bridge.testing.fake_ami import transcriber
 from audiosocket_bridge.testing.recording_ami import RecordingAmi
 
-from ._common import cpu_description, cpu_seconds, wer
+from ._common import cpu_description, cpu_seconds, machine_speed, wer
 from .loadgen import AMI_SECRET, AMI_USER, CallResult, in_process_bridge, load_engine, play_call
 
 # ---------------------------------------------------------------- where a final's time goes
@@ -231,6 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"CPU: {cpu_description()}, {os.cpu_count()} CPUs; load average before "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
+    print(machine_speed(args.model), flush=True)
     print(f"callmix: model {args.model}, {args.utterances} turns/call, partials {'on' if args.partials else 'off'}",
           flush=True)
     asyncio.run(_run(args))

@@ -44,7 +44,7 @@ from audiosocket_bridge.testing.fake_ami import transcriber
 from audiosocket_bridge.testing.recording_ami import AmiFinal, RecordingAmi
 from whisper.streaming.pcm import FRAME_MS, frame_bytes
 
-from ._common import PAUSE_S, cpu_description, pick_prompts, stream_audio, word_errors
+from ._common import PAUSE_S, cpu_description, machine_speed, pick_prompts, stream_audio, word_errors
 
 AMI_USER, AMI_SECRET = "transcriber", "s3cret"
 OVERLAP_S = 0.1  # a final belongs to an utterance it overlaps by more than this
@@ -386,6 +386,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"CPU: {cpu_description()}", flush=True)
+    print(machine_speed(args.model), flush=True)
     print(f"loadgen: pid {os.getpid()}, {os.cpu_count()} CPUs, model {args.model}, "
           f"{args.utterances} utterances/call, pause {args.pause} s, {args.rate} Hz", flush=True)
     asyncio.run(_main_async(args))
