@@ -374,7 +374,8 @@ class Whisper(nn.Module):
         # the rest of the 1500 positions from an all-silent window encoded once: calls speak in
         # 1-5 s utterances, so ~90 % of a 30 s window's encoder work is padding. On by default where
         # it measured as good: English-only models (tiny.en on 120 prompts: WER 3.4 % vs 7.1 %);
-        # base (multilingual) lost 1-2 points on Debian's it/fr/ru prompts, so it stays off there.
+        # base (multilingual) lost 1-2 points on Debian's it/fr/ru prompts and, even with the
+        # language given, doubts French digits are speech (test_short_encoder), so it stays off there.
         self.short_encoder = not self.is_multilingual
         self._silent_features: Dict[tuple, Tensor] = {}
         self._silent_tails: Dict[tuple, SilentTail] = {}

@@ -181,3 +181,30 @@ def test_multilingual_short_path_decodes_the_full_windows_words(base_model):
     full, short = texts[False], texts[True]
     assert all(short) and all(len(s.split()) <= 2 * len(f.split()) + 2 for f, s in zip(full, short)), short
     assert word_error_rate(full, short) < 0.15, list(zip(full, short))
+
+
+def test_why_base_keeps_the_whole_window_even_in_a_known_language(base_model):
+    """Asterisk's French voice reading 3883685 with pauses, the language given: from the whole
+    window base writes the digits; from the short encoding (even with 5 s of padding) it doubts
+    the audio is speech (no-speech 0.6, over the guards' 0.5) and writes words ("Tua, witt"), and
+    live the whole number was dropped. So multilingual models stay on the whole window."""
+    from audiosocket_bridge.testing.voices import read_number
+    from whisper.audio import HOP_LENGTH, int16_to_float, log_mel_window, resample
+    from whisper.decoding import DecodingOptions, DecodingTask
+
+    audio = resample(int16_to_float(read_number("fr", "3883685", pause_s=0.6)), 8000)
+    audio = audio[: len(audio) // 2]  # "trois, huit, huit, trois": the first half, as a partial sees it
+    mel = log_mel_window(audio, base_model.dims.n_mels)[None]
+    results, default = {}, base_model.short_encoder
+    try:
+        for short in (False, True):
+            base_model.short_encoder = short
+            with torch.inference_mode():
+                features = base_model.embed_audio(mel, content_frames=len(audio) // HOP_LENGTH)
+                results[short] = DecodingTask(base_model, DecodingOptions(language="fr", without_timestamps=True)).run(
+                    features)[0]
+    finally:
+        base_model.short_encoder = default
+    assert not default
+    assert results[False].no_speech_prob < 0.4 and results[True].no_speech_prob > 0.5, results
+    assert results[False].avg_logprob > results[True].avg_logprob, results
