@@ -148,14 +148,14 @@ def base_model():
     return whisper.load_model("base", device="cpu")
 
 
-def _decode(model, mel, content_frames: int, language: str, short: bool) -> str:
+def _decode(model, mel, content_frames: int, language: str, short: bool, **options):
+    """The DecodingResult of ``mel`` with the short encoder ``short`` (the caller restores it)."""
     from whisper.decoding import DecodingOptions, DecodingTask
 
     model.short_encoder = short
     with torch.inference_mode():
         features = model.embed_audio(mel, content_frames=content_frames)
-        options = DecodingOptions(language=language, temperature=0.0)
-        return DecodingTask(model, options).run(features)[0].text
+        return DecodingTask(model, DecodingOptions(language=language, temperature=0.0, **options)).run(features)[0]
 
 
 def test_multilingual_short_path_decodes_the_full_windows_words(base_model):
@@ -175,7 +175,7 @@ def test_multilingual_short_path_decodes_the_full_windows_words(base_model):
             audio = load_audio(str(prompt.path))
             mel = log_mel_spectrogram(torch.from_numpy(pad_or_trim(audio)), base_model.dims.n_mels).unsqueeze(0)
             for short in texts:
-                texts[short].append(normalise(_decode(base_model, mel, len(audio) // HOP_LENGTH, code, short)))
+                texts[short].append(normalise(_decode(base_model, mel, len(audio) // HOP_LENGTH, code, short).text))
     finally:
         base_model.short_encoder = default
     full, short = texts[False], texts[True]
@@ -190,19 +190,14 @@ def test_why_base_keeps_the_whole_window_even_in_a_known_language(base_model):
     live the whole number was dropped. So multilingual models stay on the whole window."""
     from audiosocket_bridge.testing.voices import read_number
     from whisper.audio import HOP_LENGTH, int16_to_float, log_mel_window, resample
-    from whisper.decoding import DecodingOptions, DecodingTask
 
     audio = resample(int16_to_float(read_number("fr", "3883685", pause_s=0.6)), 8000)
     audio = audio[: len(audio) // 2]  # "trois, huit, huit, trois": the first half, as a partial sees it
     mel = log_mel_window(audio, base_model.dims.n_mels)[None]
-    results, default = {}, base_model.short_encoder
+    default = base_model.short_encoder
     try:
-        for short in (False, True):
-            base_model.short_encoder = short
-            with torch.inference_mode():
-                features = base_model.embed_audio(mel, content_frames=len(audio) // HOP_LENGTH)
-                results[short] = DecodingTask(base_model, DecodingOptions(language="fr", without_timestamps=True)).run(
-                    features)[0]
+        results = {short: _decode(base_model, mel, len(audio) // HOP_LENGTH, "fr", short, without_timestamps=True)
+                   for short in (False, True)}  # fmt: skip
     finally:
         base_model.short_encoder = default
     assert not default
