@@ -39,7 +39,7 @@ from audiosocket_bridge.testing.fake_ami import transcriber
 from audiosocket_bridge.testing.recording_ami import RecordingAmi
 
 from ._common import cpu_description, cpu_seconds, machine_speed, wer
-from .loadgen import AMI_SECRET, AMI_USER, CallResult, in_process_bridge, load_engine, play_call
+from .loadgen import AMI_SECRET, AMI_USER, CallResult, add_engine_arguments, in_process_bridge, load_engine, play_call
 
 # ---------------------------------------------------------------- where a final's time goes
 
@@ -56,11 +56,19 @@ class Trace:
         self.emitted: Dict[Tuple[str, int], Tuple[float, Tuple[int, int], float]] = {}  # -> ready, frames, emit
         decode, emit = scheduler._decode, scheduler._delivery._emit
 
-        def traced_decode(jobs):
+        def traced_decode(jobs, on_result=None):
             started_s = self.clock()
-            results = decode(jobs)
-            for job in jobs:
-                if job.kind == "final":
+            early = set()
+
+            def traced_result(index, result):
+                early.add(index)
+                if jobs[index].kind == "final":
+                    self.decoded[(jobs[index].stream_id, jobs[index].frames)] = (started_s, self.clock())
+                on_result(index, result)
+
+            results = decode(jobs, traced_result if on_result is not None else None)
+            for index, job in enumerate(jobs):
+                if job.kind == "final" and index not in early:
                     self.decoded[(job.stream_id, job.frames)] = (started_s, self.clock())
             return results
 
@@ -133,7 +141,9 @@ def _stats(values: Sequence[float]) -> str:
 
 
 def report(label: str, utterances: Sequence[Utterance], results: Sequence[CallResult], offline: Optional[float],
-           cpu_share: float, load: Tuple[float, float, float]) -> None:
+           cpu_share: Tuple[float, float], load: Tuple[float, float, float]) -> None:
+    """`cpu_share`: of one core, everything (this process and the engine's), and this process's
+    (the bridge and the calls' players, with the engine too when it runs here)."""
     latencies = [u.latency_s for u in utterances if u.latency_s is not None]
     firsts = [u.first_partial_s for u in utterances if u.first_partial_s is not None]
     live = sum(r.errors for r in results) / max(1, sum(r.ref_words for r in results))
@@ -142,7 +152,8 @@ def report(label: str, utterances: Sequence[Utterance], results: Sequence[CallRe
     offline_text = f"{offline:.1%}" if offline is not None else "-"
     print(f"\n== {label}: finals for {len(latencies)}/{len(utterances)} utterances, calls complete "
           f"{completed}/{len(results)}; WER live {live:.1%}, offline {offline_text}; first partial p50 "
-          f"{first_p50} s (from speech start); CPU {cpu_share:.0%} of one core; load average "
+          f"{first_p50} s (from speech start); CPU {cpu_share[0]:.0%} of one core ({cpu_share[1]:.0%} in this "
+          f"process); load average "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     early = sum(1 for x in latencies if x < 0)
     if early:  # its last final arrived before the words ended: the words after it were dropped
@@ -186,7 +197,7 @@ def _worker_pids(engine) -> List[int]:
 async def _run(args) -> None:
     ami = RecordingAmi({AMI_USER: transcriber(AMI_SECRET)})
     ami.start()
-    engine = load_engine(args.model, args.threads, args.workers)
+    engine = load_engine(args.model, args.threads, args.workers, args.engine_option, args.quantize)
     model = None if args.workers or not args.offline else engine.decoder.model
     trace = None if args.workers else Trace(engine)
     try:
@@ -197,12 +208,13 @@ async def _run(args) -> None:
                     planned = plan_calls(n_calls, args.utterances, snr_db, args.seed, not args.no_g711)
                     label = f"{n_calls} calls, {'clean' if snr_db is None else f'{snr_db:g} dB SNR'}" \
                             f"{'' if args.no_g711 else ', G.711'}"
-                    cpu_before, wall_before = cpu_seconds(_worker_pids(engine)), time.monotonic()
+                    pids = _worker_pids(engine)
+                    cpu_before, own_before, wall_before = cpu_seconds(pids), cpu_seconds(), time.monotonic()
                     async with in_process_bridge(engine, ami, f"sqlite:///{tmp}/{snr}-{n_calls}.db",
                                                  max_calls=max(200, n_calls), partials=args.partials) as bridge:
                         results, utterances = await run_calls(bridge, ami, planned, args.partials, trace)
-                    cpu_share = (cpu_seconds(_worker_pids(engine)) - cpu_before) \
-                        / (time.monotonic() - wall_before)
+                    wall_s = time.monotonic() - wall_before
+                    cpu_share = ((cpu_seconds(pids) - cpu_before) / wall_s, (cpu_seconds() - own_before) / wall_s)
                     load = os.getloadavg()
                     offline = offline_wer(model, planned)[0] if model is not None else None
                     report(label, utterances, results, offline, cpu_share, load)
@@ -226,14 +238,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--no-offline", dest="offline", action="store_false", help="skip the offline WER")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="per call: the reference and every final")
+    add_engine_arguments(parser)
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     print(f"CPU: {cpu_description()}, {os.cpu_count()} CPUs; load average before "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print(machine_speed(args.model), flush=True)
-    print(f"callmix: model {args.model}, {args.utterances} turns/call, partials {'on' if args.partials else 'off'}",
-          flush=True)
+    print(f"callmix: model {args.model}, {args.utterances} turns/call, partials {'on' if args.partials else 'off'}"
+          + "".join(f", {text}" for text in args.engine_option) + (", quantized" if args.quantize else ""), flush=True)
     asyncio.run(_run(args))
 
 

@@ -32,7 +32,7 @@ import time
 import uuid as uuid_lib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Dict, List, Optional, Sequence
+from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -292,25 +292,43 @@ async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls
         yield bridge
 
 
-def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, workers: int = 0):
-    """The engine in this process, or (`workers` > 0) a pool of engine processes as the bridge runs."""
+def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, workers: int = 0,
+                engine_options: Sequence[str] = (), quantize: bool = False):
+    """The engine in this process, or (`workers` > 0) a pool of engine processes as the bridge runs;
+    `engine_options` are NAME=VALUE texts, as the bridge's --engine-option takes them."""
     import torch
 
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
+    from whisper.streaming.options import with_options
 
+    options = with_options(EngineOptions(), dict(_option(text) for text in engine_options))
     if workers:
         from whisper.streaming.pool import EnginePool
 
-        pool = EnginePool(model_name, workers, threads=threads or 1)
+        pool = EnginePool(model_name, workers, threads=threads or 1, options=options, quantize=quantize)
         pool.start()
         return pool
     if threads:
         torch.set_num_threads(threads)
-    model = whisper.load_model(model_name, device="cpu")
-    engine = StreamingEngine(model, EngineOptions())
+    model = whisper.load_model(model_name, device="cpu", quantize=quantize)
+    engine = StreamingEngine(model, options)
     engine.start()
     return engine
+
+
+def _option(text: str) -> Tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--engine-option wants NAME=VALUE, not {text!r}")
+    return name.strip(), value.strip()
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine-option and --quantize, as the bridge takes them (docs/administrators.rst)."""
+    parser.add_argument("--engine-option", action="append", default=[], metavar="NAME=VALUE",
+                        help="an engine option, e.g. max_batch=16 (repeatable)")
+    parser.add_argument("--quantize", action="store_true", help="int8 decoder linear layers (CPU)")
 
 
 # ---------------------------------------------------------------- CLI
@@ -348,7 +366,7 @@ async def _main_async(args) -> None:
             if storage:
                 storage.close()
             return
-        engine = load_engine(args.model, args.threads)
+        engine = load_engine(args.model, args.threads, engine_options=args.engine_option, quantize=args.quantize)
         try:
             with tempfile.TemporaryDirectory(prefix="loadgen-") as tmp:
                 for shift, n in enumerate(args.calls):
@@ -381,6 +399,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--partials", action="store_true",
                         help="calls ask for partial captions (as live-caption set-ups do): the engine "
                              "decodes them too, and the first partial's time is measured")
+    add_engine_arguments(parser)
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--verbose", action="store_true", help="per call: utterances without final, texts")
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
 """Decoding one 30 s (or shorter) window: options, logit filters, greedy and beam search, language ID."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass, field, replace
@@ -324,9 +325,14 @@ class DecodingTask:
     """Composes the tokenizer, logit filters, a token decoder and ranking for one decode call."""
 
     def __init__(self, model: "Whisper", options: DecodingOptions, collect_alignment: bool = False,
-                 on_step: Optional[Callable[[], None]] = None):  # fmt: skip
+                 on_step: Optional[Callable[[], None]] = None,
+                 on_result: Optional[Callable[[int, "DecodingResult"], None]] = None):  # fmt: skip
         self.model = model
         self.on_step = on_step  # called after every decoding step (the streaming engine polls its audio)
+        # Called with a row and its result as soon as that row has ended, while others decode on
+        # (greedy decoding only; run still returns every result): in a batch of finals, a short
+        # utterance's result need not wait for the longest one's.
+        self.on_result = on_result
         self.collect_alignment = collect_alignment and options.beam_size is None and not options.best_of
         language = options.language or ("en" if not model.is_multilingual else None)
         self.tokenizer = get_tokenizer(
@@ -444,19 +450,31 @@ class DecodingTask:
             )
         tokens = tokens.repeat_interleave(self.n_group, dim=0)
         cache = self.model.decoder.new_cache(features.repeat_interleave(self.n_group, dim=0))
-        tokens, sum_logprobs, no_speech_probs = self._main_loop(tokens, cache, n_frames)
-        results = self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs)
+        finish = functools.partial(self._finished, features=features, languages=languages,
+                                   language_probs=language_probs)  # fmt: skip
+        tokens, sum_logprobs, no_speech_probs = self._main_loop(tokens, cache, n_frames, finish)
+        return finish(range(n_audio), tokens, sum_logprobs, no_speech_probs)
+
+    def _finished(self, rows: Sequence[int], tokens, sum_logprobs, no_speech_probs, *, features, languages,
+                  language_probs) -> List[DecodingResult]:  # fmt: skip
+        """The results of audio ``rows``, from what has been decoded so far."""
+        results = self._results(features, tokens, sum_logprobs, no_speech_probs, languages, language_probs, rows)
         if self.collect_alignment:
-            # Each layer's weights over all decoded positions: (batch, heads, positions, audio positions).
-            layers = [torch.cat([step[layer] for step in self._weights], dim=2) for layer in range(len(self._weights[0]))]
-            results = [self._with_alignment(i, result, layers) for i, result in enumerate(results)]
+            # Each layer's weights over all decoded positions: (1, heads, positions, audio positions).
+            n_layers = len(self._weights[0])
+            results = [
+                self._with_alignment(result, [torch.cat([step[layer][i : i + 1] for step in self._weights], dim=2)
+                                              for layer in range(n_layers)], i)
+                for i, result in zip(rows, results)
+            ]  # fmt: skip
         return results
 
-    def _with_alignment(self, row: int, result: DecodingResult, layers: List[Tensor]) -> DecodingResult:
+    def _with_alignment(self, result: DecodingResult, layers: List[Tensor], row: int) -> DecodingResult:
+        """``layers``: the row's own weights per layer."""
         if result.loops:  # tokens were cut out: the recorded positions no longer match them
             return result
         n_rows = self.sample_begin + len(result.tokens)  # up to the position that predicted eot
-        weights = [layer[row : row + 1, :, :n_rows] for layer in layers]
+        weights = [layer[:, :, :n_rows] for layer in layers]
         probs = [step_probs[row] for step_probs in self._chosen_probs[: len(result.tokens)]]
         return replace(result, cross_attention=weights, token_probs=probs)
 
@@ -472,7 +490,8 @@ class DecodingTask:
             exact.update(logit_filter.candidates() or ())
         return torch.tensor(sorted(exact), device=self.model.device)
 
-    def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int) -> Tuple[Tensor, Tensor, List[float]]:
+    def _main_loop(self, tokens: Tensor, cache: "DecoderCache", n_frames: int,
+                   finish: Callable[..., List[DecodingResult]]) -> Tuple[Tensor, Tensor, List[float]]:  # fmt: skip
         filters = self._logit_filters(n_frames, self._speech)
         exact = self._exact_tokens(filters)
         sum_logprobs = torch.zeros(tokens.shape[0], device=tokens.device)
@@ -503,6 +522,8 @@ class DecodingTask:
                 break
             if isinstance(self.decoder, GreedyDecoder):
                 active = self._retire_finished(tokens, cache, active)
+                if self.on_result is not None and self.n_group == 1:
+                    self._report_ended(finish, tokens, sum_logprobs, no_speech_probs)
             if self.on_step is not None:
                 self.on_step()
             step_tokens = tokens[:, -1:] if active is None else tokens[active, -1:]
@@ -519,6 +540,13 @@ class DecodingTask:
         scatter = lambda t: t.new_zeros((n_rows,) + t.shape[1:]).index_copy_(0, active, t)  # noqa: E731
         return scatter(logits), [None if w is None else scatter(w) for w in weights]
 
+    def _report_ended(self, finish, tokens: Tensor, *state) -> None:
+        """Pass on the rows that reached end-of-text at this step (one row per audio)."""
+        eot = self.tokenizer.eot
+        rows = ((tokens[:, -1] == eot) & (tokens[:, -2] != eot)).nonzero().squeeze(1).tolist()
+        for row, result in zip(rows, finish(rows, tokens, *state)):
+            self.on_result(row, result)
+
     def _retire_finished(self, tokens: Tensor, cache: "DecoderCache", active: Optional[Tensor]) -> Optional[Tensor]:
         """Drop rows that reached end-of-text from the cache: each step reads every row's cross-attention
         keys and values, which costs as much as the rest of the step."""
@@ -529,7 +557,8 @@ class DecodingTask:
         cache.select_audio(keep)
         return active[keep]
 
-    def _results(self, features, tokens, sum_logprobs, no_speech_probs, languages, language_probs):
+    def _results(self, features, tokens, sum_logprobs, no_speech_probs, languages, language_probs,
+                 rows: Sequence[int]) -> List[DecodingResult]:  # fmt: skip
         n_audio = features.shape[0]
         no_speech = no_speech_probs[:: self.n_group]
         candidates, scores = self.decoder.finalize(tokens, sum_logprobs)
@@ -537,7 +566,7 @@ class DecodingTask:
             candidates = [list(candidates[i * self.n_group : (i + 1) * self.n_group]) for i in range(n_audio)]
             scores = [scores[i * self.n_group : (i + 1) * self.n_group] for i in range(n_audio)]
         results = []
-        for i in range(n_audio):
+        for i in rows:
             texts = [self._text_tokens(seq) for seq in candidates[i]]
             best = rank_by_likelihood(texts, scores[i], self.options.length_penalty)
             best_tokens, loops = self._without_loops(texts[best], self._speech[i])

@@ -224,6 +224,7 @@ class AudioEncoder(nn.Module):
 
 
 EXACT_LOGITS = 16  # with low-precision logits: how many of the highest are computed again in float32
+_INT8_BLOCK_ROWS = 16
 
 
 class Int8Rows:
@@ -240,7 +241,10 @@ class Int8Rows:
         """About x @ weight.T, in float32 (errors up to about 1 at tiny.en's logit sizes)."""
         flat = x.reshape(-1, x.shape[-1]).float()
         x_scale = flat.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127
-        product = torch._int_mm(torch.round(flat / x_scale).to(torch.int8), self.transposed)
+        quantized = torch.round(flat / x_scale).to(torch.int8)
+        # In blocks of rows: torch._int_mm's CPU kernel slows down past 16 rows (AMD EPYC, 32 rows:
+        # 12.5 ms at once, 8.6 ms in two blocks; bfloat16 10.9 ms).
+        product = torch.cat([torch._int_mm(block, self.transposed) for block in quantized.split(_INT8_BLOCK_ROWS)])
         return (product.float() * x_scale * self.scale).view(*x.shape[:-1], -1)
 
 

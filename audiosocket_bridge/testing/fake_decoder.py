@@ -51,19 +51,33 @@ class FakeDecoder:
 
     def __init__(self, clock: ManualClock, reply: Reply = script_reply, batch_s: float = 0.0):
         self.clock, self.reply, self.batch_s = clock, reply, batch_s
+        # Rows end one after another, each its share of batch_s apart, and (where the scheduler
+        # asks) each result is passed on as its row ends, then polled, as greedy decoding does.
+        self.rows_end_apart = False
         self.batches: List[List[Tuple[str, str]]] = []  # per batch: (stream id, "final"/"partial"/"speculative")
         self.temperatures: List[float] = []
         self.during_next_batch: Optional[Callable[[], None]] = None  # what happens while the next batch runs
 
-    def decode(self, jobs: Sequence[Job], temperature: float, poll: Callable[[], None]) -> List[DecodingResult]:
+    def decode(self, jobs: Sequence[Job], temperature: float, poll: Callable[[], None],
+               on_result: Optional[Callable[[int, DecodingResult], None]] = None) -> List[DecodingResult]:  # fmt: skip
         self.batches.append([(job.stream_id, "speculative" if job.speculative else job.kind) for job in jobs])
         self.temperatures.append(temperature)
         if self.during_next_batch is not None:
             happening, self.during_next_batch = self.during_next_batch, None
             happening()
+        results = [self.reply(job, temperature) for job in jobs]
+        if self.rows_end_apart and on_result is not None:
+            for index, result in enumerate(results):
+                self.clock.advance(self.batch_s / len(jobs))
+                on_result(index, result)
+                poll()
+            return results
         self.clock.advance(self.batch_s)
         poll()
-        return [self.reply(job, temperature) for job in jobs]
+        return results
+
+    def encoded_s(self, job: Job) -> float:
+        return job.duration_s
 
     def word_timings(self, job: Job, result: DecodingResult) -> List[WordTiming]:
         """The words spread evenly over the window."""

@@ -113,6 +113,26 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_any_result(tiny
             torch.testing.assert_close(ours, theirs, atol=1e-3, rtol=0)
 
 
+
+def test_a_row_that_ends_early_is_reported_then_with_the_result_the_batch_returns(tiny_model):
+    """on_result passes each row's result as soon as it ends (the streaming engine sends a short
+    final before a long one in its batch has decoded); the last row to end comes only with run."""
+    names = ["conf-onlyperson", "vm-goodbye", "agent-pass"]  # texts of different lengths
+    mels = torch.stack([window_mel(name) for name in names])
+    reported, steps = [], []
+    task = DecodingTask(tiny_model, DecodingOptions(without_timestamps=True), collect_alignment=True,
+                        on_step=lambda: steps.append(len(reported)),
+                        on_result=lambda row, result: reported.append((row, len(steps), result)))  # fmt: skip
+    together = task.run(mels)
+    by_length = sorted(range(len(names)), key=lambda row: len(together[row].tokens))
+    assert [row for row, _, _ in reported] == by_length[:-1]  # shortest first; the longest ends the batch
+    assert reported[0][1] < reported[1][1] < len(steps)  # each while the others still decoded
+    for row, _, early in reported:
+        final = together[row]
+        assert (early.text, early.tokens, early.avg_logprob, early.no_speech_prob, early.token_probs) == (
+            final.text, final.tokens, final.avg_logprob, final.no_speech_prob, final.token_probs)
+        assert all(torch.equal(ours, theirs) for ours, theirs in zip(early.cross_attention, final.cross_attention))
+
 def test_sampling_repeats_whatever_ran_before(tiny_model):
     """Hot decodes (the fallback) draw from their own seeded generator: the same window samples the
     same text, however much of torch's global generator earlier work used."""

@@ -34,9 +34,9 @@ def test_no_words_wherever_the_frames_fall(engine, offset_ms, monkeypatch):
     temperatures = []
     decode = engine.decoder.decode
 
-    def recording_decode(jobs, temperature, poll):
+    def recording_decode(jobs, temperature, poll, on_result=None):
         temperatures.append(temperature)
-        return decode(jobs, temperature, poll)
+        return decode(jobs, temperature, poll, on_result)
 
     monkeypatch.setattr(engine.decoder, "decode", recording_decode)
     pcm = bytes(offset_ms * 16) + SOUNDS["tt-monkeys"]

@@ -1,12 +1,15 @@
 """The short encoder path: only the audio of a window (plus padding) is encoded, the rest of the
 1500 positions comes from an all-silent window encoded once. Real weights, real prompts."""
+import numpy as np
 import pytest
 import torch
 
 from audiosocket_bridge.testing.prompts import english_prompts
 from whisper.audio import N_FRAMES, N_SAMPLES, load_audio, log_mel_spectrogram, pad_or_trim
 from whisper.evaluation import english_wer
-from whisper.model import short_encoder_frames
+from whisper.model import Int8Rows, short_encoder_frames
+from whisper.streaming.job import Job
+from whisper.streaming.whisper_decoder import WhisperBatchDecoder
 from whisper.transcribe import transcribe
 
 
@@ -131,6 +134,32 @@ def test_low_precision_logits_keep_the_highest_and_the_asked_for_exact(tiny_mode
     assert torch.allclose(fast.gather(-1, top.indices), top.values, atol=1e-3)
     assert torch.allclose(fast[..., asked], exact[..., asked], atol=1e-3)
     assert 0 < (fast - exact).abs().max() < rounding  # the rest keep the low precision's rounding
+
+
+def test_int8_logits_of_a_large_batch_are_each_rows_own():
+    """Int8Rows multiplies in blocks of rows (a faster kernel): every row must come out as alone."""
+    weight = torch.randn(1024, 64, generator=torch.Generator().manual_seed(0))
+    rows = Int8Rows(weight)
+    x = torch.randn(2, 20, 64, generator=torch.Generator().manual_seed(1))  # 40 rows: more than a block
+    together = rows.linear(x)
+    alone = torch.stack([torch.cat([rows.linear(x[b, i : i + 1]) for i in range(20)]) for b in range(2)])
+    assert together.shape == (2, 20, 1024) and torch.equal(together, alone)
+    assert (together - x @ weight.T).abs().max() < 0.05 * (x @ weight.T).abs().max()
+
+
+def test_the_batch_decoder_counts_the_audio_its_encoder_runs_on(tiny_model):
+    """What the scheduler sizes batches by (EngineOptions.max_batch_audio_s): the short path's
+    length, as embed_audio encodes it, or the whole 30 s window."""
+    decoder = WhisperBatchDecoder(tiny_model)
+    job = lambda seconds: Job("s", "final", 0, np.zeros(int(seconds * 16000), np.float32), 0.0)  # noqa: E731
+    assert decoder.encoded_s(job(3.0)) == 5.0  # 2 s of padding
+    assert decoder.encoded_s(job(3.3)) == 6.0  # rounded up to whole seconds
+    assert decoder.encoded_s(job(40.0)) == 30.0
+    tiny_model.short_encoder = False
+    try:
+        assert decoder.encoded_s(job(3.0)) == 30.0
+    finally:
+        tiny_model.short_encoder = True
 
 
 

@@ -26,10 +26,14 @@ class Rig:
         self.decoder = FakeDecoder(self.clock, reply, batch_s)
         self.scheduler = Scheduler(self.decoder, options, self.clock, paced=paced)
         self.events: List[Tuple[float, TranscriptEvent]] = []
+        self.sent_at_s: Dict[Tuple[str, int, str], float] = {}  # (stream, segment, kind) -> the clock's time
         self.played_s = 0.0
 
     def open(self, stream_id: str, **options) -> Stream:
-        on_event = lambda event: self.events.append((self.played_s, event))  # noqa: E731
+        def on_event(event: TranscriptEvent) -> None:
+            self.events.append((self.played_s, event))
+            self.sent_at_s[(event.stream_id, event.segment_index, event.kind)] = self.clock()
+
         stream = Stream(stream_id, StreamOptions(**options), self.scheduler.options, on_event, wake=lambda: None)
         self.scheduler.add(stream)
         return stream
@@ -112,6 +116,37 @@ def test_a_final_that_is_ready_goes_out_in_the_middle_of_a_batch():
     rig.scheduler.tick()
     assert rig.kinds() == [("pausing", "final"), ("talking", "partial")]  # the final went out first, by a poll
     assert rig.scheduler.stats().partials_skipped == 0
+
+
+def test_a_final_goes_out_when_its_own_row_ends_not_when_its_batch_does():
+    rig = Rig(batch_s=1.0)
+    rig.decoder.rows_end_apart = True
+    first, second = rig.open("first", partials=False), rig.open("second", partials=False)
+    rig.play({first: speech(2.0), second: speech(2.0, seed=1)})
+    first.close(), second.close()  # both open utterances become finals in one batch
+    started_s = rig.clock()
+    rig.scheduler.tick()
+    assert rig.decoder.batches[-1] == [("first", "final"), ("second", "final")]
+    assert rig.sent_at_s[("first", 0, "final")] == pytest.approx(started_s + 0.5)  # half-way through the batch
+    assert rig.sent_at_s[("second", 0, "final")] == pytest.approx(started_s + 1.0)
+    assert [e.stream_id for _, e in rig.events] == ["first", "second"]  # each final once
+
+
+def test_a_batch_of_finals_holds_at_most_max_batch_audio_s_of_encoded_audio():
+    rig = Rig(EngineOptions(max_batch_audio_s=4.0))  # the fake decoder encodes each window's own audio
+    callers = [rig.open(name, partials=False) for name in ("a", "b", "c")]
+    rig.play({caller: speech(1.5, seed=i) for i, caller in enumerate(callers)})
+    for caller in callers:
+        caller.close()  # three finals of 1.5 s at once
+    rig.scheduler.tick()
+    rig.scheduler.tick()
+    assert rig.decoder.batches[-2:] == [[("a", "final"), ("b", "final")], [("c", "final")]]
+    lone = Rig(EngineOptions(max_batch_audio_s=1.0))  # a window longer than the limit still goes, alone
+    caller = lone.open("long", partials=False)
+    lone.play({caller: speech(3.0)})
+    caller.close()
+    lone.scheduler.tick()
+    assert lone.decoder.batches[-1] == [("long", "final")] and lone.finals("long")
 
 
 def test_a_speculative_decode_becomes_the_final_without_a_second_decode():

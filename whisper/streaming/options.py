@@ -18,7 +18,18 @@ class EngineOptions:
     endpoint: EndpointOptions = EndpointOptions()
     vad: VadOptions = VadOptions()
     guard: GuardOptions = GuardOptions()  # also the temperatures unreliable finals are re-decoded at
-    max_batch: int = 8  # windows per encoder/decoder batch of finals
+    # Windows per encoder/decoder batch of finals, speculative ones riding along included (they
+    # fill a batch up to this). 24 was tried: a decoding step costs less per row in a larger batch
+    # (tiny.en, AMD EPYC, 1 thread: 8 ms for 1 row, 16 for 8, 40 for 32), but the encoder does
+    # not, more speculative decodes ride along, and at 32 and 64 call-mix calls on 2 cores the
+    # difference was smaller than between runs of one setting (docs/benchmarks.rst); 8 keeps a
+    # batch's memory and its encoder time before the first step smaller.
+    max_batch: int = 8
+    # ... and at most this much audio encoded in one: it bounds a batch's encoder time before its
+    # first decoding step and its working memory (cross-attention keys and values; tiny.en about
+    # 0.6 MiB and base 1.2 MiB per encoded second). tiny.en encodes an utterance and 2 s; base a
+    # whole 30 s window (427 ms of encoder on the CPU above).
+    max_batch_audio_s: float = 240.0
     max_partial_batch: int = 4  # partials per batch: small, so a final never waits long behind them
     # First partials that may ride along with a batch of finals: with many calls a batch of finals
     # nearly always waits, and a first partial queued behind it came 1.9 s p50 into the utterance
@@ -139,7 +150,7 @@ def _scalar(text: str, kind: Any) -> Any:
 
 # Where a value of the default's sign still breaks the engine: batches of nothing, a scheduler that
 # spins, utterances longer than the model's 30 s window (with pre- and post-roll).
-_LIMITS = {"max_batch": (1, 64), "max_partial_batch": (1, 64), "tick_s": (0.001, 1.0),
+_LIMITS = {"max_batch": (1, 64), "max_batch_audio_s": (1.0, 3600.0), "max_partial_batch": (1, 64), "tick_s": (0.001, 1.0),
            "max_pending_audio_s": (1.0, 3600.0), "endpoint.trailing_silence_s": (0.1, 10.0),
            "endpoint.held_trailing_silence_s": (0.1, 10.0), "endpoint.max_utterance_s": (1.0, 28.0),
            "endpoint.number_max_utterance_s": (1.0, 28.0), "vad.smooth_frames": (1, 50),

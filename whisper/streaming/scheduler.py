@@ -17,11 +17,11 @@ import itertools
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .budget import PartialBudget
 from .capacity import Capacity
-from .decoder import BatchDecoder
+from .decoder import BatchDecoder, OnResult
 from .delivery import Delivery
 from .job import Job
 from .options import EngineOptions
@@ -101,11 +101,11 @@ class Scheduler:
         self._drain(streams)
         self._delivery.finals(streams, fallback=True)
         finals = sorted((job for s in streams for job in s.undecoded_finals()), key=lambda job: job.ready_at_s)
-        finals = finals[: self.options.max_batch]
+        finals = self._fitting(finals)
         # Speculative windows ride along with finals: a row more in a batch costs far less than a
-        # batch of its own (a decoding step's cost hardly depends on the batch size).
+        # batch of its own (a decoding step's cost grows far slower than its rows).
         speculative = [job for s in streams if (job := s.speculative_job(_SPECULATE_FRAMES)) is not None]
-        speculative = speculative[: self.options.max_batch - len(finals)]
+        speculative = self._fitting(speculative, finals)
         ran = bool(finals or speculative)
         if ran:
             # So may utterances' first partials (options.first_partial_riders): with many calls a
@@ -122,6 +122,19 @@ class Scheduler:
                 self._retire(stream)
         self._report_backlog()
         return ran
+
+    def _fitting(self, jobs: List[Job], taken: Sequence[Job] = ()) -> List[Job]:
+        """The first ``jobs`` that fit in one batch beside ``taken``: options.max_batch windows and
+        options.max_batch_audio_s of encoded audio (a batch takes at least one window)."""
+        rows, audio_s = len(taken), sum(self.decoder.encoded_s(job) for job in taken)
+        fitting: List[Job] = []
+        for job in jobs:
+            audio_s += self.decoder.encoded_s(job)
+            if rows >= self.options.max_batch or (rows and audio_s > self.options.max_batch_audio_s):
+                break
+            fitting.append(job)
+            rows += 1
+        return fitting
 
     def _drain(self, streams: List[Stream]) -> None:
         now_s = self.clock()
@@ -156,9 +169,9 @@ class Scheduler:
             self._streams.pop(stream.id, None)
         stream.mark_closed()
 
-    def _decode(self, jobs: List[Job]) -> list:
+    def _decode(self, jobs: List[Job], on_result: Optional[OnResult] = None) -> list:
         started_s = self.clock()
-        results = self.decoder.decode(jobs, self.options.guard.fallback.temperatures[0], self._poll)
+        results = self.decoder.decode(jobs, self.options.guard.fallback.temperatures[0], self._poll, on_result)
         self.capacity.record(len(jobs), self.clock() - started_s)
         return results
 
@@ -166,19 +179,32 @@ class Scheduler:
         """Finals, with speculative finals and first partials riding along; returns the partials."""
         started_s = self.clock()
         to_decode = jobs + riders
+        accepted = set()
+
+        def accept_early(index: int, result: "DecodingResult") -> None:
+            # a final decoded while the batch's longer windows go on: the next poll sends it
+            if to_decode[index].kind != "partial":
+                accepted.add(index)
+                self._accept(to_decode[index], result)
+
         partials = []
-        for job, result in zip(to_decode, self._decode(to_decode)):
-            stream = self._stream_of(job)
+        for index, (job, result) in enumerate(zip(to_decode, self._decode(to_decode, accept_early))):
             if job.kind == "partial":
                 partials.append((job, result))
-            elif stream is None:
-                continue
-            elif job.speculative:
-                stream.accept_speculation(job, result)
-            else:
-                stream.accept_final(job, result)
+            elif index not in accepted:
+                self._accept(job, result)
         self._lag_s = self.clock() - started_s
         return partials
+
+    def _accept(self, job: Job, result: "DecodingResult") -> None:
+        """A final's or a speculative final's result, back to its stream."""
+        stream = self._stream_of(job)
+        if stream is None:
+            return
+        if job.speculative:
+            stream.accept_speculation(job, result)
+        else:
+            stream.accept_final(job, result)
 
     def _run_partials(self, streams: List[Stream]) -> bool:
         spacing_s = self._partial_spacing_s(streams)

@@ -13,11 +13,12 @@ from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_window
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
 from ..grammar import Grammar, parse_grammar
 from ..loops import speech_s
+from ..model import short_encoder_frames
 from ..vocabulary import parse_vocabulary
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
                       merge_punctuations)  # fmt: skip
 from ..tokenizer import get_tokenizer
-from .decoder import Poll
+from .decoder import OnResult, Poll
 from .job import Job
 
 if TYPE_CHECKING:
@@ -43,6 +44,13 @@ def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingRe
     return replace(result, text=answer or "", tokens=result.tokens if answer else [])
 
 
+def _in_batch(on_result: Optional[OnResult], rows: List[int], grammar: Optional[Grammar]) -> Optional[OnResult]:
+    """``on_result`` for a task that decodes the jobs ``rows`` of a batch."""
+    if on_result is None:
+        return None
+    return lambda row, result: on_result(rows[row], _as_answer(result, grammar))
+
+
 class WhisperBatchDecoder:
     """Every window is the last 30 s of its job's audio, padded as Whisper was trained."""
 
@@ -54,7 +62,8 @@ class WhisperBatchDecoder:
         return self.model.is_multilingual
 
     @torch.no_grad()
-    def decode(self, jobs: Sequence[Job], temperature: float, poll: Poll) -> List[DecodingResult]:
+    def decode(self, jobs: Sequence[Job], temperature: float, poll: Poll,
+               on_result: Optional[OnResult] = None) -> List[DecodingResult]:  # fmt: skip
         features, speech = self._encode(jobs, poll)
         groups: Dict[DecodingOptions, List[int]] = collections.defaultdict(list)
         for i, job in enumerate(jobs):
@@ -63,7 +72,8 @@ class WhisperBatchDecoder:
         for options, rows in groups.items():
             longest_s = max(len(jobs[i].audio) for i in rows) / SAMPLE_RATE_HZ
             options = replace(options, sample_len=min(224, int(12 + 8 * longest_s)))
-            task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll)
+            task = DecodingTask(self.model, options, collect_alignment=True, on_step=poll,
+                                on_result=_in_batch(on_result, rows, options.grammar))
             priors = None if options.language else [dict(jobs[i].language_prior) for i in rows]
             decoded = task.run(features[rows], language_priors=priors, speech=[speech[i] for i in rows])
             for i, result in zip(rows, decoded):
@@ -81,6 +91,14 @@ class WhisperBatchDecoder:
             speech += [speech_s(window, frames) for window, frames in zip(mel, content_frames)]
             poll()
         return torch.cat(features), speech
+
+    def encoded_s(self, job: Job) -> float:
+        """The short path's length where the model takes it (Whisper.embed_audio), else 30 s."""
+        window_frames = N_SAMPLES // HOP_LENGTH
+        if not self.model.short_encoder:
+            return window_frames * HOP_LENGTH / SAMPLE_RATE_HZ
+        content_frames = min(len(job.audio), N_SAMPLES) // HOP_LENGTH
+        return short_encoder_frames(content_frames, window_frames) * HOP_LENGTH / SAMPLE_RATE_HZ
 
     @torch.no_grad()
     def warm_up(self) -> float:
