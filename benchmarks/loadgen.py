@@ -293,16 +293,16 @@ async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls
 
 
 def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, workers: int = 0,
-                engine_options: Sequence[str] = (), quantize: bool = False):
+                engine_options: Sequence[Tuple[str, str]] = (), quantize: bool = False):
     """The engine in this process, or (`workers` > 0) a pool of engine processes as the bridge runs;
-    `engine_options` are NAME=VALUE texts, as the bridge's --engine-option takes them."""
+    `engine_options` are (NAME, VALUE) texts, as the bridge's --engine-option takes them."""
     import torch
 
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
     from whisper.streaming.options import with_options
 
-    options = with_options(EngineOptions(), dict(_option(text) for text in engine_options))
+    options = with_options(EngineOptions(), dict(engine_options))
     if workers:
         from whisper.streaming.pool import EnginePool
 
@@ -317,16 +317,24 @@ def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, work
     return engine
 
 
-def _option(text: str) -> Tuple[str, str]:
-    name, sep, value = text.partition("=")
+def _engine_option(text: str) -> Tuple[str, str]:
+    """NAME=VALUE, checked against the engine's options (one line for argparse if it is wrong)."""
+    from whisper.streaming import EngineOptions
+    from whisper.streaming.options import with_options
+
+    name, sep, value = (part.strip() for part in text.partition("="))
     if not sep:
-        raise SystemExit(f"--engine-option wants NAME=VALUE, not {text!r}")
-    return name.strip(), value.strip()
+        raise argparse.ArgumentTypeError(f"wants NAME=VALUE, not {text!r}")
+    try:
+        with_options(EngineOptions(), {name: value})
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name, value
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """--engine-option and --quantize, as the bridge takes them (docs/administrators.rst)."""
-    parser.add_argument("--engine-option", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--engine-option", action="append", default=[], metavar="NAME=VALUE", type=_engine_option,
                         help="an engine option, e.g. max_batch=16 (repeatable)")
     parser.add_argument("--quantize", action="store_true", help="int8 decoder linear layers (CPU)")
 
