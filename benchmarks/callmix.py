@@ -245,7 +245,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     print(f"CPU: {cpu_description()}, {os.cpu_count()} CPUs; load average before "
           + " ".join(f"{x:.2f}" for x in os.getloadavg()), flush=True)
     print(machine_speed(args.model), flush=True)
-    settings = [f"{name}={value}" for name, value in args.engine_option] + (["quantized"] if args.quantize else [])
+    settings = list(args.engine_option) + (["quantized"] if args.quantize else [])
     print(f"callmix: model {args.model}, {args.utterances} turns/call, partials {'on' if args.partials else 'off'}"
           + "".join(f", {setting}" for setting in settings), flush=True)
     asyncio.run(_run(args))

@@ -32,7 +32,7 @@ import time
 import uuid as uuid_lib
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Dict, List, Optional, Sequence, Tuple
+from typing import AsyncIterator, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -293,16 +293,16 @@ async def in_process_bridge(engine, ami: RecordingAmi, db_url: str, *, max_calls
 
 
 def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, workers: int = 0,
-                engine_options: Sequence[Tuple[str, str]] = (), quantize: bool = False):
+                engine_options: Sequence[str] = (), quantize: bool = False):
     """The engine in this process, or (`workers` > 0) a pool of engine processes as the bridge runs;
-    `engine_options` are (NAME, VALUE) texts, as the bridge's --engine-option takes them."""
+    `engine_options` are NAME=VALUE texts, as the bridge's --engine-option takes them."""
     import torch
 
     import whisper
     from whisper.streaming import EngineOptions, StreamingEngine
-    from whisper.streaming.options import with_options
+    from whisper.streaming.options import parse_settings, with_options
 
-    options = with_options(EngineOptions(), dict(engine_options))
+    options = with_options(EngineOptions(), parse_settings(engine_options))
     if workers:
         from whisper.streaming.pool import EnginePool
 
@@ -317,19 +317,16 @@ def load_engine(model_name: str = "tiny.en", threads: Optional[int] = None, work
     return engine
 
 
-def _engine_option(text: str) -> Tuple[str, str]:
-    """NAME=VALUE, checked against the engine's options (one line for argparse if it is wrong)."""
+def _engine_option(text: str) -> str:
+    """NAME=VALUE, checked as the bridge checks it (one line for argparse if it is wrong)."""
     from whisper.streaming import EngineOptions
-    from whisper.streaming.options import with_options
+    from whisper.streaming.options import parse_settings, with_options
 
-    name, sep, value = (part.strip() for part in text.partition("="))
-    if not sep:
-        raise argparse.ArgumentTypeError(f"wants NAME=VALUE, not {text!r}")
     try:
-        with_options(EngineOptions(), {name: value})
+        with_options(EngineOptions(), parse_settings([text]))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    return name, value
+    return text
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:

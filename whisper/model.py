@@ -427,17 +427,24 @@ class Whisper(nn.Module):
         the decoder still sees 1500 positions, the tail taken from an encoded all-silent window
         (feeding it only the short part makes tiny.en loop).
         """
-        window_frames = 2 * self.dims.n_audio_ctx
         if content_frames is not None and not isinstance(content_frames, int):
             content_frames = max(content_frames)
-        frames = window_frames
-        if self.short_encoder and content_frames is not None and mel.shape[-1] == window_frames:
-            frames = short_encoder_frames(content_frames, window_frames)
+        window_frames = 2 * self.dims.n_audio_ctx
+        frames = min(mel.shape[-1], window_frames)
+        if mel.shape[-1] == window_frames:
+            frames = self.encoded_frames(content_frames)
         features = self._encode(mel[..., :frames])
         if frames == mel.shape[-1]:
             return features
         tail = self.silent_features()[:, frames // 2 :]
         return torch.cat([features, tail.expand(mel.shape[0], -1, -1)], dim=1)
+
+    def encoded_frames(self, content_frames: Optional[int] = None) -> int:
+        """How many mel frames embed_audio encodes of a whole window with ``content_frames`` of audio."""
+        window_frames = 2 * self.dims.n_audio_ctx
+        if self.short_encoder and content_frames is not None:
+            return short_encoder_frames(content_frames, window_frames)
+        return window_frames
 
     def _encode(self, mel: Tensor) -> Tensor:
         encoder_dtype = self.encoder.conv1.weight.dtype

@@ -151,8 +151,7 @@ def _scalar(text: str, kind: Any) -> Any:
 # Where a value of the default's sign still breaks the engine: batches of nothing, a scheduler that
 # spins, utterances longer than the model's 30 s window (with pre- and post-roll).
 _LIMITS = {"max_batch": (1, 64), "max_batch_audio_s": (1.0, 3600.0), "max_partial_batch": (1, 64),
-           "tick_s": (0.001, 1.0),
-           "max_pending_audio_s": (1.0, 3600.0), "endpoint.trailing_silence_s": (0.1, 10.0),
+           "tick_s": (0.001, 1.0), "max_pending_audio_s": (1.0, 3600.0), "endpoint.trailing_silence_s": (0.1, 10.0),
            "endpoint.held_trailing_silence_s": (0.1, 10.0), "endpoint.max_utterance_s": (1.0, 28.0),
            "endpoint.number_max_utterance_s": (1.0, 28.0), "vad.smooth_frames": (1, 50),
            "vad.floor_window_s": (0.1, 60.0)}

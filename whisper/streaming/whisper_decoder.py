@@ -13,7 +13,6 @@ from ..audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE_HZ, log_mel_window
 from ..decoding import DecodingOptions, DecodingResult, DecodingTask
 from ..grammar import Grammar, parse_grammar
 from ..loops import speech_s
-from ..model import short_encoder_frames
 from ..vocabulary import parse_vocabulary
 from ..timing import (APPEND_PUNCTUATIONS, PREPEND_PUNCTUATIONS, WordTiming, align_words, find_alignment,
                       merge_punctuations)  # fmt: skip
@@ -42,6 +41,11 @@ def _as_answer(result: DecodingResult, grammar: Optional[Grammar]) -> DecodingRe
         return result
     answer = grammar.utterance_answer(result.text)
     return replace(result, text=answer or "", tokens=result.tokens if answer else [])
+
+
+def _content_frames(job: Job) -> int:
+    """Mel frames of its window that hold the job's audio (the last 30 s of it)."""
+    return min(len(job.audio), N_SAMPLES) // HOP_LENGTH
 
 
 def _in_batch(on_result: Optional[OnResult], rows: List[int], grammar: Optional[Grammar]) -> Optional[OnResult]:
@@ -86,19 +90,15 @@ class WhisperBatchDecoder:
         for first in range(0, len(jobs), _ENCODE_WINDOWS):
             group = jobs[first : first + _ENCODE_WINDOWS]
             mel = torch.stack([log_mel_window(job.audio[-N_SAMPLES:], self.model.dims.n_mels) for job in group])
-            content_frames = [min(len(job.audio), N_SAMPLES) // HOP_LENGTH for job in group]
+            content_frames = [_content_frames(job) for job in group]
             features.append(self.model.embed_audio(mel.to(self.model.device), content_frames=content_frames))
             speech += [speech_s(window, frames) for window, frames in zip(mel, content_frames)]
             poll()
         return torch.cat(features), speech
 
     def encoded_s(self, job: Job) -> float:
-        """The short path's length where the model takes it (Whisper.embed_audio), else 30 s."""
-        window_frames = N_SAMPLES // HOP_LENGTH
-        if not self.model.short_encoder:
-            return window_frames * HOP_LENGTH / SAMPLE_RATE_HZ
-        content_frames = min(len(job.audio), N_SAMPLES) // HOP_LENGTH
-        return short_encoder_frames(content_frames, window_frames) * HOP_LENGTH / SAMPLE_RATE_HZ
+        """The short path's length where the model takes it, else 30 s (Whisper.encoded_frames)."""
+        return self.model.encoded_frames(_content_frames(job)) * HOP_LENGTH / SAMPLE_RATE_HZ
 
     @torch.no_grad()
     def warm_up(self) -> float:
